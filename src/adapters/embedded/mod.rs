@@ -1,0 +1,185 @@
+//! The embedded default: one SQLite file (WAL) holds the series-day documents, both queues, the
+//! quarantine and the summary table, so the whole flow runs on a bare machine.
+//!
+//! One connection serves the process. SQLite allows one writer at a time anyway, and every port
+//! call is a single short transaction run on the blocking pool, so the async runtime never waits
+//! on disk.
+
+mod codec;
+pub mod quarantine;
+pub mod queue;
+pub mod store;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{Connection, ErrorCode};
+
+use crate::pipeline::ports::{PortError, PortResult};
+
+/// Schema versions, applied in order; `PRAGMA user_version` records the last one applied.
+const MIGRATIONS: &[&str] = &[
+    // 1: documents, queues, quarantine, summaries.
+    r#"
+    CREATE TABLE day_state (
+        series TEXT NOT NULL,
+        day TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        epoch INTEGER NOT NULL,
+        pending INTEGER NOT NULL,
+        due_at INTEGER NOT NULL,
+        touched INTEGER NOT NULL,
+        summarized_revision INTEGER,
+        PRIMARY KEY (series, day)
+    ) WITHOUT ROWID;
+    CREATE INDEX day_state_pending ON day_state (pending, due_at);
+    CREATE INDEX day_state_day ON day_state (day);
+
+    CREATE TABLE day_part (
+        series TEXT NOT NULL,
+        day TEXT NOT NULL,
+        part INTEGER NOT NULL,
+        version INTEGER NOT NULL,
+        points BLOB NOT NULL,
+        PRIMARY KEY (series, day, part)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE queue_message (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        queue TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        session_id TEXT,
+        body BLOB NOT NULL,
+        enqueued_at INTEGER NOT NULL,
+        visible_at INTEGER NOT NULL,
+        delivery_count INTEGER NOT NULL DEFAULT 0,
+        lock_token TEXT
+    );
+    CREATE INDEX queue_message_visible ON queue_message (queue, visible_at, seq);
+
+    CREATE TABLE queue_dedup (
+        queue TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        expires_at INTEGER NOT NULL,
+        PRIMARY KEY (queue, message_id)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE quarantine (
+        id TEXT PRIMARY KEY,
+        at TEXT NOT NULL,
+        function TEXT NOT NULL,
+        source TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        body BLOB NOT NULL
+    );
+
+    CREATE TABLE daily_summary (
+        series TEXT NOT NULL,
+        day TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        sum REAL NOT NULL,
+        min REAL NOT NULL,
+        max REAL NOT NULL,
+        mean REAL NOT NULL,
+        stddev REAL,
+        first_value REAL NOT NULL,
+        first_ts TEXT NOT NULL,
+        last_value REAL NOT NULL,
+        last_ts TEXT NOT NULL,
+        p50 REAL NOT NULL,
+        p90 REAL NOT NULL,
+        p99 REAL NOT NULL,
+        revision INTEGER NOT NULL,
+        computed_at TEXT NOT NULL,
+        PRIMARY KEY (series, day)
+    );
+    CREATE INDEX daily_summary_day ON daily_summary (day);
+    "#,
+];
+
+/// A shared handle on the embedded database file.
+#[derive(Clone)]
+pub struct EmbeddedDb {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl EmbeddedDb {
+    /// Opens (creating if needed) the database and applies pending migrations.
+    pub fn open(path: &Path) -> PortResult<Self> {
+        let context = || format!("opening embedded database {}", path.display());
+        let mut conn = Connection::open(path).map_err(|e| classify(&context(), e))?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = NORMAL;
+             PRAGMA busy_timeout = 5000;
+             PRAGMA foreign_keys = ON;",
+        )
+        .map_err(|e| classify(&context(), e))?;
+        migrate(&mut conn).map_err(|e| classify("applying embedded schema migrations", e))?;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// Runs `f` on the connection on the blocking pool.
+    pub async fn call<R, F>(&self, context: &'static str, f: F) -> PortResult<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Connection) -> rusqlite::Result<R> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| PortError::transient(context, e))?
+        .map_err(|e| classify(context, e))
+    }
+
+    /// The schema version in force.
+    pub async fn schema_version(&self) -> PortResult<i64> {
+        self.call("reading schema version", |c| {
+            c.query_row("PRAGMA user_version", [], |r| r.get(0))
+        })
+        .await
+    }
+}
+
+fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let current: usize = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", index + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+/// Busy, locked, full or failing storage may pass; anything else is a defect or bad data.
+fn classify(context: &str, error: rusqlite::Error) -> PortError {
+    let transient = matches!(
+        error.sqlite_error_code(),
+        Some(
+            ErrorCode::DatabaseBusy
+                | ErrorCode::DatabaseLocked
+                | ErrorCode::DiskFull
+                | ErrorCode::SystemIoFailure
+        )
+    );
+    if transient {
+        PortError::transient(context, error)
+    } else {
+        PortError::permanent(context, error)
+    }
+}
+
+/// Milliseconds since the Unix epoch, the embedded tables' time unit.
+fn millis(at: chrono::DateTime<chrono::Utc>) -> i64 {
+    at.timestamp_millis()
+}
+
+fn from_millis(ms: i64) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}

@@ -1,0 +1,359 @@
+//! An embedded queue with the Service Bus semantics the pipeline relies on: scheduled
+//! visibility, peek-lock with lock expiry, a delivery count with a maximum after which the
+//! message goes to quarantine (the dead-letter of the embedded mode), and MessageId duplicate
+//! detection over a window fixed from the first sighting.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::Duration;
+use rand::Rng;
+use rusqlite::{OptionalExtension, params};
+use serde::Serialize;
+use tokio::sync::Notify;
+
+use super::{EmbeddedDb, from_millis, millis, quarantine};
+use crate::pipeline::ports::{
+    Clock, MessageReceiver, MessageSender, OutgoingMessage, PortResult, QuarantineEntry,
+    ReceivedMessage,
+};
+
+/// How one queue behaves.
+#[derive(Debug, Clone)]
+pub struct QueueSettings {
+    /// How long a received message stays invisible to others before it is delivered again.
+    pub lock_duration: Duration,
+    /// Deliveries after which a message is quarantined instead of delivered again.
+    pub max_deliveries: u32,
+    /// How long a MessageId is remembered; zero turns duplicate detection off.
+    pub dedup_window: Duration,
+}
+
+impl Default for QueueSettings {
+    fn default() -> Self {
+        Self {
+            lock_duration: Duration::minutes(1),
+            max_deliveries: 10,
+            dedup_window: Duration::days(2),
+        }
+    }
+}
+
+/// Message counts of one queue.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct QueueDepth {
+    /// Deliverable now.
+    pub active: u64,
+    /// Visible later (scheduled, or locked by a receiver).
+    pub deferred: u64,
+}
+
+/// One named queue in the embedded database.
+#[derive(Clone)]
+pub struct EmbeddedQueue {
+    db: EmbeddedDb,
+    name: &'static str,
+    settings: QueueSettings,
+    clock: Arc<dyn Clock>,
+    arrivals: Arc<Notify>,
+}
+
+impl EmbeddedQueue {
+    pub fn new(
+        db: EmbeddedDb,
+        name: &'static str,
+        settings: QueueSettings,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            db,
+            name,
+            settings,
+            clock,
+            arrivals: Arc::new(Notify::new()),
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Resolves when messages were sent since the last call (a hint for pumps, which still poll
+    /// for scheduled messages becoming visible).
+    pub async fn arrivals(&self) {
+        self.arrivals.notified().await;
+    }
+
+    pub async fn depth(&self) -> PortResult<QueueDepth> {
+        let (name, now) = (self.name, millis(self.clock.now()));
+        self.db
+            .call("measuring queue depth", move |c| {
+                c.query_row(
+                    "SELECT COALESCE(SUM(visible_at <= ?2), 0), COALESCE(SUM(visible_at > ?2), 0)
+                     FROM queue_message WHERE queue = ?1",
+                    params![name, now],
+                    |r| {
+                        Ok(QueueDepth {
+                            active: r.get(0)?,
+                            deferred: r.get(1)?,
+                        })
+                    },
+                )
+            })
+            .await
+    }
+
+    /// Forgets MessageIds whose duplicate-detection window has passed.
+    pub async fn purge_dedup(&self) -> PortResult<usize> {
+        let (name, now) = (self.name, millis(self.clock.now()));
+        self.db
+            .call("purging duplicate-detection history", move |c| {
+                c.execute(
+                    "DELETE FROM queue_dedup WHERE queue = ?1 AND expires_at <= ?2",
+                    params![name, now],
+                )
+            })
+            .await
+    }
+}
+
+/// Splits a lock token into the message's sequence number and the lock's random part.
+fn parse_lock(token: &str) -> Option<i64> {
+    token.split_once(':')?.0.parse().ok()
+}
+
+#[async_trait]
+impl MessageSender for EmbeddedQueue {
+    async fn send(&self, messages: Vec<OutgoingMessage>) -> PortResult<()> {
+        let (name, now) = (self.name, self.clock.now());
+        let window = self.settings.dedup_window;
+        self.db
+            .call("sending to embedded queue", move |c| {
+                let tx = c.transaction()?;
+                let now_ms = millis(now);
+                for message in &messages {
+                    if window > Duration::zero() {
+                        let seen: Option<i64> = tx
+                            .prepare_cached("SELECT expires_at FROM queue_dedup WHERE queue = ?1 AND message_id = ?2")?
+                            .query_row(params![name, message.message_id], |r| r.get(0))
+                            .optional()?;
+                        if seen.is_some_and(|expires| expires > now_ms) {
+                            continue;
+                        }
+                        tx.prepare_cached(
+                            "INSERT INTO queue_dedup (queue, message_id, expires_at) VALUES (?1, ?2, ?3)
+                             ON CONFLICT DO UPDATE SET expires_at = excluded.expires_at",
+                        )?
+                        .execute(params![name, message.message_id, millis(now + window)])?;
+                    }
+                    let visible_at = message.scheduled_at.map_or(now_ms, |at| millis(at).max(now_ms));
+                    tx.prepare_cached(
+                        "INSERT INTO queue_message (queue, message_id, session_id, body, enqueued_at, visible_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    )?
+                    .execute(params![name, message.message_id, message.session_id, message.body, now_ms, visible_at])?;
+                }
+                tx.commit()
+            })
+            .await?;
+        self.arrivals.notify_one();
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl MessageReceiver for EmbeddedQueue {
+    async fn receive(&self, max: usize) -> PortResult<Vec<ReceivedMessage>> {
+        let (name, now) = (self.name, self.clock.now());
+        let settings = self.settings.clone();
+        self.db
+            .call("receiving from embedded queue", move |c| {
+                let tx = c.transaction()?;
+                let now_ms = millis(now);
+                let candidates: Vec<(i64, String, Vec<u8>, i64, u32)> = tx
+                    .prepare_cached(
+                        "SELECT seq, message_id, body, enqueued_at, delivery_count FROM queue_message
+                         WHERE queue = ?1 AND visible_at <= ?2 ORDER BY visible_at, seq LIMIT ?3",
+                    )?
+                    .query_map(params![name, now_ms, max as i64], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                    })?
+                    .collect::<rusqlite::Result<_>>()?;
+                let mut received = Vec::with_capacity(candidates.len());
+                let mut rng = rand::rng();
+                for (seq, message_id, body, enqueued_at, delivery_count) in candidates {
+                    if delivery_count >= settings.max_deliveries {
+                        quarantine::insert(
+                            &tx,
+                            &QuarantineEntry {
+                                id: format!("{name}:{seq}:max-deliveries"),
+                                at: now,
+                                function: name.to_string(),
+                                source: message_id,
+                                reason: format!(
+                                    "delivered {delivery_count} times without being completed (max {})",
+                                    settings.max_deliveries
+                                ),
+                                body,
+                            },
+                        )?;
+                        tx.prepare_cached("DELETE FROM queue_message WHERE seq = ?1")?.execute([seq])?;
+                        continue;
+                    }
+                    let lock_token = format!("{seq}:{:016x}", rng.random::<u64>());
+                    tx.prepare_cached(
+                        "UPDATE queue_message SET delivery_count = delivery_count + 1, lock_token = ?2,
+                         visible_at = ?3 WHERE seq = ?1",
+                    )?
+                    .execute(params![seq, lock_token, millis(now + settings.lock_duration)])?;
+                    received.push(ReceivedMessage {
+                        message_id,
+                        body,
+                        enqueued_at: from_millis(enqueued_at),
+                        delivery_count: delivery_count + 1,
+                        lock_token,
+                    });
+                }
+                tx.commit()?;
+                Ok(received)
+            })
+            .await
+    }
+
+    async fn complete(&self, lock_tokens: &[String]) -> PortResult<()> {
+        let tokens = lock_tokens.to_vec();
+        let lost = self
+            .db
+            .call("completing embedded queue messages", move |c| {
+                let tx = c.transaction()?;
+                let mut lost = 0;
+                for token in &tokens {
+                    let deleted = tx
+                        .prepare_cached(
+                            "DELETE FROM queue_message WHERE seq = ?1 AND lock_token = ?2",
+                        )?
+                        .execute(params![parse_lock(token), token])?;
+                    lost += usize::from(deleted == 0);
+                }
+                tx.commit()?;
+                Ok(lost)
+            })
+            .await?;
+        if lost > 0 {
+            tracing::warn!(
+                queue = self.name,
+                lost,
+                "locks expired before completion; those messages will be delivered again"
+            );
+        }
+        Ok(())
+    }
+
+    async fn abandon(&self, lock_tokens: &[String]) -> PortResult<()> {
+        let tokens = lock_tokens.to_vec();
+        let now = millis(self.clock.now());
+        self.db
+            .call("abandoning embedded queue messages", move |c| {
+                let tx = c.transaction()?;
+                for token in &tokens {
+                    tx.prepare_cached(
+                        "UPDATE queue_message SET lock_token = NULL, visible_at = ?3 WHERE seq = ?1 AND lock_token = ?2",
+                    )?
+                    .execute(params![parse_lock(token), token, now])?;
+                }
+                tx.commit()
+            })
+            .await?;
+        self.arrivals.notify_one();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::clock::ManualClock;
+
+    fn queue(settings: QueueSettings) -> (EmbeddedQueue, Arc<ManualClock>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = EmbeddedDb::open(&dir.path().join("q.db")).unwrap();
+        let clock = Arc::new(ManualClock::new("2026-11-25T00:00:00Z".parse().unwrap()));
+        (
+            EmbeddedQueue::new(db, "test", settings, clock.clone()),
+            clock,
+            dir,
+        )
+    }
+
+    fn msg(id: &str, scheduled_in: Option<i64>, clock: &ManualClock) -> OutgoingMessage {
+        OutgoingMessage {
+            message_id: id.into(),
+            session_id: None,
+            body: id.as_bytes().to_vec(),
+            scheduled_at: scheduled_in.map(|s| clock.now() + Duration::seconds(s)),
+        }
+    }
+
+    #[tokio::test]
+    async fn scheduled_messages_wait_and_duplicates_are_dropped() {
+        let (q, clock, _dir) = queue(QueueSettings::default());
+        q.send(vec![
+            msg("a", None, &clock),
+            msg("b", Some(60), &clock),
+            msg("a", None, &clock),
+        ])
+        .await
+        .unwrap();
+        let got = q.receive(10).await.unwrap();
+        assert_eq!(
+            got.iter()
+                .map(|m| m.message_id.as_str())
+                .collect::<Vec<_>>(),
+            ["a"]
+        );
+        q.complete(&[got[0].lock_token.clone()]).await.unwrap();
+        // Completed and resent within the window: still a duplicate.
+        q.send(vec![msg("a", None, &clock)]).await.unwrap();
+        assert!(q.receive(10).await.unwrap().is_empty());
+        clock.advance(Duration::seconds(61));
+        assert_eq!(q.receive(10).await.unwrap()[0].message_id, "b");
+        // After the window the same id is new again.
+        clock.advance(Duration::days(3));
+        q.send(vec![msg("a", None, &clock)]).await.unwrap();
+        assert_eq!(q.depth().await.unwrap().active, 2);
+    }
+
+    #[tokio::test]
+    async fn expired_locks_redeliver_and_max_deliveries_quarantine() {
+        let settings = QueueSettings {
+            lock_duration: Duration::seconds(30),
+            max_deliveries: 2,
+            dedup_window: Duration::zero(),
+        };
+        let (q, clock, _dir) = queue(settings);
+        q.send(vec![msg("poison", None, &clock)]).await.unwrap();
+        let first = q.receive(1).await.unwrap();
+        assert!(q.receive(1).await.unwrap().is_empty(), "locked");
+        clock.advance(Duration::seconds(31));
+        let second = q.receive(1).await.unwrap();
+        assert_eq!(second[0].delivery_count, 2);
+        // The first lock expired: completing with it does not remove the message.
+        q.complete(&[first[0].lock_token.clone()]).await.unwrap();
+        q.abandon(&[second[0].lock_token.clone()]).await.unwrap();
+        assert!(
+            q.receive(1).await.unwrap().is_empty(),
+            "quarantined on the third delivery"
+        );
+        let kept = super::super::quarantine::EmbeddedQuarantine::new(q.db.clone())
+            .list(10)
+            .await
+            .unwrap();
+        assert_eq!(kept.len(), 1);
+        assert!(
+            kept[0].reason.contains("delivered 2 times"),
+            "{}",
+            kept[0].reason
+        );
+        assert_eq!(kept[0].body, "poison");
+    }
+}

@@ -1,0 +1,330 @@
+//! The series-day store on SQLite.
+//!
+//! A day is a small state row plus one row per UTC hour ("part") holding that hour's points in
+//! the compact codec. A merge reads and rewrites only the hours it touches, so a day's cost per
+//! write stays bounded however often the series reports. Versions are per-row counters checked
+//! by every conditional write.
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+
+use super::{EmbeddedDb, codec, from_millis, millis};
+use crate::domain::series_day::{DayState, Point, SeriesDayKey, merge_into};
+use crate::pipeline::ports::{
+    DayPoints, PartWrite, PortResult, PreparedMerge, SeriesDayStore, StoredDay, Versioned,
+    WriteOutcome,
+};
+
+const HOUR_NS: i64 = 3_600_000_000_000;
+
+/// The embedded series-day store.
+#[derive(Clone)]
+pub struct EmbeddedStore {
+    db: EmbeddedDb,
+}
+
+impl EmbeddedStore {
+    pub fn new(db: EmbeddedDb) -> Self {
+        Self { db }
+    }
+
+    /// Deletes days before `oldest_kept` whose summary is not pending: the embedded TTL.
+    pub async fn purge_before(&self, oldest_kept: NaiveDate) -> PortResult<usize> {
+        let cutoff = oldest_kept.to_string();
+        self.db
+            .call("purging expired series-days", move |c| {
+                let tx = c.transaction()?;
+                let deleted = tx.execute(
+                    "DELETE FROM day_part WHERE day < ?1 AND NOT EXISTS (
+                        SELECT 1 FROM day_state s WHERE s.series = day_part.series
+                        AND s.day = day_part.day AND s.pending = 1)",
+                    [&cutoff],
+                )?;
+                tx.execute(
+                    "DELETE FROM day_state WHERE day < ?1 AND pending = 0",
+                    [&cutoff],
+                )?;
+                tx.commit()?;
+                Ok(deleted)
+            })
+            .await
+    }
+}
+
+fn read_state(
+    tx: &Connection,
+    key: &SeriesDayKey,
+) -> rusqlite::Result<Option<Versioned<DayState>>> {
+    tx.prepare_cached(
+        "SELECT version, epoch, pending, due_at, touched, summarized_revision
+         FROM day_state WHERE series = ?1 AND day = ?2",
+    )?
+    .query_row(params![key.series, key.day.to_string()], |r| {
+        Ok(Versioned {
+            version: r.get::<_, i64>(0)?.to_string(),
+            value: DayState {
+                epoch: r.get(1)?,
+                pending: r.get(2)?,
+                due_at: from_millis(r.get(3)?),
+                touched: r.get::<_, i64>(4)? as u64,
+                summarized_revision: r.get(5)?,
+            },
+        })
+    })
+    .optional()
+}
+
+fn decode_blob(blob: Vec<u8>) -> rusqlite::Result<Vec<Point>> {
+    codec::decode(&blob).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Blob, e.into())
+    })
+}
+
+fn read_part(
+    tx: &Connection,
+    key: &SeriesDayKey,
+    part: i64,
+) -> rusqlite::Result<Option<(i64, Vec<Point>)>> {
+    tx.prepare_cached(
+        "SELECT version, points FROM day_part WHERE series = ?1 AND day = ?2 AND part = ?3",
+    )?
+    .query_row(params![key.series, key.day.to_string(), part], |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
+    })
+    .optional()?
+    .map(|(version, blob)| Ok((version, decode_blob(blob)?)))
+    .transpose()
+}
+
+fn prepare_one(tx: &Connection, day: &DayPoints) -> rusqlite::Result<PreparedMerge> {
+    let state = read_state(tx, &day.key)?;
+    let mut writes = Vec::new();
+    // `day.points` is sorted, so each hour is one contiguous run.
+    for run in day
+        .points
+        .chunk_by(|a, b| a.ts.div_euclid(HOUR_NS) == b.ts.div_euclid(HOUR_NS))
+    {
+        let part = run[0].ts.div_euclid(HOUR_NS);
+        let (version, mut points) = match read_part(tx, &day.key, part)? {
+            Some((version, points)) => (Some(version.to_string()), points),
+            None => (None, Vec::new()),
+        };
+        if merge_into(&mut points, run) {
+            writes.push(PartWrite {
+                part,
+                expected_version: version,
+                points,
+            });
+        }
+    }
+    Ok(PreparedMerge {
+        key: day.key.clone(),
+        changed: !writes.is_empty(),
+        state,
+        writes,
+    })
+}
+
+/// Writes all parts of one merge or none of them.
+fn commit_one(tx: &Transaction<'_>, merge: &PreparedMerge) -> rusqlite::Result<WriteOutcome> {
+    let day = merge.key.day.to_string();
+    tx.execute_batch("SAVEPOINT merge_one")?;
+    for write in &merge.writes {
+        let blob = codec::encode(&write.points);
+        let applied = match &write.expected_version {
+            None => tx
+                .prepare_cached(
+                    "INSERT INTO day_part (series, day, part, version, points) VALUES (?1, ?2, ?3, 1, ?4)
+                     ON CONFLICT DO NOTHING",
+                )?
+                .execute(params![merge.key.series, day, write.part, blob])?,
+            Some(version) => tx
+                .prepare_cached(
+                    "UPDATE day_part SET points = ?4, version = version + 1
+                     WHERE series = ?1 AND day = ?2 AND part = ?3 AND version = ?5",
+                )?
+                .execute(params![merge.key.series, day, write.part, blob, version])?,
+        };
+        if applied == 0 {
+            tx.execute_batch("ROLLBACK TO merge_one; RELEASE merge_one")?;
+            return Ok(WriteOutcome::Conflict);
+        }
+    }
+    tx.execute_batch("RELEASE merge_one")?;
+    Ok(WriteOutcome::Written)
+}
+
+fn write_state(
+    tx: &Connection,
+    key: &SeriesDayKey,
+    expected: Option<&str>,
+    state: &DayState,
+) -> rusqlite::Result<WriteOutcome> {
+    let values = params![
+        key.series,
+        key.day.to_string(),
+        state.epoch,
+        state.pending,
+        millis(state.due_at),
+        state.touched as i64,
+        state.summarized_revision,
+        expected,
+    ];
+    let applied = match expected {
+        None => tx
+            .prepare_cached(
+                "INSERT INTO day_state (series, day, version, epoch, pending, due_at, touched, summarized_revision)
+                 SELECT ?1, ?2, 1, ?3, ?4, ?5, ?6, ?7 WHERE ?8 IS NULL -- binds the same eight values
+                 ON CONFLICT DO NOTHING",
+            )?
+            .execute(values)?,
+        Some(_) => tx
+            .prepare_cached(
+                "UPDATE day_state SET version = version + 1, epoch = ?3, pending = ?4, due_at = ?5,
+                 touched = ?6, summarized_revision = ?7
+                 WHERE series = ?1 AND day = ?2 AND version = ?8",
+            )?
+            .execute(values)?,
+    };
+    Ok(if applied == 1 {
+        WriteOutcome::Written
+    } else {
+        WriteOutcome::Conflict
+    })
+}
+
+fn read_day(tx: &Connection, key: &SeriesDayKey) -> rusqlite::Result<Option<StoredDay>> {
+    let state = read_state(tx, key)?;
+    let mut points = Vec::new();
+    let mut stmt = tx.prepare_cached(
+        "SELECT points FROM day_part WHERE series = ?1 AND day = ?2 ORDER BY part",
+    )?;
+    let mut rows = stmt.query(params![key.series, key.day.to_string()])?;
+    while let Some(row) = rows.next()? {
+        points.extend(decode_blob(row.get(0)?)?);
+    }
+    if state.is_none() && points.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(StoredDay {
+        key: key.clone(),
+        state,
+        points,
+    }))
+}
+
+fn parse_day(text: String) -> rusqlite::Result<NaiveDate> {
+    text.parse().map_err(|e: chrono::ParseError| {
+        rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, e.into())
+    })
+}
+
+#[async_trait]
+impl SeriesDayStore for EmbeddedStore {
+    async fn prepare(&self, days: &[DayPoints]) -> PortResult<Vec<PreparedMerge>> {
+        let days = days.to_vec();
+        self.db
+            .call("reading series-days to merge", move |c| {
+                let tx = c.transaction()?;
+                days.iter().map(|day| prepare_one(&tx, day)).collect()
+            })
+            .await
+    }
+
+    async fn commit(&self, merges: &[PreparedMerge]) -> PortResult<Vec<WriteOutcome>> {
+        if merges.is_empty() {
+            return Ok(Vec::new());
+        }
+        let merges = merges.to_vec();
+        self.db
+            .call("writing merged series-days", move |c| {
+                let tx = c.transaction()?;
+                let outcomes = merges
+                    .iter()
+                    .map(|m| commit_one(&tx, m))
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                tx.commit()?;
+                Ok(outcomes)
+            })
+            .await
+    }
+
+    async fn read_states(
+        &self,
+        keys: &[SeriesDayKey],
+    ) -> PortResult<Vec<Option<Versioned<DayState>>>> {
+        let keys = keys.to_vec();
+        self.db
+            .call("reading series-day states", move |c| {
+                let tx = c.transaction()?;
+                keys.iter().map(|k| read_state(&tx, k)).collect()
+            })
+            .await
+    }
+
+    async fn write_states(
+        &self,
+        writes: &[(SeriesDayKey, Option<String>, DayState)],
+    ) -> PortResult<Vec<WriteOutcome>> {
+        if writes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let writes = writes.to_vec();
+        self.db
+            .call("writing series-day states", move |c| {
+                let tx = c.transaction()?;
+                let outcomes = writes
+                    .iter()
+                    .map(|(key, expected, state)| write_state(&tx, key, expected.as_deref(), state))
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                tx.commit()?;
+                Ok(outcomes)
+            })
+            .await
+    }
+
+    async fn read_days(&self, keys: &[SeriesDayKey]) -> PortResult<Vec<Option<StoredDay>>> {
+        let keys = keys.to_vec();
+        self.db
+            .call("reading series-days", move |c| {
+                let tx = c.transaction()?;
+                keys.iter().map(|k| read_day(&tx, k)).collect()
+            })
+            .await
+    }
+
+    async fn pending_due_before(
+        &self,
+        due_before: DateTime<Utc>,
+        limit: usize,
+    ) -> PortResult<Vec<SeriesDayKey>> {
+        let due_before = millis(due_before);
+        self.db
+            .call("listing overdue series-days", move |c| {
+                let mut stmt = c.prepare_cached(
+                    "SELECT series, day FROM day_state WHERE pending = 1 AND due_at < ?1 ORDER BY due_at LIMIT ?2",
+                )?;
+                let rows = stmt.query_map(params![due_before, limit as i64], |r| {
+                    Ok(SeriesDayKey::new(r.get::<_, String>(0)?, parse_day(r.get(1)?)?))
+                })?;
+                rows.collect()
+            })
+            .await
+    }
+
+    async fn series_of_day(&self, day: NaiveDate) -> PortResult<Vec<SeriesDayKey>> {
+        self.db
+            .call("listing the series of a day", move |c| {
+                let mut stmt = c.prepare_cached(
+                    // Every stored day has a state row: it is written before the first points.
+                    "SELECT series FROM day_state WHERE day = ?1 ORDER BY series",
+                )?;
+                let rows = stmt.query_map([day.to_string()], |r| {
+                    Ok(SeriesDayKey::new(r.get::<_, String>(0)?, day))
+                })?;
+                rows.collect()
+            })
+            .await
+    }
+}

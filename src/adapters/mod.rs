@@ -1,0 +1,4 @@
+//! Backends for the pipeline's ports. Adapters never call each other; drivers wire them.
+
+pub mod embedded;
+pub mod sql;

@@ -1,0 +1,215 @@
+//! The observation envelope and its validation rules (DESIGN.md, "Data model").
+//!
+//! Validation happens once per item and returns a human-readable reason, because every rejected
+//! record must tell the producer exactly what to fix while the rest of its request goes through.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Longest series name accepted.
+pub const MAX_SERIES_CHARS: usize = 100;
+/// Longest `source` or `unit` accepted.
+pub const MAX_LABEL_CHARS: usize = 100;
+/// Most tags one observation may carry; tags are for routing and lineage, not payload.
+pub const MAX_TAGS: usize = 16;
+/// Longest tag key.
+pub const MAX_TAG_KEY_CHARS: usize = 64;
+/// Longest tag value.
+pub const MAX_TAG_VALUE_CHARS: usize = 256;
+
+/// A validated observation: one value of one series at one instant.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Observation {
+    pub series: String,
+    /// Nanoseconds since the Unix epoch, UTC. The identity of a point within its series.
+    pub ts: i64,
+    pub value: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+}
+
+/// An observation as it arrives, before validation. Fields are optional so that a missing field
+/// produces a precise reason instead of a generic decoding error.
+#[derive(Debug, Default, Deserialize)]
+pub struct RawObservation<'a> {
+    #[serde(borrow, default)]
+    pub series: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub ts: Option<Cow<'a, str>>,
+    #[serde(default)]
+    pub value: Option<f64>,
+    #[serde(borrow, default)]
+    pub source: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub unit: Option<Cow<'a, str>>,
+    #[serde(default)]
+    pub tags: Option<BTreeMap<String, String>>,
+}
+
+impl RawObservation<'_> {
+    /// Applies every rule of the envelope; the error is the reason shown to the producer.
+    pub fn validate(self) -> Result<Observation, String> {
+        let series = self.series.ok_or("series is missing")?;
+        validate_series(&series)?;
+        let ts = parse_ts(self.ts.as_deref().ok_or("ts is missing")?)?;
+        let value = self.value.ok_or("value is missing")?;
+        if !value.is_finite() {
+            return Err("value must be a finite number".into());
+        }
+        let source = optional_label("source", self.source)?;
+        let unit = optional_label("unit", self.unit)?;
+        let tags = self.tags.unwrap_or_default();
+        validate_tags(&tags)?;
+        Ok(Observation {
+            series: series.into_owned(),
+            ts,
+            value,
+            source,
+            unit,
+            tags,
+        })
+    }
+}
+
+/// Series names: 1–100 characters, letters, digits and `._-:/`.
+pub fn validate_series(series: &str) -> Result<(), String> {
+    let chars = series.chars().count();
+    if chars == 0 || chars > MAX_SERIES_CHARS {
+        return Err(format!(
+            "series must be 1-{MAX_SERIES_CHARS} characters, got {chars}"
+        ));
+    }
+    if let Some(bad) = series
+        .chars()
+        .find(|c| !(c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | ':' | '/')))
+    {
+        return Err(format!(
+            "series contains {bad:?}; allowed are letters, digits and . _ - : /"
+        ));
+    }
+    Ok(())
+}
+
+/// Parses an RFC 3339 timestamp that carries an explicit offset; returns UTC nanoseconds.
+pub fn parse_ts(text: &str) -> Result<i64, String> {
+    let parsed = DateTime::parse_from_rfc3339(text.trim()).map_err(|e| {
+        format!("ts {text:?} is not RFC 3339 with an offset (e.g. 2026-11-25T10:00:00Z): {e}")
+    })?;
+    parsed
+        .with_timezone(&Utc)
+        .timestamp_nanos_opt()
+        .ok_or_else(|| format!("ts {text:?} is out of the supported range (1678-2261)"))
+}
+
+/// Formats UTC nanoseconds as RFC 3339 with a `Z` suffix and only the fractional digits needed.
+pub fn format_ts(ts: i64) -> String {
+    DateTime::<Utc>::from_timestamp_nanos(ts).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
+fn optional_label(field: &str, value: Option<Cow<'_, str>>) -> Result<Option<String>, String> {
+    match value {
+        None => Ok(None),
+        Some(v) if v.is_empty() => Ok(None),
+        Some(v) if v.chars().count() > MAX_LABEL_CHARS => Err(format!(
+            "{field} must be at most {MAX_LABEL_CHARS} characters"
+        )),
+        Some(v) => Ok(Some(v.into_owned())),
+    }
+}
+
+fn validate_tags(tags: &BTreeMap<String, String>) -> Result<(), String> {
+    if tags.len() > MAX_TAGS {
+        return Err(format!(
+            "at most {MAX_TAGS} tags are allowed, got {}",
+            tags.len()
+        ));
+    }
+    for (key, value) in tags {
+        let key_chars = key.chars().count();
+        if key_chars == 0 || key_chars > MAX_TAG_KEY_CHARS {
+            return Err(format!(
+                "tag keys must be 1-{MAX_TAG_KEY_CHARS} characters, got {key:?}"
+            ));
+        }
+        if value.chars().count() > MAX_TAG_VALUE_CHARS {
+            return Err(format!(
+                "tag {key:?} is longer than {MAX_TAG_VALUE_CHARS} characters"
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw<'a>(series: &'a str, ts: &'a str, value: f64) -> RawObservation<'a> {
+        RawObservation {
+            series: Some(series.into()),
+            ts: Some(ts.into()),
+            value: Some(value),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn offsets_are_converted_to_utc() {
+        let obs = raw("a", "2026-11-24T23:30:00-05:00", 1.0)
+            .validate()
+            .unwrap();
+        assert_eq!(format_ts(obs.ts), "2026-11-25T04:30:00Z");
+    }
+
+    #[test]
+    fn fractional_seconds_survive_a_round_trip() {
+        let ts = parse_ts("2026-11-25T04:30:00.123456789Z").unwrap();
+        assert_eq!(format_ts(ts), "2026-11-25T04:30:00.123456789Z");
+    }
+
+    #[test]
+    fn each_rule_has_its_own_reason() {
+        let cases = [
+            (raw("", "2026-11-25T00:00:00Z", 1.0), "series must be 1-100"),
+            (
+                raw("a b", "2026-11-25T00:00:00Z", 1.0),
+                "series contains ' '",
+            ),
+            (raw("a", "2026-11-25T00:00:00", 1.0), "not RFC 3339"),
+            (raw("a", "yesterday", 1.0), "not RFC 3339"),
+            (raw("a", "2026-11-25T00:00:00Z", f64::NAN), "finite"),
+            (raw("a", "2026-11-25T00:00:00Z", f64::INFINITY), "finite"),
+            (
+                raw("a", "3000-01-01T00:00:00Z", 1.0),
+                "out of the supported range",
+            ),
+        ];
+        for (input, expected) in cases {
+            let reason = input.validate().unwrap_err();
+            assert!(reason.contains(expected), "{reason:?} lacks {expected:?}");
+        }
+        let missing = RawObservation::default().validate().unwrap_err();
+        assert_eq!(missing, "series is missing");
+    }
+
+    #[test]
+    fn unicode_series_names_are_letters_too() {
+        validate_series("température/zürich:室温").unwrap();
+        let long = "x".repeat(101);
+        assert!(validate_series(&long).is_err());
+    }
+
+    #[test]
+    fn tags_are_bounded() {
+        let mut obs = raw("a", "2026-11-25T00:00:00Z", 1.0);
+        obs.tags = Some((0..17).map(|i| (format!("k{i}"), "v".into())).collect());
+        assert!(obs.validate().unwrap_err().contains("at most 16 tags"));
+    }
+}

@@ -1,0 +1,391 @@
+//! Decoding request and message bodies into per-item results.
+//!
+//! A body is split into items first and each item is decoded and validated on its own, so one bad
+//! item (a wrong type, an out-of-range number, a broken CSV row) never takes the others down. Only
+//! a body whose framing is broken (not JSON at all, a CSV without the required header) fails as a
+//! whole.
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use super::observation::{Observation, RawObservation};
+
+/// The body formats Eventide accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFormat {
+    /// One observation, an array of them, or `{"observations": [...]}`.
+    Json,
+    /// One JSON observation per line.
+    Ndjson,
+    /// A header `series,ts,value[,source,unit]` (any order) and one row per observation.
+    Csv,
+}
+
+impl BodyFormat {
+    /// Maps a `Content-Type` header to a format; `None` for types Eventide does not accept.
+    pub fn from_content_type(content_type: &str) -> Option<Self> {
+        let essence = content_type
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        match essence.as_str() {
+            "application/json" | "text/json" => Some(Self::Json),
+            "application/x-ndjson"
+            | "application/ndjson"
+            | "application/jsonl"
+            | "application/x-jsonlines"
+            | "application/jsonlines" => Some(Self::Ndjson),
+            "text/csv" | "application/csv" => Some(Self::Csv),
+            _ => None,
+        }
+    }
+}
+
+/// Content types listed in the 415 reply.
+pub const SUPPORTED_CONTENT_TYPES: &str = "application/json, application/x-ndjson, text/csv";
+
+/// Why one item was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rejection {
+    /// Zero-based position of the item in the body.
+    pub index: usize,
+    /// One-based line of the item, for line-oriented formats.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+    pub reason: String,
+    /// The item's original text, kept so that quarantine holds what was actually sent.
+    #[serde(skip)]
+    pub original: String,
+}
+
+/// A body split into valid observations and rejections.
+#[derive(Debug, Default)]
+pub struct ParsedBody {
+    pub accepted: Vec<Observation>,
+    pub rejected: Vec<Rejection>,
+    /// The ingest stamp carried by Eventide's own chunks (milliseconds; see `series_day::Stamp`).
+    pub stamp: Option<i64>,
+}
+
+/// Why a whole body could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BodyError {
+    #[error("body is not valid JSON: {0}")]
+    Json(String),
+    #[error("body is not valid UTF-8")]
+    Utf8,
+    #[error("CSV header is invalid: {0}")]
+    CsvHeader(String),
+    #[error("body holds no observations")]
+    Empty,
+}
+
+/// Decodes a body of the given format into per-item results.
+pub fn parse_body(format: BodyFormat, body: &[u8]) -> Result<ParsedBody, BodyError> {
+    let text = std::str::from_utf8(body).map_err(|_| BodyError::Utf8)?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    if text.trim().is_empty() {
+        return Err(BodyError::Empty);
+    }
+    match format {
+        BodyFormat::Json => parse_json(text),
+        BodyFormat::Ndjson => Ok(parse_ndjson(text)),
+        BodyFormat::Csv => parse_csv(text),
+    }
+}
+
+/// The top level of a JSON object body: either the wrapper or a single observation.
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow, default)]
+    observations: Option<Vec<&'a RawValue>>,
+    #[serde(default)]
+    stamp: Option<i64>,
+}
+
+fn parse_json(text: &str) -> Result<ParsedBody, BodyError> {
+    let trimmed = text.trim_start();
+    let (items, stamp): (Vec<&RawValue>, Option<i64>) = if trimmed.starts_with('[') {
+        let items = serde_json::from_str(text).map_err(|e| BodyError::Json(e.to_string()))?;
+        (items, None)
+    } else {
+        let envelope: Envelope<'_> =
+            serde_json::from_str(text).map_err(|e| BodyError::Json(e.to_string()))?;
+        match envelope.observations {
+            Some(items) => (items, envelope.stamp),
+            None => {
+                let single: &RawValue =
+                    serde_json::from_str(text).map_err(|e| BodyError::Json(e.to_string()))?;
+                (vec![single], None)
+            }
+        }
+    };
+    let mut parsed = ParsedBody {
+        stamp,
+        ..Default::default()
+    };
+    for (index, item) in items.into_iter().enumerate() {
+        parsed.push(index, None, item.get(), decode_json_item(item.get()));
+    }
+    Ok(parsed)
+}
+
+fn parse_ndjson(text: &str) -> ParsedBody {
+    let mut parsed = ParsedBody::default();
+    let lines = text
+        .lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty());
+    for (index, (line_no, line)) in lines.enumerate() {
+        let result = if line.trim_start().starts_with('{') {
+            decode_json_item(line)
+        } else {
+            Err("each NDJSON line must be one JSON object".to_string())
+        };
+        parsed.push(index, Some(line_no + 1), line, result);
+    }
+    parsed
+}
+
+fn decode_json_item(text: &str) -> Result<Observation, String> {
+    if !text.trim_start().starts_with('{') {
+        return Err("an observation must be a JSON object".into());
+    }
+    serde_json::from_str::<RawObservation<'_>>(text)
+        .map_err(|e| format!("observation could not be decoded: {e}"))?
+        .validate()
+}
+
+/// Column positions of a CSV body.
+struct CsvColumns {
+    series: usize,
+    ts: usize,
+    value: usize,
+    source: Option<usize>,
+    unit: Option<usize>,
+}
+
+impl CsvColumns {
+    fn from_header(header: &csv::StringRecord) -> Result<Self, BodyError> {
+        let find = |name: &str| {
+            header
+                .iter()
+                .position(|h| h.trim().eq_ignore_ascii_case(name))
+        };
+        if let Some(unknown) = header.iter().find(|h| {
+            !["series", "ts", "value", "source", "unit"]
+                .iter()
+                .any(|k| h.trim().eq_ignore_ascii_case(k))
+        }) {
+            return Err(BodyError::CsvHeader(format!(
+                "unknown column {unknown:?}; expected series,ts,value[,source,unit]"
+            )));
+        }
+        let required = |name: &str| {
+            find(name).ok_or_else(|| {
+                BodyError::CsvHeader(format!(
+                    "missing column {name:?}; expected series,ts,value[,source,unit]"
+                ))
+            })
+        };
+        Ok(Self {
+            series: required("series")?,
+            ts: required("ts")?,
+            value: required("value")?,
+            source: find("source"),
+            unit: find("unit"),
+        })
+    }
+
+    fn decode(&self, record: &csv::StringRecord) -> Result<Observation, String> {
+        let field = |i: usize| record.get(i).map(str::trim);
+        let value = match field(self.value) {
+            None | Some("") => None,
+            Some(text) => Some(
+                text.parse::<f64>()
+                    .map_err(|_| format!("value {text:?} is not a number"))?,
+            ),
+        };
+        RawObservation {
+            series: field(self.series).filter(|s| !s.is_empty()).map(Into::into),
+            ts: field(self.ts).filter(|s| !s.is_empty()).map(Into::into),
+            value,
+            source: self.source.and_then(field).map(Into::into),
+            unit: self.unit.and_then(field).map(Into::into),
+            tags: None,
+        }
+        .validate()
+    }
+}
+
+fn parse_csv(text: &str) -> Result<ParsedBody, BodyError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let header = reader
+        .headers()
+        .map_err(|e| BodyError::CsvHeader(e.to_string()))?
+        .clone();
+    let columns = CsvColumns::from_header(&header)?;
+    let mut parsed = ParsedBody::default();
+    let mut record = csv::StringRecord::new();
+    let mut index = 0;
+    loop {
+        let line = reader.position().line() as usize;
+        let result = match reader.read_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) if record.iter().all(|f| f.trim().is_empty()) => continue,
+            Ok(true) => columns.decode(&record),
+            Err(e) => Err(format!("CSV row could not be read: {e}")),
+        };
+        let original = record.iter().collect::<Vec<_>>().join(",");
+        parsed.push(index, Some(line), &original, result);
+        index += 1;
+    }
+    Ok(parsed)
+}
+
+impl ParsedBody {
+    fn push(
+        &mut self,
+        index: usize,
+        line: Option<usize>,
+        original: &str,
+        result: Result<Observation, String>,
+    ) {
+        match result {
+            Ok(obs) => self.accepted.push(obs),
+            Err(reason) => self.rejected.push(Rejection {
+                index,
+                line,
+                reason,
+                original: original.to_string(),
+            }),
+        }
+    }
+
+    /// Items seen in the body, accepted or not.
+    pub fn item_count(&self) -> usize {
+        self.accepted.len() + self.rejected.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reasons(parsed: &ParsedBody) -> Vec<(usize, String)> {
+        parsed
+            .rejected
+            .iter()
+            .map(|r| (r.index, r.reason.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn json_array_keeps_good_items_beside_bad_ones() {
+        let body = br#"[
+            {"series":"a","ts":"2026-11-25T00:00:00Z","value":1.5},
+            {"series":"a","ts":"2026-11-25T00:01:00Z","value":"high"},
+            {"series":"a","ts":"2026-11-25T00:02:00Z","value":1e400},
+            42,
+            {"series":"b","ts":"2026-11-25T00:03:00+01:00","value":-2}
+        ]"#;
+        let parsed = parse_body(BodyFormat::Json, body).unwrap();
+        assert_eq!(parsed.accepted.len(), 2);
+        let rejected = reasons(&parsed);
+        assert_eq!(
+            rejected.iter().map(|r| r.0).collect::<Vec<_>>(),
+            vec![1, 2, 3]
+        );
+        assert!(rejected[0].1.contains("invalid type"), "{:?}", rejected[0]);
+        assert!(rejected[1].1.contains("out of range"), "{:?}", rejected[1]);
+        assert!(rejected[2].1.contains("must be a JSON object"));
+    }
+
+    #[test]
+    fn json_wrapper_single_object_and_stamp() {
+        let wrapped =
+            br#"{"stamp":7,"observations":[{"series":"a","ts":"2026-11-25T00:00:00Z","value":1}]}"#;
+        let parsed = parse_body(BodyFormat::Json, wrapped).unwrap();
+        assert_eq!((parsed.accepted.len(), parsed.stamp), (1, Some(7)));
+        let single = br#"{"series":"a","ts":"2026-11-25T00:00:00Z","value":1}"#;
+        let parsed = parse_body(BodyFormat::Json, single).unwrap();
+        assert_eq!((parsed.accepted.len(), parsed.stamp), (1, None));
+        let foreign = br#"{"temperature":21}"#;
+        let parsed = parse_body(BodyFormat::Json, foreign).unwrap();
+        assert_eq!(reasons(&parsed), vec![(0, "series is missing".to_string())]);
+    }
+
+    #[test]
+    fn broken_json_fails_the_body() {
+        for body in [&b"[{"[..], b"not json", b"{\"observations\": 5}"] {
+            assert!(matches!(
+                parse_body(BodyFormat::Json, body),
+                Err(BodyError::Json(_))
+            ));
+        }
+        assert_eq!(
+            parse_body(BodyFormat::Json, b"  ").unwrap_err(),
+            BodyError::Empty
+        );
+        assert_eq!(
+            parse_body(BodyFormat::Json, &[0xff, 0xfe]).unwrap_err(),
+            BodyError::Utf8
+        );
+    }
+
+    #[test]
+    fn ndjson_reports_lines() {
+        let body = b"{\"series\":\"a\",\"ts\":\"2026-11-25T00:00:00Z\",\"value\":1}\n\nnot json\n{\"series\":\"a\",\"ts\":\"2026-11-25T00:00:01Z\",\"value\":2}\n";
+        let parsed = parse_body(BodyFormat::Ndjson, body).unwrap();
+        assert_eq!(parsed.accepted.len(), 2);
+        assert_eq!(parsed.rejected.len(), 1);
+        assert_eq!(
+            (parsed.rejected[0].index, parsed.rejected[0].line),
+            (1, Some(3))
+        );
+        assert_eq!(parsed.rejected[0].original, "not json");
+    }
+
+    #[test]
+    fn csv_columns_by_header_and_row_errors() {
+        let body = b"ts,series,value,unit\n2026-11-25T00:00:00Z,a,1.5,C\n2026-11-25T00:01:00Z,a,NaN,C\n2026-11-25T00:02:00Z,a,abc\n2026-11-25T00:03:00Z,,1\n2026-11-25T00:04:00Z,b,2\n";
+        let parsed = parse_body(BodyFormat::Csv, body).unwrap();
+        assert_eq!(parsed.accepted.len(), 2);
+        assert_eq!(parsed.accepted[0].unit.as_deref(), Some("C"));
+        let rejected = reasons(&parsed);
+        assert_eq!(
+            rejected.iter().map(|r| r.0).collect::<Vec<_>>(),
+            vec![1, 2, 3]
+        );
+        assert!(rejected[0].1.contains("finite"));
+        assert!(rejected[1].1.contains("not a number"));
+        assert!(rejected[2].1.contains("series is missing"));
+        assert_eq!(parsed.rejected[0].line, Some(3));
+    }
+
+    #[test]
+    fn csv_header_must_name_the_required_columns() {
+        let err = parse_body(BodyFormat::Csv, b"series,value\na,1\n").unwrap_err();
+        assert!(err.to_string().contains("missing column \"ts\""));
+        let err = parse_body(BodyFormat::Csv, b"series,ts,value,colour\n").unwrap_err();
+        assert!(err.to_string().contains("unknown column"));
+    }
+
+    #[test]
+    fn content_types() {
+        assert_eq!(
+            BodyFormat::from_content_type("application/json; charset=utf-8"),
+            Some(BodyFormat::Json)
+        );
+        assert_eq!(
+            BodyFormat::from_content_type("text/CSV"),
+            Some(BodyFormat::Csv)
+        );
+        assert_eq!(BodyFormat::from_content_type("application/xml"), None);
+    }
+}

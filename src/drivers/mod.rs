@@ -1,0 +1,3 @@
+//! Drivers wire adapters into the pipeline and expose it: the local runtime and the CLI.
+
+pub mod local;

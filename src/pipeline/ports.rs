@@ -1,0 +1,211 @@
+//! The small traits the use cases are written against. Each backend (embedded SQLite, Azure,
+//! SQL servers) implements the ones it serves; drivers choose implementations by configuration.
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+
+use crate::domain::series_day::{DayState, Point, SeriesDayKey};
+use crate::domain::stats::SummaryRow;
+
+/// Whether retrying can help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Throttling, timeouts, a dependency that is down: retry later.
+    Transient,
+    /// The request itself is wrong: retrying cannot help.
+    Permanent,
+}
+
+/// An error from a port, with the context of the call that failed.
+#[derive(Debug, thiserror::Error)]
+#[error("{context}: {source}")]
+pub struct PortError {
+    pub kind: ErrorKind,
+    pub context: String,
+    #[source]
+    pub source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl PortError {
+    pub fn transient(
+        context: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Self {
+            kind: ErrorKind::Transient,
+            context: context.into(),
+            source: source.into(),
+        }
+    }
+
+    pub fn permanent(
+        context: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Self {
+            kind: ErrorKind::Permanent,
+            context: context.into(),
+            source: source.into(),
+        }
+    }
+}
+
+pub type PortResult<T> = Result<T, PortError>;
+
+/// Where time comes from, so tests and demos can move through a day in seconds.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// A message to send.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutgoingMessage {
+    /// Used by the queue's duplicate detection.
+    pub message_id: String,
+    pub session_id: Option<String>,
+    pub body: Vec<u8>,
+    /// Not visible to receivers before this instant.
+    pub scheduled_at: Option<DateTime<Utc>>,
+}
+
+/// A message received under a peek-lock.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReceivedMessage {
+    pub message_id: String,
+    pub body: Vec<u8>,
+    pub enqueued_at: DateTime<Utc>,
+    pub delivery_count: u32,
+    /// Settles the message; invalid once the lock expired.
+    pub lock_token: String,
+}
+
+/// Sends messages to one queue.
+#[async_trait]
+pub trait MessageSender: Send + Sync {
+    /// Sends all messages or fails; a message whose id was seen within the queue's duplicate
+    /// detection window is accepted and dropped.
+    async fn send(&self, messages: Vec<OutgoingMessage>) -> PortResult<()>;
+}
+
+/// Receives messages from one queue under peek-lock.
+#[async_trait]
+pub trait MessageReceiver: Send + Sync {
+    /// Up to `max` visible messages, locked for the queue's lock duration.
+    async fn receive(&self, max: usize) -> PortResult<Vec<ReceivedMessage>>;
+    /// Removes settled messages. A lock that expired is reported as an error for that message
+    /// only by logging; the message will be delivered again, which is safe.
+    async fn complete(&self, lock_tokens: &[String]) -> PortResult<()>;
+    /// Releases the locks so the messages are delivered again.
+    async fn abandon(&self, lock_tokens: &[String]) -> PortResult<()>;
+}
+
+/// A versioned value: the version is the store's concurrency token (an etag).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Versioned<T> {
+    pub value: T,
+    pub version: String,
+}
+
+/// The points to merge into one series-day.
+#[derive(Debug, Clone)]
+pub struct DayPoints {
+    pub key: SeriesDayKey,
+    /// Normalized: sorted by timestamp, one point per timestamp.
+    pub points: Vec<Point>,
+}
+
+/// Stored parts of a series-day rewritten by a merge. The layout (hour buckets, one document,
+/// rows) belongs to the adapter; the pipeline only carries it from `prepare` to `commit`.
+#[derive(Debug, Clone)]
+pub struct PartWrite {
+    pub part: i64,
+    pub expected_version: Option<String>,
+    pub points: Vec<Point>,
+}
+
+/// A merge computed against the stored day but not yet written.
+#[derive(Debug, Clone)]
+pub struct PreparedMerge {
+    pub key: SeriesDayKey,
+    /// Whether writing would change the stored points.
+    pub changed: bool,
+    /// The day's summary state when the merge was prepared.
+    pub state: Option<Versioned<DayState>>,
+    pub writes: Vec<PartWrite>,
+}
+
+/// Outcome of a conditional write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteOutcome {
+    Written,
+    /// Someone else wrote first; read again and redo.
+    Conflict,
+}
+
+/// A whole series-day as stored.
+#[derive(Debug, Clone)]
+pub struct StoredDay {
+    pub key: SeriesDayKey,
+    pub state: Option<Versioned<DayState>>,
+    /// Sorted by timestamp, one per timestamp.
+    pub points: Vec<Point>,
+}
+
+/// The series-day documents. Merges are two-phase so that the pipeline can schedule the day's
+/// summary between computing a change and writing it (see `pipeline::process`).
+#[async_trait]
+pub trait SeriesDayStore: Send + Sync {
+    /// Reads what merging these points needs and computes the result, writing nothing.
+    async fn prepare(&self, days: &[DayPoints]) -> PortResult<Vec<PreparedMerge>>;
+    /// Writes prepared merges, each conditional on the versions it was prepared against.
+    async fn commit(&self, merges: &[PreparedMerge]) -> PortResult<Vec<WriteOutcome>>;
+    /// Reads the summary state of each day.
+    async fn read_states(
+        &self,
+        keys: &[SeriesDayKey],
+    ) -> PortResult<Vec<Option<Versioned<DayState>>>>;
+    /// Writes each state if its version is still `expected` (`None`: only if absent).
+    async fn write_states(
+        &self,
+        writes: &[(SeriesDayKey, Option<String>, DayState)],
+    ) -> PortResult<Vec<WriteOutcome>>;
+    /// Reads whole days; `None` for a day that is not stored (never written, or expired).
+    async fn read_days(&self, keys: &[SeriesDayKey]) -> PortResult<Vec<Option<StoredDay>>>;
+    /// Days whose summary is pending and was due before `due_before`, oldest first.
+    async fn pending_due_before(
+        &self,
+        due_before: DateTime<Utc>,
+        limit: usize,
+    ) -> PortResult<Vec<SeriesDayKey>>;
+    /// Every stored series of one day (for manual runs).
+    async fn series_of_day(&self, day: NaiveDate) -> PortResult<Vec<SeriesDayKey>>;
+}
+
+/// Where daily statistics go.
+#[async_trait]
+pub trait SummarySink: Send + Sync {
+    /// Upserts rows; a stored row is replaced only by a row with a higher revision. Returns how
+    /// many rows were written (the others were not newer).
+    async fn upsert(&self, rows: &[SummaryRow]) -> PortResult<usize>;
+}
+
+/// One quarantined item or message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuarantineEntry {
+    /// Deterministic, so a redelivered poison message does not produce a second entry.
+    pub id: String,
+    pub at: DateTime<Utc>,
+    /// The function that rejected it: `ingest`, `process` or `summarize`.
+    pub function: String,
+    /// Where it came from (a message id, a request).
+    pub source: String,
+    pub reason: String,
+    /// The original bytes.
+    pub body: Vec<u8>,
+}
+
+/// Holds what could not be processed, with the reason, for inspection and replay.
+#[async_trait]
+pub trait Quarantine: Send + Sync {
+    async fn put(&self, entries: &[QuarantineEntry]) -> PortResult<()>;
+}

@@ -1,0 +1,247 @@
+//! `process`: merge a batch of observation messages into the series-day store and make sure each
+//! changed day has exactly one outstanding summarize message.
+//!
+//! Per series-day and batch the store is read once and written once, whatever the number of
+//! messages and points. For each changed day, in this order:
+//! 1. if no summary is outstanding, open the next epoch (send, then record: `scheduling`);
+//! 2. write the merged points, conditional on what was read;
+//! 3. if a summary was outstanding and may already be running (its due time has come), bump the
+//!    day's state so that summary's own conditional update fails and it looks again — or, if it
+//!    finished in the meantime, open the next epoch for the data just written.
+//!
+//! Any conditional write that loses a race is redone from a fresh read, so concurrent workers
+//! and redeliveries converge on the same stored day.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+
+use crate::domain::parse::{BodyFormat, parse_body};
+use crate::domain::series_day::{Point, SeriesDayKey, normalize, stamp_at};
+
+use super::Pipeline;
+use super::metrics::Metrics;
+use super::ports::{
+    DayPoints, PortError, PortResult, PreparedMerge, QuarantineEntry, WriteOutcome,
+};
+
+/// How often one batch redoes a merge that lost a race before failing (and being redelivered).
+const MAX_ATTEMPTS: usize = 8;
+
+/// One observation message as delivered by a trigger.
+#[derive(Debug, Clone)]
+pub struct InboundMessage {
+    /// The broker's MessageId, when the trigger provides a trustworthy one.
+    pub message_id: Option<String>,
+    pub body: Vec<u8>,
+    /// When the broker accepted the message; orders corrections from producers that do not
+    /// stamp their messages.
+    pub enqueued_at: Option<DateTime<Utc>>,
+}
+
+/// What one batch did.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ProcessReport {
+    pub messages: usize,
+    pub points: usize,
+    pub quarantined: usize,
+    pub series_days_changed: usize,
+}
+
+/// A stable name for a message in quarantine: its id, or a digest of its body.
+fn message_source(message: &InboundMessage) -> String {
+    message.message_id.clone().unwrap_or_else(|| {
+        let digest = Sha256::digest(&message.body);
+        let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+        format!("body-sha256:{hex}")
+    })
+}
+
+impl Pipeline {
+    /// Processes one batch. A bad message or item is quarantined and the rest goes on; an `Err`
+    /// is a transient failure of a dependency, after which the whole batch may be redelivered.
+    pub async fn process(&self, batch: &[InboundMessage]) -> PortResult<ProcessReport> {
+        let now = self.ports.clock.now();
+        let mut report = ProcessReport {
+            messages: batch.len(),
+            ..Default::default()
+        };
+        let mut quarantine = Vec::new();
+        let mut groups: HashMap<SeriesDayKey, Vec<Point>> = HashMap::new();
+        for message in batch {
+            let source = message_source(message);
+            let parsed = match parse_body(BodyFormat::Json, &message.body) {
+                Ok(parsed) => parsed,
+                Err(e) => {
+                    quarantine.push(self.quarantine_entry(
+                        now,
+                        &source,
+                        &source,
+                        e.to_string(),
+                        message.body.clone(),
+                    ));
+                    continue;
+                }
+            };
+            let stamp = parsed
+                .stamp
+                .filter(|s| *s > 0)
+                .or(message.enqueued_at.map(stamp_at))
+                .unwrap_or_else(|| stamp_at(now));
+            for rejected in parsed.rejected {
+                let id = format!("{source}#{}", rejected.index);
+                let reason = format!("item {}: {}", rejected.index, rejected.reason);
+                quarantine.push(self.quarantine_entry(
+                    now,
+                    &id,
+                    &source,
+                    reason,
+                    rejected.original.into_bytes(),
+                ));
+            }
+            for obs in parsed.accepted {
+                let key = SeriesDayKey::new(obs.series, self.settings.calendar.day_of(obs.ts));
+                groups.entry(key).or_default().push(Point {
+                    ts: obs.ts,
+                    value: obs.value,
+                    stamp,
+                });
+            }
+        }
+        if !quarantine.is_empty() {
+            self.ports.quarantine.put(&quarantine).await?;
+            report.quarantined = quarantine.len();
+            Metrics::add(&self.metrics.quarantined, quarantine.len());
+        }
+        let days: Vec<DayPoints> = groups
+            .into_iter()
+            .map(|(key, mut points)| {
+                normalize(&mut points);
+                report.points += points.len();
+                DayPoints { key, points }
+            })
+            .collect();
+        report.series_days_changed = self.merge_days(days, now).await?;
+        Metrics::add(&self.metrics.messages_processed, batch.len());
+        Metrics::add(&self.metrics.points_merged, report.points);
+        Metrics::add(
+            &self.metrics.series_days_written,
+            report.series_days_changed,
+        );
+        Ok(report)
+    }
+
+    fn quarantine_entry(
+        &self,
+        now: DateTime<Utc>,
+        id: &str,
+        source: &str,
+        reason: String,
+        body: Vec<u8>,
+    ) -> QuarantineEntry {
+        QuarantineEntry {
+            id: format!("process:{id}"),
+            at: now,
+            function: "process".into(),
+            source: source.to_string(),
+            reason,
+            body,
+        }
+    }
+
+    /// Merges the days, redoing those that lose a race; returns how many changed.
+    async fn merge_days(&self, mut days: Vec<DayPoints>, now: DateTime<Utc>) -> PortResult<usize> {
+        let mut changed = 0;
+        for _ in 0..MAX_ATTEMPTS {
+            if days.is_empty() {
+                return Ok(changed);
+            }
+            let prepared = self.ports.store.prepare(&days).await?;
+            let mut retry: HashSet<SeriesDayKey> = HashSet::new();
+
+            // 1. Open an epoch for changed days without an outstanding summary.
+            let openings = prepared
+                .iter()
+                .filter(|m| m.changed && !m.state.as_ref().is_some_and(|s| s.value.pending))
+                .map(|m| (m.key.clone(), m.state.clone(), self.due_at(m.key.day, now)))
+                .collect();
+            retry.extend(self.open_epochs(openings).await?);
+
+            // 2. Write the points of every changed day whose scheduling held.
+            let (to_commit, _unchanged): (Vec<PreparedMerge>, Vec<PreparedMerge>) = prepared
+                .into_iter()
+                .partition(|m| m.changed && !retry.contains(&m.key));
+            let outcomes = self.ports.store.commit(&to_commit).await?;
+            let mut touch = Vec::new();
+            for (merge, outcome) in to_commit.into_iter().zip(outcomes) {
+                match outcome {
+                    WriteOutcome::Conflict => {
+                        retry.insert(merge.key);
+                    }
+                    WriteOutcome::Written => {
+                        changed += 1;
+                        // 3. A summary that may be in flight must notice this write.
+                        let may_be_running = merge.state.as_ref().is_some_and(|s| {
+                            s.value.pending && now >= s.value.due_at - self.settings.due_margin
+                        });
+                        if may_be_running {
+                            touch.push(merge.key);
+                        }
+                    }
+                }
+            }
+            self.touch_states(touch, now).await?;
+            Metrics::add(&self.metrics.merge_conflicts, retry.len());
+            days.retain(|d| retry.contains(&d.key));
+        }
+        Err(PortError::transient(
+            format!("merging {} series-days", days.len()),
+            format!("conditional writes kept conflicting after {MAX_ATTEMPTS} attempts"),
+        ))
+    }
+
+    /// Bumps the state of days just written while their summary may be running, so that the
+    /// summary's conditional update fails; a day whose summary finished meanwhile gets the next
+    /// epoch instead.
+    async fn touch_states(
+        &self,
+        mut keys: Vec<SeriesDayKey>,
+        now: DateTime<Utc>,
+    ) -> PortResult<()> {
+        for _ in 0..MAX_ATTEMPTS {
+            if keys.is_empty() {
+                return Ok(());
+            }
+            let states = self.ports.store.read_states(&keys).await?;
+            let mut writes = Vec::new();
+            let mut openings = Vec::new();
+            for (key, state) in keys.drain(..).zip(states) {
+                match state {
+                    Some(s) if s.value.pending => {
+                        let mut bumped = s.value.clone();
+                        bumped.touched += 1;
+                        writes.push((key, Some(s.version), bumped));
+                    }
+                    previous => {
+                        let due = self.due_at(key.day, now);
+                        openings.push((key, previous, due));
+                    }
+                }
+            }
+            keys = self.open_epochs(openings).await?;
+            let outcomes = self.ports.store.write_states(&writes).await?;
+            keys.extend(
+                writes
+                    .into_iter()
+                    .zip(outcomes)
+                    .filter(|(_, o)| *o == WriteOutcome::Conflict)
+                    .map(|((key, _, _), _)| key),
+            );
+        }
+        Err(PortError::transient(
+            format!("updating the state of {} series-days", keys.len()),
+            format!("conditional writes kept conflicting after {MAX_ATTEMPTS} attempts"),
+        ))
+    }
+}

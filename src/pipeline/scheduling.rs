@@ -1,0 +1,60 @@
+//! Opening a summarize epoch: the one place that sends a summarize message and records it.
+//!
+//! The order is the whole point: the message is sent first and the day's state records it only
+//! after the send succeeded. A crash in between leaves a message without a record — the retry
+//! sends the same MessageId again, which duplicate detection drops — but never a record without
+//! a message, which would leave a day unsummarized.
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+use crate::domain::message::SummarizeRequest;
+use crate::domain::series_day::{DayState, SeriesDayKey};
+
+use super::Pipeline;
+use super::metrics::Metrics;
+use super::ports::{OutgoingMessage, PortResult, Versioned, WriteOutcome};
+
+impl Pipeline {
+    /// When a summary of `day` opened at `now` becomes due: the day's end plus the grace
+    /// period, or a short settle time from now for a day that is already past due.
+    pub(super) fn due_at(&self, day: NaiveDate, now: DateTime<Utc>) -> DateTime<Utc> {
+        let end = self.settings.calendar.end_of(day) + self.settings.grace;
+        end.max(now + self.settings.settle)
+    }
+
+    /// Opens the next epoch of each day, due at the given time. Returns the days whose state
+    /// changed under us; their caller reads again and decides anew.
+    pub(super) async fn open_epochs(
+        &self,
+        days: Vec<(SeriesDayKey, Option<Versioned<DayState>>, DateTime<Utc>)>,
+    ) -> PortResult<Vec<SeriesDayKey>> {
+        if days.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut messages = Vec::with_capacity(days.len());
+        let mut writes = Vec::with_capacity(days.len());
+        for (key, previous, due_at) in days {
+            let state = DayState::next_epoch(previous.as_ref().map(|v| &v.value), due_at);
+            let request = SummarizeRequest::new(&key, state.epoch);
+            messages.push(OutgoingMessage {
+                message_id: request.message_id(),
+                session_id: Some(key.series.clone()),
+                body: request.to_body(),
+                scheduled_at: Some(due_at),
+            });
+            writes.push((key, previous.map(|v| v.version), state));
+        }
+        let sent = messages.len();
+        self.ports.summaries.send(messages).await?;
+        Metrics::add(&self.metrics.summaries_scheduled, sent);
+        let outcomes = self.ports.store.write_states(&writes).await?;
+        let conflicts: Vec<SeriesDayKey> = writes
+            .into_iter()
+            .zip(outcomes)
+            .filter(|(_, outcome)| *outcome == WriteOutcome::Conflict)
+            .map(|((key, _, _), _)| key)
+            .collect();
+        Metrics::add(&self.metrics.merge_conflicts, conflicts.len());
+        Ok(conflicts)
+    }
+}

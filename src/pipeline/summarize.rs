@@ -1,0 +1,243 @@
+//! `summarize`: receive the due summarize messages, compute each day's statistics, upsert them
+//! and settle the messages — completing a message only after its row is committed.
+//!
+//! A tick works under a time budget below the function timeout and leaves whatever is left to
+//! the next tick. When the sink fails, the tick abandons its messages and stops: they come back
+//! on a later tick, and the revision guard makes writing them again harmless.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use chrono::NaiveDate;
+
+use crate::domain::message::SummarizeRequest;
+use crate::domain::series_day::{DayState, SeriesDayKey, revision};
+use crate::domain::stats::{DailyStats, SummaryRow};
+
+use super::Pipeline;
+use super::metrics::Metrics;
+use super::ports::{PortResult, QuarantineEntry, ReceivedMessage, StoredDay, WriteOutcome};
+
+/// What one tick did.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TickReport {
+    pub received: usize,
+    pub written: usize,
+    pub unchanged: usize,
+    pub stale: usize,
+    /// Days with no stored data (expired, or never written).
+    pub missing: usize,
+    pub quarantined: usize,
+    /// Messages released for a later tick (a state race, or a failing sink).
+    pub abandoned: usize,
+    /// The error that ended the tick early, if any.
+    pub error: Option<String>,
+}
+
+/// One summary to write and the message(s) it settles.
+struct Planned {
+    key: SeriesDayKey,
+    row: SummaryRow,
+    epoch: u32,
+    state: Option<(String, DayState)>,
+    locks: Vec<String>,
+}
+
+impl Pipeline {
+    /// Drains due summarize messages until none are left or `budget` is spent.
+    pub async fn summarize_tick(&self, budget: Duration) -> TickReport {
+        let started = Instant::now();
+        let mut report = TickReport::default();
+        while started.elapsed() < budget {
+            let messages = match self
+                .ports
+                .due_summaries
+                .receive(self.settings.summarize_batch)
+                .await
+            {
+                Ok(messages) => messages,
+                Err(e) => {
+                    tracing::error!(error = %e, "summarize: receiving due messages failed");
+                    report.error = Some(e.to_string());
+                    break;
+                }
+            };
+            if messages.is_empty() {
+                break;
+            }
+            report.received += messages.len();
+            if let Err(e) = self.summarize_batch(messages, &mut report).await {
+                tracing::error!(error = %e, "summarize: batch failed, its messages return on a later tick");
+                Metrics::add(&self.metrics.transient_failures, 1);
+                report.error = Some(e.to_string());
+                break;
+            }
+        }
+        report
+    }
+
+    async fn summarize_batch(
+        &self,
+        messages: Vec<ReceivedMessage>,
+        report: &mut TickReport,
+    ) -> PortResult<()> {
+        let now = self.ports.clock.now();
+        let mut done: Vec<String> = Vec::new();
+        let mut bad = Vec::new();
+        let mut requests: HashMap<SeriesDayKey, (u32, Vec<String>)> = HashMap::new();
+        for message in messages {
+            match SummarizeRequest::from_body(&message.body) {
+                Ok(request) => {
+                    let entry = requests.entry(request.key()).or_insert((0, Vec::new()));
+                    entry.0 = entry.0.max(request.epoch);
+                    entry.1.push(message.lock_token);
+                }
+                Err(reason) => {
+                    bad.push(QuarantineEntry {
+                        id: format!("summarize:{}", message.message_id),
+                        at: now,
+                        function: "summarize".into(),
+                        source: message.message_id,
+                        reason,
+                        body: message.body,
+                    });
+                    done.push(message.lock_token);
+                }
+            }
+        }
+        if !bad.is_empty() {
+            self.ports.quarantine.put(&bad).await?;
+            report.quarantined += bad.len();
+            Metrics::add(&self.metrics.quarantined, bad.len());
+        }
+
+        let keys: Vec<SeriesDayKey> = requests.keys().cloned().collect();
+        let days = match self.ports.store.read_days(&keys).await {
+            Ok(days) => days,
+            Err(e) => {
+                self.release(requests.into_values().flat_map(|r| r.1), report)
+                    .await;
+                return Err(e);
+            }
+        };
+        let mut planned = Vec::new();
+        for (key, day) in keys.into_iter().zip(days) {
+            let (epoch, locks) = requests.remove(&key).expect("every key came from requests");
+            let Some(day) = day else {
+                report.missing += 1;
+                done.extend(locks);
+                continue;
+            };
+            if day.state.as_ref().is_some_and(|s| s.value.epoch > epoch) {
+                // A newer epoch is scheduled and will summarize this day.
+                report.stale += 1;
+                Metrics::add(&self.metrics.summarize_stale, 1);
+                done.extend(locks);
+                continue;
+            }
+            match summary_row(&day, now) {
+                Some(row) => planned.push(Planned {
+                    key,
+                    row,
+                    epoch,
+                    state: day.state.map(|s| (s.version, s.value)),
+                    locks,
+                }),
+                None => {
+                    report.missing += 1;
+                    done.extend(locks);
+                }
+            }
+        }
+
+        let rows: Vec<SummaryRow> = planned.iter().map(|p| p.row.clone()).collect();
+        let written = match self.ports.sink.upsert(&rows).await {
+            Ok(written) => written,
+            Err(e) => {
+                self.ports.due_summaries.complete(&done).await?;
+                self.release(planned.into_iter().flat_map(|p| p.locks), report)
+                    .await;
+                return Err(e);
+            }
+        };
+        report.written += written;
+        report.unchanged += rows.len() - written;
+        Metrics::add(&self.metrics.summaries_written, written);
+        Metrics::add(&self.metrics.summaries_unchanged, rows.len() - written);
+
+        let writes: Vec<_> = planned
+            .iter()
+            .map(|p| {
+                let (version, state) = match &p.state {
+                    Some((version, state)) => (Some(version.clone()), state.clone()),
+                    None => (None, DayState::next_epoch(None, now)),
+                };
+                let finished = DayState {
+                    epoch: state.epoch.max(p.epoch),
+                    pending: false,
+                    summarized_revision: Some(p.row.revision),
+                    ..state
+                };
+                (p.key.clone(), version, finished)
+            })
+            .collect();
+        let outcomes = self.ports.store.write_states(&writes).await?;
+        let mut retry = Vec::new();
+        for (plan, outcome) in planned.into_iter().zip(outcomes) {
+            match outcome {
+                WriteOutcome::Written => done.extend(plan.locks),
+                // Data arrived while we computed: look again on the next delivery.
+                WriteOutcome::Conflict => retry.extend(plan.locks),
+            }
+        }
+        self.ports.due_summaries.complete(&done).await?;
+        self.release(retry, report).await;
+        Ok(())
+    }
+
+    /// Abandons messages so they are delivered again; a failure here only delays them until
+    /// their locks expire.
+    async fn release(&self, locks: impl IntoIterator<Item = String>, report: &mut TickReport) {
+        let locks: Vec<String> = locks.into_iter().collect();
+        if locks.is_empty() {
+            return;
+        }
+        report.abandoned += locks.len();
+        if let Err(e) = self.ports.due_summaries.abandon(&locks).await {
+            tracing::warn!(error = %e, count = locks.len(), "summarize: abandoning failed; the locks will expire instead");
+        }
+    }
+
+    /// Summarizes every stored series of `day` now, whatever is scheduled (backfill, manual
+    /// runs). Rows are still guarded by revision, so this never replaces newer data.
+    pub async fn summarize_day(&self, day: NaiveDate) -> PortResult<(usize, usize)> {
+        let now = self.ports.clock.now();
+        let keys = self.ports.store.series_of_day(day).await?;
+        let (mut computed, mut written) = (0, 0);
+        for batch in keys.chunks(self.settings.summarize_batch.max(1)) {
+            let rows: Vec<SummaryRow> = self
+                .ports
+                .store
+                .read_days(batch)
+                .await?
+                .iter()
+                .flatten()
+                .filter_map(|day| summary_row(day, now))
+                .collect();
+            computed += rows.len();
+            written += self.ports.sink.upsert(&rows).await?;
+        }
+        Metrics::add(&self.metrics.summaries_written, written);
+        Ok((computed, written))
+    }
+}
+
+fn summary_row(day: &StoredDay, now: chrono::DateTime<chrono::Utc>) -> Option<SummaryRow> {
+    Some(SummaryRow {
+        series: day.key.series.clone(),
+        day: day.key.day,
+        stats: DailyStats::compute(&day.points)?,
+        revision: revision(&day.points),
+        computed_at: now,
+    })
+}
