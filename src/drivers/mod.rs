@@ -1,3 +1,8 @@
-//! Drivers wire adapters into the pipeline and expose it: the local runtime and the CLI.
+//! Drivers wire adapters into the pipeline and expose it: the local runtime, the demo and the
+//! CLI.
 
+pub mod cli;
+pub mod config;
+pub mod demo;
 pub mod local;
+pub mod timer_schedule;

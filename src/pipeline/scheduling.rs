@@ -31,7 +31,8 @@ impl Pipeline {
         if days.is_empty() {
             return Ok(Vec::new());
         }
-        let mut messages = Vec::with_capacity(days.len());
+        let sent = days.len();
+        let mut messages = Vec::with_capacity(sent);
         let mut writes = Vec::with_capacity(days.len());
         for (key, previous, due_at) in days {
             let state = DayState::next_epoch(previous.as_ref().map(|v| &v.value), due_at);
@@ -44,9 +45,7 @@ impl Pipeline {
             });
             writes.push((key, previous.map(|v| v.version), state));
         }
-        let sent = messages.len();
         self.ports.summaries.send(messages).await?;
-        Metrics::add(&self.metrics.summaries_scheduled, sent);
         let outcomes = self.ports.store.write_states(&writes).await?;
         let conflicts: Vec<SeriesDayKey> = writes
             .into_iter()
@@ -54,7 +53,10 @@ impl Pipeline {
             .filter(|(_, outcome)| *outcome == WriteOutcome::Conflict)
             .map(|((key, _, _), _)| key)
             .collect();
-        Metrics::add(&self.metrics.merge_conflicts, conflicts.len());
+        // A lost race means another worker recorded the same epoch after sending the same
+        // MessageId, which duplicate detection dropped.
+        Metrics::add(&self.metrics.summaries_scheduled, sent - conflicts.len());
+        Metrics::add(&self.metrics.summary_send_races, conflicts.len());
         Ok(conflicts)
     }
 }

@@ -41,6 +41,7 @@ const MIGRATIONS: &[&str] = &[
         part INTEGER NOT NULL,
         version INTEGER NOT NULL,
         points BLOB NOT NULL,
+        written_at INTEGER NOT NULL,
         PRIMARY KEY (series, day, part)
     ) WITHOUT ROWID;
 

@@ -5,6 +5,8 @@
 //! write stays bounded however often the series reports. Versions are per-row counters checked
 //! by every conditional write.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
@@ -12,7 +14,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use super::{EmbeddedDb, codec, from_millis, millis};
 use crate::domain::series_day::{DayState, Point, SeriesDayKey, merge_into};
 use crate::pipeline::ports::{
-    DayPoints, PartWrite, PortResult, PreparedMerge, SeriesDayStore, StoredDay, Versioned,
+    Clock, DayPoints, PartWrite, PortResult, PreparedMerge, SeriesDayStore, StoredDay, Versioned,
     WriteOutcome,
 };
 
@@ -22,28 +24,42 @@ const HOUR_NS: i64 = 3_600_000_000_000;
 #[derive(Clone)]
 pub struct EmbeddedStore {
     db: EmbeddedDb,
+    clock: Arc<dyn Clock>,
 }
 
 impl EmbeddedStore {
-    pub fn new(db: EmbeddedDb) -> Self {
-        Self { db }
+    pub fn new(db: EmbeddedDb, clock: Arc<dyn Clock>) -> Self {
+        Self { db, clock }
     }
 
-    /// Deletes days before `oldest_kept` whose summary is not pending: the embedded TTL.
-    pub async fn purge_before(&self, oldest_kept: NaiveDate) -> PortResult<usize> {
-        let cutoff = oldest_kept.to_string();
+    /// The embedded TTL: deletes days not written since `written_before` whose summary is not
+    /// pending. Like Cosmos DB's TTL it counts from the last write, so a day that still
+    /// receives late data is kept.
+    pub async fn purge_written_before(&self, written_before: DateTime<Utc>) -> PortResult<usize> {
+        let cutoff = millis(written_before);
         self.db
             .call("purging expired series-days", move |c| {
                 let tx = c.transaction()?;
-                let deleted = tx.execute(
-                    "DELETE FROM day_part WHERE day < ?1 AND NOT EXISTS (
-                        SELECT 1 FROM day_state s WHERE s.series = day_part.series
-                        AND s.day = day_part.day AND s.pending = 1)",
-                    [&cutoff],
+                tx.execute_batch(
+                    "CREATE TEMP TABLE IF NOT EXISTS expired_day (series TEXT, day TEXT);
+                     DELETE FROM expired_day;",
                 )?;
                 tx.execute(
-                    "DELETE FROM day_state WHERE day < ?1 AND pending = 0",
-                    [&cutoff],
+                    "INSERT INTO expired_day (series, day)
+                     SELECT p.series, p.day FROM day_part p
+                     WHERE NOT EXISTS (SELECT 1 FROM day_state s
+                                       WHERE s.series = p.series AND s.day = p.day AND s.pending = 1)
+                     GROUP BY p.series, p.day HAVING MAX(p.written_at) < ?1",
+                    [cutoff],
+                )?;
+                let deleted = tx.execute(
+                    "DELETE FROM day_part WHERE (series, day) IN (SELECT series, day FROM expired_day)",
+                    [],
+                )?;
+                tx.execute(
+                    "DELETE FROM day_state WHERE pending = 0 AND due_at < ?1 AND NOT EXISTS
+                     (SELECT 1 FROM day_part p WHERE p.series = day_state.series AND p.day = day_state.day)",
+                    [cutoff],
                 )?;
                 tx.commit()?;
                 Ok(deleted)
@@ -127,7 +143,11 @@ fn prepare_one(tx: &Connection, day: &DayPoints) -> rusqlite::Result<PreparedMer
 }
 
 /// Writes all parts of one merge or none of them.
-fn commit_one(tx: &Transaction<'_>, merge: &PreparedMerge) -> rusqlite::Result<WriteOutcome> {
+fn commit_one(
+    tx: &Transaction<'_>,
+    merge: &PreparedMerge,
+    now: i64,
+) -> rusqlite::Result<WriteOutcome> {
     let day = merge.key.day.to_string();
     tx.execute_batch("SAVEPOINT merge_one")?;
     for write in &merge.writes {
@@ -135,16 +155,23 @@ fn commit_one(tx: &Transaction<'_>, merge: &PreparedMerge) -> rusqlite::Result<W
         let applied = match &write.expected_version {
             None => tx
                 .prepare_cached(
-                    "INSERT INTO day_part (series, day, part, version, points) VALUES (?1, ?2, ?3, 1, ?4)
-                     ON CONFLICT DO NOTHING",
+                    "INSERT INTO day_part (series, day, part, version, points, written_at)
+                     VALUES (?1, ?2, ?3, 1, ?4, ?5) ON CONFLICT DO NOTHING",
                 )?
-                .execute(params![merge.key.series, day, write.part, blob])?,
+                .execute(params![merge.key.series, day, write.part, blob, now])?,
             Some(version) => tx
                 .prepare_cached(
-                    "UPDATE day_part SET points = ?4, version = version + 1
+                    "UPDATE day_part SET points = ?4, version = version + 1, written_at = ?6
                      WHERE series = ?1 AND day = ?2 AND part = ?3 AND version = ?5",
                 )?
-                .execute(params![merge.key.series, day, write.part, blob, version])?,
+                .execute(params![
+                    merge.key.series,
+                    day,
+                    write.part,
+                    blob,
+                    version,
+                    now
+                ])?,
         };
         if applied == 0 {
             tx.execute_batch("ROLLBACK TO merge_one; RELEASE merge_one")?;
@@ -237,12 +264,13 @@ impl SeriesDayStore for EmbeddedStore {
             return Ok(Vec::new());
         }
         let merges = merges.to_vec();
+        let now = millis(self.clock.now());
         self.db
             .call("writing merged series-days", move |c| {
                 let tx = c.transaction()?;
                 let outcomes = merges
                     .iter()
-                    .map(|m| commit_one(&tx, m))
+                    .map(|m| commit_one(&tx, m, now))
                     .collect::<rusqlite::Result<Vec<_>>>()?;
                 tx.commit()?;
                 Ok(outcomes)

@@ -1,1 +1,194 @@
-//! placeholder
+//! `eventide local`: the whole flow in one process on one SQLite file.
+//!
+//! The same pipeline as under the Functions host, wired to the embedded adapters, with the
+//! triggers run in-process: an HTTP server for ingest, workers pumping the observations queue,
+//! and the summarize timer on the NCRONTAB schedule of `functions/summarize/function.json`.
+
+mod http;
+mod workers;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use serde::Serialize;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::adapters::embedded::EmbeddedDb;
+use crate::adapters::embedded::quarantine::EmbeddedQuarantine;
+use crate::adapters::embedded::queue::{EmbeddedQueue, QueueDepth};
+use crate::adapters::embedded::store::EmbeddedStore;
+use crate::adapters::sql::sqlite::SqliteSink;
+use crate::domain::schedule::Schedule;
+use crate::pipeline::ports::{Clock, PortResult};
+use crate::pipeline::summarize::TickReport;
+use crate::pipeline::{Pipeline, Ports};
+
+use super::config::LocalArgs;
+use super::timer_schedule::summarize_schedule;
+
+/// The embedded adapters of one database file.
+#[derive(Clone)]
+pub struct Embedded {
+    pub db: EmbeddedDb,
+    pub store: EmbeddedStore,
+    pub observations: EmbeddedQueue,
+    pub summaries: EmbeddedQueue,
+    pub quarantine: EmbeddedQuarantine,
+    pub sink: SqliteSink,
+}
+
+impl Embedded {
+    pub fn open(args: &LocalArgs, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        let db = EmbeddedDb::open(&args.db)?;
+        let queues = args.queue_settings();
+        Ok(Self {
+            store: EmbeddedStore::new(db.clone(), clock.clone()),
+            observations: EmbeddedQueue::new(
+                db.clone(),
+                "observations",
+                queues.clone(),
+                clock.clone(),
+            ),
+            summaries: EmbeddedQueue::new(db.clone(), "summaries", queues, clock),
+            quarantine: EmbeddedQuarantine::new(db.clone()),
+            sink: SqliteSink::new(db.clone()),
+            db,
+        })
+    }
+
+    /// The pipeline over these adapters.
+    pub fn pipeline(&self, args: &LocalArgs, clock: Arc<dyn Clock>) -> anyhow::Result<Pipeline> {
+        let ports = Ports {
+            observations: Arc::new(self.observations.clone()),
+            summaries: Arc::new(self.summaries.clone()),
+            due_summaries: Arc::new(self.summaries.clone()),
+            store: Arc::new(self.store.clone()),
+            sink: Arc::new(self.sink.clone()),
+            quarantine: Arc::new(self.quarantine.clone()),
+            clock,
+        };
+        let mut settings = args.pipeline.settings()?;
+        settings.summarize_batch = args.batch.max(1);
+        Ok(Pipeline::new(ports, settings))
+    }
+
+    /// Queue depths, counters and quarantine size.
+    pub async fn status(&self, pipeline: &Pipeline) -> PortResult<Status> {
+        Ok(Status {
+            queues: QueueDepths {
+                observations: self.observations.depth().await?,
+                summaries: self.summaries.depth().await?,
+            },
+            quarantine: self.quarantine.size().await?,
+            counters: pipeline.metrics.snapshot(),
+            schema_version: self.db.schema_version().await?,
+        })
+    }
+}
+
+/// What `/api/status` reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub queues: QueueDepths,
+    pub quarantine: u64,
+    pub counters: std::collections::BTreeMap<&'static str, u64>,
+    pub schema_version: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct QueueDepths {
+    pub observations: QueueDepth,
+    pub summaries: QueueDepth,
+}
+
+/// A running local runtime.
+pub struct LocalApp {
+    pub embedded: Embedded,
+    pub pipeline: Pipeline,
+    pub addr: SocketAddr,
+    args: LocalArgs,
+    shutdown: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+}
+
+impl LocalApp {
+    /// Opens the database, binds `127.0.0.1:args.port` (0 picks a free port) and starts the
+    /// HTTP server, the queue workers and the summarize timer.
+    pub async fn start(args: LocalArgs, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        let schedule = match &args.summarize_schedule {
+            Some(expr) => expr.parse::<Schedule>().map_err(anyhow::Error::msg)?,
+            None => summarize_schedule(&args.functions_dir)?,
+        };
+        let embedded = Embedded::open(&args, clock.clone())?;
+        let pipeline = embedded.pipeline(&args, clock.clone())?;
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
+            .await
+            .with_context(|| format!("binding 127.0.0.1:{}", args.port))?;
+        let addr = listener.local_addr()?;
+        let (shutdown, stop) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+
+        let router = http::router(http::AppState {
+            pipeline: pipeline.clone(),
+            embedded: embedded.clone(),
+            max_body_bytes: args.max_body_bytes,
+        });
+        let mut http_stop = stop.clone();
+        tasks.spawn(async move {
+            let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
+                let _ = http_stop.wait_for(|s| *s).await;
+            });
+            if let Err(e) = serve.await {
+                tracing::error!(error = %e, "local API server failed");
+            }
+        });
+        for _ in 0..args.workers.max(1) {
+            tasks.spawn(workers::pump_observations(
+                pipeline.clone(),
+                embedded.observations.clone(),
+                args.batch.max(1),
+                stop.clone(),
+            ));
+        }
+        tasks.spawn(workers::summarize_timer(
+            pipeline.clone(),
+            embedded.clone(),
+            schedule,
+            workers::TimerSettings {
+                budget: args.summarize_budget.to_std().unwrap_or_default(),
+                retention_days: args.retention_days,
+            },
+            stop,
+        ));
+        tracing::info!(%addr, db = %args.db.display(), "eventide local is running");
+        Ok(Self {
+            embedded,
+            pipeline,
+            addr,
+            args,
+            shutdown,
+            tasks,
+        })
+    }
+
+    /// Runs reconcile and one summarize tick now, as the timer would.
+    pub async fn summarize_now(&self) -> TickReport {
+        workers::end_of_day_tick(
+            &self.pipeline,
+            self.args.summarize_budget.to_std().unwrap_or_default(),
+        )
+        .await
+    }
+
+    pub async fn status(&self) -> PortResult<Status> {
+        self.embedded.status(&self.pipeline).await
+    }
+
+    /// Stops accepting requests, lets in-flight work finish and waits for every task.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
