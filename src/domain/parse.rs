@@ -389,3 +389,30 @@ mod tests {
         assert_eq!(BodyFormat::from_content_type("application/xml"), None);
     }
 }
+
+#[cfg(test)]
+mod never_panics {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn on_arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
+            for format in [BodyFormat::Json, BodyFormat::Ndjson, BodyFormat::Csv] {
+                let _ = parse_body(format, &bytes);
+            }
+        }
+
+        #[test]
+        fn on_json_shaped_text(text in r#"[\[\]{}",:0-9a-z\- .eE+]{0,200}"#) {
+            for format in [BodyFormat::Json, BodyFormat::Ndjson, BodyFormat::Csv] {
+                if let Ok(parsed) = parse_body(format, text.as_bytes()) {
+                    // Every item is accounted for exactly once.
+                    let mut indexes: Vec<usize> = parsed.rejected.iter().map(|r| r.index).collect();
+                    indexes.dedup();
+                    prop_assert_eq!(indexes.len(), parsed.rejected.len());
+                }
+            }
+        }
+    }
+}

@@ -251,7 +251,8 @@ pub struct Expected {
 pub fn expected(
     clean: &BTreeMap<(String, DateTime<Utc>), f64>,
 ) -> BTreeMap<(String, NaiveDate), Expected> {
-    let mut days: BTreeMap<(String, NaiveDate), Vec<(DateTime<Utc>, f64)>> = BTreeMap::new();
+    type Points = Vec<(DateTime<Utc>, f64)>;
+    let mut days: BTreeMap<(String, NaiveDate), Points> = BTreeMap::new();
     for ((series, ts), value) in clean {
         days.entry((series.clone(), ts.date_naive()))
             .or_default()
