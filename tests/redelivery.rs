@@ -51,7 +51,7 @@ async fn run(delivery: Delivery) -> Outcome {
     }
     let clock = Arc::new(ManualClock::new(start()));
     let embedded = Embedded::open(&args, clock.clone()).unwrap();
-    let pipeline = embedded.pipeline(&args, clock.clone()).unwrap();
+    let pipeline = embedded.pipeline(&args, clock.clone()).await.unwrap();
 
     for (content_type, body) in dataset().requests {
         let format = BodyFormat::from_content_type(content_type).unwrap();
@@ -104,7 +104,7 @@ async fn run(delivery: Delivery) -> Outcome {
             break;
         }
     }
-    let rows = embedded.sink.rows(None, None).await.unwrap();
+    let rows = pipeline.ports.sink.read(None, None).await.unwrap();
     Outcome {
         rows: rows
             .iter()

@@ -8,6 +8,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
+use super::observation::format_ts;
 use super::series_day::Point;
 
 /// The statistics of a non-empty series-day.
@@ -21,24 +22,32 @@ pub struct DailyStats {
     /// Sample standard deviation; `None` below two points.
     pub stddev: Option<f64>,
     pub first_value: f64,
+    /// UTC nanoseconds; serialized as RFC 3339.
+    #[serde(serialize_with = "serialize_ts")]
     pub first_ts: i64,
     pub last_value: f64,
+    #[serde(serialize_with = "serialize_ts")]
     pub last_ts: i64,
     pub p50: f64,
     pub p90: f64,
     pub p99: f64,
 }
 
-/// A row of `daily_summary`.
+/// A row of `daily_summary`; serializes flat, with the table's column names.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SummaryRow {
     pub series: String,
     pub day: NaiveDate,
+    #[serde(flatten)]
     pub stats: DailyStats,
     /// The series-day revision the statistics were computed from; a stored row is only ever
     /// replaced by a row with a higher revision.
     pub revision: i64,
     pub computed_at: DateTime<Utc>,
+}
+
+fn serialize_ts<S: serde::Serializer>(ts: &i64, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&format_ts(*ts))
 }
 
 /// Compensated (Neumaier) summation.

@@ -55,7 +55,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Summarize { day, local } => {
             let clock: Arc<dyn Clock> = Arc::new(SystemClock);
             let embedded = Embedded::open(&local, clock.clone())?;
-            let pipeline = embedded.pipeline(&local, clock)?;
+            let pipeline = embedded.pipeline(&local, clock).await?;
             let (computed, written) = pipeline
                 .summarize_day(day)
                 .await

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::anyhow;
 use chrono::Duration;
 
+use super::backends::BackendArgs;
 use crate::adapters::embedded::queue::QueueSettings;
 use crate::domain::calendar::Calendar;
 use crate::pipeline::Settings;
@@ -102,6 +103,8 @@ pub struct LocalArgs {
     pub dedup_window: Duration,
     #[command(flatten)]
     pub pipeline: PipelineArgs,
+    #[command(flatten)]
+    pub backends: BackendArgs,
 }
 
 impl LocalArgs {

@@ -233,7 +233,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let total_secs = started.elapsed().as_secs_f64();
 
     let status = app.status().await?;
-    let rows = app.embedded.sink.rows(None, Some(day.to_string())).await?;
+    let rows = app.pipeline.ports.sink.read(None, Some(day)).await?;
     let raw_rate = {
         let (path, args) = (dir.path().join("raw.db"), args.clone());
         tokio::task::spawn_blocking(move || raw_sqlite_rate(path, &args)).await??
@@ -249,14 +249,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         println!(
             "{:<10} {:>6} {:>10.4} {:>8.3} {:>8.3} {:>9.4} {:>8.3} {:>8.3} {:>8.3}",
             row.series,
-            row.count,
-            row.mean,
-            row.min,
-            row.max,
-            row.stddev.unwrap_or(f64::NAN),
-            row.p50,
-            row.p90,
-            row.p99
+            row.stats.count,
+            row.stats.mean,
+            row.stats.min,
+            row.stats.max,
+            row.stats.stddev.unwrap_or(f64::NAN),
+            row.stats.p50,
+            row.stats.p90,
+            row.stats.p99
         );
     }
     let counters = &status.counters;

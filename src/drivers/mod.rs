@@ -1,6 +1,7 @@
 //! Drivers wire adapters into the pipeline and expose it: the local runtime, the demo and the
 //! CLI.
 
+pub mod backends;
 pub mod cli;
 pub mod config;
 pub mod demo;

@@ -187,6 +187,12 @@ pub trait SummarySink: Send + Sync {
     /// Upserts rows; a stored row is replaced only by a row with a higher revision. Returns how
     /// many rows were written (the others were not newer).
     async fn upsert(&self, rows: &[SummaryRow]) -> PortResult<usize>;
+    /// Stored rows, optionally of one series and/or one day, ordered by day then series.
+    async fn read(
+        &self,
+        series: Option<String>,
+        day: Option<NaiveDate>,
+    ) -> PortResult<Vec<SummaryRow>>;
 }
 
 /// One quarantined item or message.

@@ -1,13 +1,12 @@
 //! The SQLite summary sink: `daily_summary` in the embedded database file.
 
 use async_trait::async_trait;
-use chrono::SecondsFormat;
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use rusqlite::params;
-use serde::Serialize;
 
 use crate::adapters::embedded::EmbeddedDb;
-use crate::domain::observation::format_ts;
-use crate::domain::stats::SummaryRow;
+use crate::domain::observation::{format_ts, parse_ts};
+use crate::domain::stats::{DailyStats, SummaryRow};
 use crate::pipeline::ports::{PortResult, SummarySink};
 
 /// Writes summary rows into the embedded database.
@@ -16,73 +15,50 @@ pub struct SqliteSink {
     db: EmbeddedDb,
 }
 
-/// A stored summary row, as the API returns it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct StoredSummary {
-    pub series: String,
-    pub day: String,
-    pub count: i64,
-    pub sum: f64,
-    pub min: f64,
-    pub max: f64,
-    pub mean: f64,
-    pub stddev: Option<f64>,
-    pub first_value: f64,
-    pub first_ts: String,
-    pub last_value: f64,
-    pub last_ts: String,
-    pub p50: f64,
-    pub p90: f64,
-    pub p99: f64,
-    pub revision: i64,
-    pub computed_at: String,
-}
-
 impl SqliteSink {
     pub fn new(db: EmbeddedDb) -> Self {
         Self { db }
     }
+}
 
-    /// Stored rows, optionally filtered by series and day, ordered by day then series.
-    pub async fn rows(
-        &self,
-        series: Option<String>,
-        day: Option<String>,
-    ) -> PortResult<Vec<StoredSummary>> {
-        self.db
-            .call("reading daily summaries", move |c| {
-                let mut stmt = c.prepare_cached(
-                    "SELECT series, day, count, sum, min, max, mean, stddev, first_value, first_ts,
-                            last_value, last_ts, p50, p90, p99, revision, computed_at
-                     FROM daily_summary
-                     WHERE (?1 IS NULL OR series = ?1) AND (?2 IS NULL OR day = ?2)
-                     ORDER BY day, series",
-                )?;
-                let rows = stmt.query_map(params![series, day], |r| {
-                    Ok(StoredSummary {
-                        series: r.get(0)?,
-                        day: r.get(1)?,
-                        count: r.get(2)?,
-                        sum: r.get(3)?,
-                        min: r.get(4)?,
-                        max: r.get(5)?,
-                        mean: r.get(6)?,
-                        stddev: r.get(7)?,
-                        first_value: r.get(8)?,
-                        first_ts: r.get(9)?,
-                        last_value: r.get(10)?,
-                        last_ts: r.get(11)?,
-                        p50: r.get(12)?,
-                        p90: r.get(13)?,
-                        p99: r.get(14)?,
-                        revision: r.get(15)?,
-                        computed_at: r.get(16)?,
-                    })
-                })?;
-                rows.collect()
-            })
-            .await
+/// Reads one stored row back into the domain type; a value that does not parse means the
+/// table was written by something else, which is reported, not guessed at.
+fn stored_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SummaryRow> {
+    fn text_error(
+        column: usize,
+        e: impl std::error::Error + Send + Sync + 'static,
+    ) -> rusqlite::Error {
+        rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Text, Box::new(e))
     }
+    let ts = |column: usize| -> rusqlite::Result<i64> {
+        let text: String = r.get(column)?;
+        parse_ts(&text).map_err(|e| text_error(column, std::io::Error::other(e)))
+    };
+    let day: String = r.get(1)?;
+    let computed_at: String = r.get(16)?;
+    Ok(SummaryRow {
+        series: r.get(0)?,
+        day: day.parse().map_err(|e| text_error(1, e))?,
+        stats: DailyStats {
+            count: r.get::<_, i64>(2)? as u64,
+            sum: r.get(3)?,
+            min: r.get(4)?,
+            max: r.get(5)?,
+            mean: r.get(6)?,
+            stddev: r.get(7)?,
+            first_value: r.get(8)?,
+            first_ts: ts(9)?,
+            last_value: r.get(10)?,
+            last_ts: ts(11)?,
+            p50: r.get(12)?,
+            p90: r.get(13)?,
+            p99: r.get(14)?,
+        },
+        revision: r.get(15)?,
+        computed_at: DateTime::parse_from_rfc3339(&computed_at)
+            .map_err(|e| text_error(16, e))?
+            .with_timezone(&Utc),
+    })
 }
 
 #[async_trait]
@@ -134,6 +110,27 @@ impl SummarySink for SqliteSink {
                 }
                 tx.commit()?;
                 Ok(written)
+            })
+            .await
+    }
+
+    async fn read(
+        &self,
+        series: Option<String>,
+        day: Option<NaiveDate>,
+    ) -> PortResult<Vec<SummaryRow>> {
+        let day = day.map(|d| d.to_string());
+        self.db
+            .call("reading daily summaries", move |c| {
+                let mut stmt = c.prepare_cached(
+                    "SELECT series, day, count, sum, min, max, mean, stddev, first_value, first_ts,
+                            last_value, last_ts, p50, p90, p99, revision, computed_at
+                     FROM daily_summary
+                     WHERE (?1 IS NULL OR series = ?1) AND (?2 IS NULL OR day = ?2)
+                     ORDER BY day, series",
+                )?;
+                let rows = stmt.query_map(params![series, day], stored_row)?;
+                rows.collect()
             })
             .await
     }

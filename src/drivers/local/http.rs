@@ -148,17 +148,17 @@ async fn summaries(
     State(state): State<AppState>,
     Query(query): Query<SummaryQuery>,
 ) -> Result<Response, ApiError> {
-    let day = query.day.filter(|d| !d.is_empty());
-    if let Some(day) = &day {
-        day.parse::<chrono::NaiveDate>().map_err(|_| {
+    let day = match query.day.filter(|d| !d.is_empty()) {
+        Some(day) => Some(day.parse::<chrono::NaiveDate>().map_err(|_| {
             ApiError::new(
                 StatusCode::BAD_REQUEST,
                 format!("day {day:?} is not YYYY-MM-DD"),
             )
-        })?;
-    }
+        })?),
+        None => None,
+    };
     let series = query.series.filter(|s| !s.is_empty());
-    let rows = state.embedded.sink.rows(series, day).await?;
+    let rows = state.pipeline.ports.sink.read(series, day).await?;
     Ok(Json(rows).into_response())
 }
 

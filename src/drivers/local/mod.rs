@@ -19,12 +19,12 @@ use crate::adapters::embedded::EmbeddedDb;
 use crate::adapters::embedded::quarantine::EmbeddedQuarantine;
 use crate::adapters::embedded::queue::{EmbeddedQueue, QueueDepth};
 use crate::adapters::embedded::store::EmbeddedStore;
-use crate::adapters::sql::sqlite::SqliteSink;
 use crate::domain::schedule::Schedule;
 use crate::pipeline::ports::{Clock, PortResult};
 use crate::pipeline::summarize::TickReport;
 use crate::pipeline::{Pipeline, Ports};
 
+use super::backends::summary_sink;
 use super::config::LocalArgs;
 use super::timer_schedule::summarize_schedule;
 
@@ -36,7 +36,6 @@ pub struct Embedded {
     pub observations: EmbeddedQueue,
     pub summaries: EmbeddedQueue,
     pub quarantine: EmbeddedQuarantine,
-    pub sink: SqliteSink,
 }
 
 impl Embedded {
@@ -53,19 +52,22 @@ impl Embedded {
             ),
             summaries: EmbeddedQueue::new(db.clone(), "summaries", queues, clock),
             quarantine: EmbeddedQuarantine::new(db.clone()),
-            sink: SqliteSink::new(db.clone()),
             db,
         })
     }
 
     /// The pipeline over these adapters.
-    pub fn pipeline(&self, args: &LocalArgs, clock: Arc<dyn Clock>) -> anyhow::Result<Pipeline> {
+    pub async fn pipeline(
+        &self,
+        args: &LocalArgs,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Pipeline> {
         let ports = Ports {
             observations: Arc::new(self.observations.clone()),
             summaries: Arc::new(self.summaries.clone()),
             due_summaries: Arc::new(self.summaries.clone()),
             store: Arc::new(self.store.clone()),
-            sink: Arc::new(self.sink.clone()),
+            sink: summary_sink(&args.backends, &self.db).await?,
             quarantine: Arc::new(self.quarantine.clone()),
             clock,
         };
@@ -122,7 +124,7 @@ impl LocalApp {
             None => summarize_schedule(&args.functions_dir)?,
         };
         let embedded = Embedded::open(&args, clock.clone())?;
-        let pipeline = embedded.pipeline(&args, clock.clone())?;
+        let pipeline = embedded.pipeline(&args, clock.clone()).await?;
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
             .await
             .with_context(|| format!("binding 127.0.0.1:{}", args.port))?;
