@@ -1,4 +1,5 @@
 //! Backends for the pipeline's ports. Adapters never call each other; drivers wire them.
 
 pub mod embedded;
+pub mod retry;
 pub mod sql;
