@@ -80,6 +80,8 @@ pub enum BodyError {
     CsvHeader(String),
     #[error("body holds no observations")]
     Empty,
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// Decodes a body of the given format into per-item results.

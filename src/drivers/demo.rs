@@ -103,9 +103,9 @@ fn request_bodies(args: &DemoArgs, calendar: &Calendar, day: NaiveDate) -> (Vec<
 /// Upserts the same rows straight into a fresh SQLite file: the raw rate to compare against.
 fn raw_sqlite_rate(path: PathBuf, args: &DemoArgs) -> anyhow::Result<f64> {
     let mut conn = rusqlite::Connection::open(&path).context("opening the raw SQLite file")?;
+    crate::adapters::embedded::tune(&conn)?;
     conn.execute_batch(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
-         CREATE TABLE raw (series TEXT NOT NULL, ts INTEGER NOT NULL, value REAL NOT NULL,
+        "CREATE TABLE raw (series TEXT NOT NULL, ts INTEGER NOT NULL, value REAL NOT NULL,
                            PRIMARY KEY (series, ts)) WITHOUT ROWID;",
     )?;
     let rows: Vec<(String, i64, f64)> = (0..args.points)

@@ -14,10 +14,10 @@
 
 use std::collections::{HashMap, HashSet};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use sha2::{Digest, Sha256};
 
-use crate::domain::parse::{BodyFormat, parse_body};
+use crate::domain::message::{SeriesPoints, decode_observations_message};
 use crate::domain::series_day::{Point, SeriesDayKey, normalize, stamp_at};
 
 use super::Pipeline;
@@ -71,8 +71,8 @@ impl Pipeline {
         let mut groups: HashMap<SeriesDayKey, Vec<Point>> = HashMap::new();
         for message in batch {
             let source = message_source(message);
-            let parsed = match parse_body(BodyFormat::Json, &message.body) {
-                Ok(parsed) => parsed,
+            let decoded = match decode_observations_message(&message.body) {
+                Ok(decoded) => decoded,
                 Err(e) => {
                     quarantine.push(self.quarantine_entry(
                         now,
@@ -84,12 +84,12 @@ impl Pipeline {
                     continue;
                 }
             };
-            let stamp = parsed
+            let stamp = decoded
                 .stamp
                 .filter(|s| *s > 0)
                 .or(message.enqueued_at.map(stamp_at))
                 .unwrap_or_else(|| stamp_at(now));
-            for rejected in parsed.rejected {
+            for rejected in decoded.rejected {
                 let id = format!("{source}#{}", rejected.index);
                 let reason = format!("item {}: {}", rejected.index, rejected.reason);
                 quarantine.push(self.quarantine_entry(
@@ -100,13 +100,23 @@ impl Pipeline {
                     rejected.original.into_bytes(),
                 ));
             }
-            for obs in parsed.accepted {
-                let key = SeriesDayKey::new(obs.series, self.settings.calendar.day_of(obs.ts));
-                groups.entry(key).or_default().push(Point {
-                    ts: obs.ts,
-                    value: obs.value,
-                    stamp,
-                });
+            for SeriesPoints { series, points } in decoded.series {
+                // A message spans few days: group locally, then clone the series once per day.
+                let mut by_day: Vec<(NaiveDate, Vec<Point>)> = Vec::new();
+                for (ts, value) in points {
+                    let day = self.settings.calendar.day_of(ts);
+                    let point = Point { ts, value, stamp };
+                    match by_day.iter_mut().find(|(d, _)| *d == day) {
+                        Some((_, group)) => group.push(point),
+                        None => by_day.push((day, vec![point])),
+                    }
+                }
+                for (day, points) in by_day {
+                    groups
+                        .entry(SeriesDayKey::new(series.clone(), day))
+                        .or_default()
+                        .extend(points);
+                }
             }
         }
         if !quarantine.is_empty() {

@@ -50,13 +50,18 @@ const MIGRATIONS: &[&str] = &[
         queue TEXT NOT NULL,
         message_id TEXT NOT NULL,
         session_id TEXT,
-        body BLOB NOT NULL,
         enqueued_at INTEGER NOT NULL,
         visible_at INTEGER NOT NULL,
         delivery_count INTEGER NOT NULL DEFAULT 0,
         lock_token TEXT
     );
     CREATE INDEX queue_message_visible ON queue_message (queue, visible_at, seq);
+    -- Bodies apart from the small, often updated lock columns, so a receive or an abandon
+    -- rewrites a few bytes instead of the whole message.
+    CREATE TABLE queue_body (
+        seq INTEGER PRIMARY KEY,
+        body BLOB NOT NULL
+    );
 
     CREATE TABLE queue_dedup (
         queue TEXT NOT NULL,
@@ -109,13 +114,7 @@ impl EmbeddedDb {
     pub fn open(path: &Path) -> PortResult<Self> {
         let context = || format!("opening embedded database {}", path.display());
         let mut conn = Connection::open(path).map_err(|e| classify(&context(), e))?;
-        conn.execute_batch(
-            "PRAGMA journal_mode = WAL;
-             PRAGMA synchronous = NORMAL;
-             PRAGMA busy_timeout = 5000;
-             PRAGMA foreign_keys = ON;",
-        )
-        .map_err(|e| classify(&context(), e))?;
+        tune(&conn).map_err(|e| classify(&context(), e))?;
         migrate(&mut conn).map_err(|e| classify("applying embedded schema migrations", e))?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
@@ -145,6 +144,21 @@ impl EmbeddedDb {
         })
         .await
     }
+}
+
+/// The settings every embedded connection runs with: WAL with `synchronous = NORMAL` (a commit
+/// survives a crash of the process; only a power loss may lose the last transactions), and a page
+/// cache and memory map large enough that hot documents and queue pages are not re-read from the
+/// file on every transaction.
+pub fn tune(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = NORMAL;
+         PRAGMA busy_timeout = 5000;
+         PRAGMA cache_size = -65536;
+         PRAGMA mmap_size = 268435456;
+         PRAGMA temp_store = MEMORY;",
+    )
 }
 
 fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

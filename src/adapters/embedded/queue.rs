@@ -122,6 +122,21 @@ fn parse_lock(token: &str) -> Option<i64> {
     token.split_once(':')?.0.parse().ok()
 }
 
+/// Deletes a message and its body; with a lock token, only while that lock is held. Returns
+/// whether the message was deleted.
+fn remove(tx: &rusqlite::Connection, seq: i64, lock_token: Option<&str>) -> rusqlite::Result<bool> {
+    let deleted = tx
+        .prepare_cached(
+            "DELETE FROM queue_message WHERE seq = ?1 AND (?2 IS NULL OR lock_token = ?2)",
+        )?
+        .execute(params![seq, lock_token])?;
+    if deleted > 0 {
+        tx.prepare_cached("DELETE FROM queue_body WHERE seq = ?1")?
+            .execute([seq])?;
+    }
+    Ok(deleted > 0)
+}
+
 #[async_trait]
 impl MessageSender for EmbeddedQueue {
     async fn send(&self, messages: Vec<OutgoingMessage>) -> PortResult<()> {
@@ -148,10 +163,12 @@ impl MessageSender for EmbeddedQueue {
                     }
                     let visible_at = message.scheduled_at.map_or(now_ms, |at| millis(at).max(now_ms));
                     tx.prepare_cached(
-                        "INSERT INTO queue_message (queue, message_id, session_id, body, enqueued_at, visible_at)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                        "INSERT INTO queue_message (queue, message_id, session_id, enqueued_at, visible_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5)",
                     )?
-                    .execute(params![name, message.message_id, message.session_id, message.body, now_ms, visible_at])?;
+                    .execute(params![name, message.message_id, message.session_id, now_ms, visible_at])?;
+                    tx.prepare_cached("INSERT INTO queue_body (seq, body) VALUES (?1, ?2)")?
+                        .execute(params![tx.last_insert_rowid(), message.body])?;
                 }
                 tx.commit()
             })
@@ -172,8 +189,9 @@ impl MessageReceiver for EmbeddedQueue {
                 let now_ms = millis(now);
                 let candidates: Vec<(i64, String, Vec<u8>, i64, u32)> = tx
                     .prepare_cached(
-                        "SELECT seq, message_id, body, enqueued_at, delivery_count FROM queue_message
-                         WHERE queue = ?1 AND visible_at <= ?2 ORDER BY visible_at, seq LIMIT ?3",
+                        "SELECT m.seq, m.message_id, b.body, m.enqueued_at, m.delivery_count
+                         FROM queue_message m JOIN queue_body b ON b.seq = m.seq
+                         WHERE m.queue = ?1 AND m.visible_at <= ?2 ORDER BY m.visible_at, m.seq LIMIT ?3",
                     )?
                     .query_map(params![name, now_ms, max as i64], |r| {
                         Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
@@ -197,7 +215,7 @@ impl MessageReceiver for EmbeddedQueue {
                                 body,
                             },
                         )?;
-                        tx.prepare_cached("DELETE FROM queue_message WHERE seq = ?1")?.execute([seq])?;
+                        remove(&tx, seq, None)?;
                         continue;
                     }
                     let lock_token = format!("{seq}:{:016x}", rng.random::<u64>());
@@ -228,12 +246,9 @@ impl MessageReceiver for EmbeddedQueue {
                 let tx = c.transaction()?;
                 let mut lost = 0;
                 for token in &tokens {
-                    let deleted = tx
-                        .prepare_cached(
-                            "DELETE FROM queue_message WHERE seq = ?1 AND lock_token = ?2",
-                        )?
-                        .execute(params![parse_lock(token), token])?;
-                    lost += usize::from(deleted == 0);
+                    if !remove(&tx, parse_lock(token).unwrap_or(-1), Some(token))? {
+                        lost += 1;
+                    }
                 }
                 tx.commit()?;
                 Ok(lost)
