@@ -4,7 +4,7 @@ mod common;
 
 use chrono::Duration;
 use common::spawn_app;
-use eventide::pipeline::ports::{MessageSender, OutgoingMessage};
+use eventide::pipeline::ports::{Clock, MessageSender, OutgoingMessage};
 use eventide::pipeline::process::InboundMessage;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -121,7 +121,7 @@ async fn poison_messages_are_quarantined_and_do_not_block_the_queue() {
     assert_eq!(reasons[1].0, "poison-1");
     assert!(reasons[1].1.contains("not valid JSON"), "{reasons:?}");
     assert!(
-        kept.iter().any(|e| e.body == "<xml>not json</xml>"),
+        kept.iter().any(|e| e.body == b"<xml>not json</xml>"),
         "original bytes are kept"
     );
 
@@ -141,5 +141,61 @@ async fn poison_messages_are_quarantined_and_do_not_block_the_queue() {
     let report = t.app.pipeline.process(&[redelivered]).await.unwrap();
     assert_eq!(report.quarantined, 1);
     assert_eq!(t.app.status().await.unwrap().quarantine, 2);
+    t.app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_resubmits_quarantined_entries_and_requarantines_what_is_still_bad() {
+    use eventide::drivers::quarantine::replay;
+    use eventide::pipeline::ports::{Quarantine, QuarantineEntry};
+
+    let t = spawn_app(|_| {}).await;
+    let entry = |id: &str, body: &str| QuarantineEntry {
+        id: id.into(),
+        at: t.clock.now(),
+        function: "process".into(),
+        source: id.into(),
+        reason: "delivered 10 times without being completed (max 10)".into(),
+        body: body.as_bytes().to_vec(),
+    };
+    t.app
+        .embedded
+        .quarantine
+        .put(&[
+            entry(
+                "lost-in-an-outage",
+                r#"{"series":"replayed","ts":"2026-11-18T10:00:00Z","value":7}"#,
+            ),
+            entry(
+                "still-bad",
+                r#"{"series":"replayed","ts":"noon","value":1}"#,
+            ),
+        ])
+        .await
+        .unwrap();
+    let report = replay(&t.app.embedded, t.clock.as_ref(), &[])
+        .await
+        .unwrap();
+    assert_eq!(report.replayed.len(), 2);
+    t.drain().await;
+
+    let kept = t.app.embedded.quarantine.list(10).await.unwrap();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert!(
+        kept[0].reason.contains("not RFC 3339"),
+        "{}",
+        kept[0].reason
+    );
+    t.clock.advance(Duration::minutes(6));
+    assert_eq!(t.end_of_day().await, 1);
+    assert_eq!(t.summaries().await[0]["sum"], 7.0);
+
+    let unknown = replay(&t.app.embedded, t.clock.as_ref(), &["nope".to_string()])
+        .await
+        .unwrap();
+    assert_eq!(
+        unknown.skipped,
+        vec![("nope".to_string(), "no such entry".to_string())]
+    );
     t.app.shutdown().await;
 }

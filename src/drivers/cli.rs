@@ -8,7 +8,8 @@ use clap::{Parser, Subcommand};
 
 use super::config::LocalArgs;
 use super::demo::{self, DemoArgs};
-use super::local::{Embedded, LocalApp};
+use super::local::{Driver, Embedded, LocalApp};
+use super::quarantine;
 use crate::pipeline::clock::SystemClock;
 use crate::pipeline::ports::Clock;
 
@@ -19,8 +20,10 @@ use crate::pipeline::ports::Clock;
     about = "Time-series observations in, daily statistics out."
 )]
 pub struct Cli {
+    /// Without a command: `serve` when FUNCTIONS_CUSTOMHANDLER_PORT is set (under the Functions
+    /// host), otherwise `local`.
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -35,13 +38,65 @@ pub enum Command {
         #[command(flatten)]
         local: LocalArgs,
     },
+    /// Serve the Azure Functions custom-handler contract on 127.0.0.1:$FUNCTIONS_CUSTOMHANDLER_PORT.
+    Serve {
+        /// The port the host chose (it replaces `--port`).
+        #[arg(long, env = "FUNCTIONS_CUSTOMHANDLER_PORT")]
+        handler_port: u16,
+        #[command(flatten)]
+        local: LocalArgs,
+    },
     /// Run a synthetic day through the real HTTP ingest of an embedded runtime and report.
     Demo(DemoArgs),
+    /// Inspect or replay quarantined items and messages.
+    Quarantine {
+        #[command(subcommand)]
+        action: QuarantineAction,
+        #[command(flatten)]
+        local: LocalArgs,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum QuarantineAction {
+    /// Print entries as JSON lines, newest first.
+    List {
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Re-submit entries (all, or those named) to the queue their function reads.
+    Replay {
+        /// Entry ids; none means every entry.
+        ids: Vec<String>,
+    },
+}
+
+impl Command {
+    /// The command to run when none was given.
+    fn default_for_environment() -> Self {
+        let under_host = std::env::var_os("FUNCTIONS_CUSTOMHANDLER_PORT").is_some();
+        let name = if under_host { "serve" } else { "local" };
+        match Cli::parse_from(["eventide", name]).command {
+            Some(command) => command,
+            None => unreachable!("a command was named"),
+        }
+    }
 }
 
 /// Runs the parsed command to completion.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
+    match cli.command.unwrap_or_else(Command::default_for_environment) {
+        Command::Serve {
+            handler_port,
+            mut local,
+        } => {
+            local.port = handler_port;
+            let app =
+                LocalApp::start_as(Driver::FunctionsHost, local, Arc::new(SystemClock)).await?;
+            shutdown_signal().await?;
+            app.shutdown().await;
+            Ok(())
+        }
         Command::Local(args) => {
             let app = LocalApp::start(args, Arc::new(SystemClock)).await?;
             println!(
@@ -66,6 +121,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Demo(args) => demo::run(args).await,
+        Command::Quarantine { action, local } => {
+            let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+            let embedded = Embedded::open(&local, clock.clone())?;
+            match action {
+                QuarantineAction::List { limit } => {
+                    for entry in embedded.quarantine.list(limit).await? {
+                        println!("{}", serde_json::to_string(&entry)?);
+                    }
+                }
+                QuarantineAction::Replay { ids } => {
+                    let report = quarantine::replay(&embedded, clock.as_ref(), &ids).await?;
+                    println!("{}", serde_json::to_string_pretty(&report)?);
+                }
+            }
+            Ok(())
+        }
     }
 }
 
@@ -77,4 +148,15 @@ async fn shutdown_signal() -> anyhow::Result<()> {
         result = tokio::signal::ctrl_c() => result.context("waiting for Ctrl-C")?,
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
 }

@@ -5,5 +5,7 @@ pub mod backends;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod functions;
 pub mod local;
+pub mod quarantine;
 pub mod timer_schedule;

@@ -22,8 +22,14 @@ pub struct ListedEntry {
     pub function: String,
     pub source: String,
     pub reason: String,
-    /// The original bytes, as text when they are UTF-8.
-    pub body: String,
+    /// The original bytes.
+    #[serde(serialize_with = "lossy_text")]
+    pub body: Vec<u8>,
+}
+
+/// Shows the original bytes as text (invalid UTF-8 replaced) to a person reading the list.
+fn lossy_text<S: serde::Serializer>(body: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&String::from_utf8_lossy(body))
 }
 
 /// Inserts an entry unless one with the same id is already kept.
@@ -71,10 +77,21 @@ impl EmbeddedQuarantine {
                         function: r.get(2)?,
                         source: r.get(3)?,
                         reason: r.get(4)?,
-                        body: String::from_utf8_lossy(&r.get::<_, Vec<u8>>(5)?).into_owned(),
+                        body: r.get(5)?,
                     })
                 })?;
                 rows.collect()
+            })
+            .await
+    }
+}
+
+impl EmbeddedQuarantine {
+    /// Removes an entry (after it was replayed); returns whether it existed.
+    pub async fn remove(&self, id: String) -> PortResult<bool> {
+        self.db
+            .call("removing a quarantine entry", move |c| {
+                Ok(c.execute("DELETE FROM quarantine WHERE id = ?1", [id])? > 0)
             })
             .await
     }

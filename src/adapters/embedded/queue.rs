@@ -369,6 +369,6 @@ mod tests {
             "{}",
             kept[0].reason
         );
-        assert_eq!(kept[0].body, "poison");
+        assert_eq!(kept[0].body, b"poison");
     }
 }

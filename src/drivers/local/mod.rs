@@ -105,6 +105,17 @@ pub struct QueueDepths {
     pub summaries: QueueDepth,
 }
 
+/// What the runtime's HTTP server speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Driver {
+    /// The local API (`/api/ingest`, `/api/summaries`, `/api/status`) and the in-process timer.
+    LocalApi,
+    /// The Functions custom-handler contract (`/ingest`, `/process`, `/summarize`); the host
+    /// fires the timer. The embedded observations queue is still pumped in-process, so the
+    /// handler works end to end with no cloud queue configured.
+    FunctionsHost,
+}
+
 /// A running local runtime.
 pub struct LocalApp {
     pub embedded: Embedded,
@@ -119,6 +130,15 @@ impl LocalApp {
     /// Opens the database, binds `127.0.0.1:args.port` (0 picks a free port) and starts the
     /// HTTP server, the queue workers and the summarize timer.
     pub async fn start(args: LocalArgs, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        Self::start_as(Driver::LocalApi, args, clock).await
+    }
+
+    /// Starts the runtime behind the given driver.
+    pub async fn start_as(
+        driver: Driver,
+        args: LocalArgs,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Self> {
         let schedule = match &args.summarize_schedule {
             Some(expr) => expr.parse::<Schedule>().map_err(anyhow::Error::msg)?,
             None => summarize_schedule(&args.functions_dir)?,
@@ -132,11 +152,15 @@ impl LocalApp {
         let (shutdown, stop) = watch::channel(false);
         let mut tasks = JoinSet::new();
 
-        let router = http::router(http::AppState {
-            pipeline: pipeline.clone(),
-            embedded: embedded.clone(),
-            max_body_bytes: args.max_body_bytes,
-        });
+        let budget = args.summarize_budget.to_std().unwrap_or_default();
+        let router = match driver {
+            Driver::LocalApi => http::router(http::AppState {
+                pipeline: pipeline.clone(),
+                embedded: embedded.clone(),
+                max_body_bytes: args.max_body_bytes,
+            }),
+            Driver::FunctionsHost => crate::drivers::functions::router(pipeline.clone(), budget),
+        };
         let mut http_stop = stop.clone();
         tasks.spawn(async move {
             let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
@@ -154,17 +178,20 @@ impl LocalApp {
                 stop.clone(),
             ));
         }
-        tasks.spawn(workers::summarize_timer(
-            pipeline.clone(),
-            embedded.clone(),
-            schedule,
-            workers::TimerSettings {
-                budget: args.summarize_budget.to_std().unwrap_or_default(),
-                retention_days: args.retention_days,
-            },
-            stop,
-        ));
-        tracing::info!(%addr, db = %args.db.display(), "eventide local is running");
+        // Under the Functions host, the host's timer calls `/summarize`.
+        if driver == Driver::LocalApi {
+            tasks.spawn(workers::summarize_timer(
+                pipeline.clone(),
+                embedded.clone(),
+                schedule,
+                workers::TimerSettings {
+                    budget,
+                    retention_days: args.retention_days,
+                },
+                stop,
+            ));
+        }
+        tracing::info!(%addr, ?driver, db = %args.db.display(), "eventide is running");
         Ok(Self {
             embedded,
             pipeline,

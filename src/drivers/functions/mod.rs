@@ -1,0 +1,198 @@
+//! The Azure Functions custom-handler contract: the host POSTs each invocation to
+//! `/{function}` on `127.0.0.1:$FUNCTIONS_CUSTOMHANDLER_PORT` and reads the reply.
+//!
+//! Error semantics (DESIGN.md): bad data is quarantined and the invocation succeeds, so the host
+//! completes the message instead of redelivering it ten times; a transient dependency failure
+//! fails the invocation (non-2xx) so the host abandons and redelivers, which is safe because
+//! processing is idempotent.
+
+pub mod envelope;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::json;
+
+use crate::domain::parse::{BodyFormat, SUPPORTED_CONTENT_TYPES};
+use crate::pipeline::Pipeline;
+use crate::pipeline::ingest::IngestError;
+use envelope::{Invocation, InvocationReply};
+
+/// Binding names, as in `functions/*/function.json`.
+pub const HTTP_REQUEST_BINDING: &str = "req";
+pub const HTTP_RESPONSE_BINDING: &str = "res";
+pub const BATCH_BINDING: &str = "messages";
+pub const SINGLE_MESSAGE_BINDING: &str = "message";
+pub const TIMER_BINDING: &str = "myTimer";
+
+#[derive(Clone)]
+struct HandlerState {
+    pipeline: Pipeline,
+    summarize_budget: Duration,
+}
+
+/// The contract router: `GET /` for readiness, `POST /ingest`, `/process`, `/summarize`.
+pub fn router(pipeline: Pipeline, summarize_budget: Duration) -> Router {
+    Router::new()
+        .route(
+            "/",
+            get(|| async { json_response(StatusCode::OK, &json!({"status": "ready"})) }),
+        )
+        .route("/ingest", post(ingest))
+        .route("/process", post(process))
+        .route("/summarize", post(summarize))
+        .fallback(|| async {
+            json_response(StatusCode::NOT_FOUND, &json!({"error": "no such function"}))
+        })
+        .with_state(HandlerState {
+            pipeline,
+            summarize_budget,
+        })
+}
+
+fn json_response(status: StatusCode, body: &impl serde::Serialize) -> Response {
+    let text = serde_json::to_string(body).expect("replies serialize");
+    (status, [(header::CONTENT_TYPE, "application/json")], text).into_response()
+}
+
+fn reply(reply: InvocationReply) -> Response {
+    json_response(StatusCode::OK, &reply)
+}
+
+/// A successful invocation whose HTTP output carries `status` and `body` to the caller.
+fn http_output(status: StatusCode, body: &impl serde::Serialize) -> Response {
+    reply(InvocationReply::http(
+        HTTP_RESPONSE_BINDING,
+        status.as_u16(),
+        body,
+    ))
+}
+
+/// Why an invocation failed: the host abandons the messages (Service Bus) or answers 500 (HTTP).
+/// The body is for people reading Core Tools output; the host drops it.
+#[derive(Debug, thiserror::Error)]
+enum InvocationError {
+    /// The envelope is not what the host sends for this function's bindings.
+    #[error("{function}: {reason}")]
+    Envelope {
+        function: &'static str,
+        reason: String,
+    },
+    /// A dependency failed after its bounded retries; redelivery will retry the work.
+    #[error("{function}: {reason}")]
+    Dependency {
+        function: &'static str,
+        reason: String,
+    },
+}
+
+impl InvocationError {
+    fn envelope(function: &'static str, reason: impl std::fmt::Display) -> Self {
+        Self::Envelope {
+            function,
+            reason: reason.to_string(),
+        }
+    }
+
+    fn dependency(function: &'static str, reason: impl std::fmt::Display) -> Self {
+        Self::Dependency {
+            function,
+            reason: reason.to_string(),
+        }
+    }
+}
+
+impl IntoResponse for InvocationError {
+    fn into_response(self) -> Response {
+        tracing::error!(error = %self, "invocation failed");
+        let status = match self {
+            Self::Envelope { .. } => StatusCode::BAD_REQUEST,
+            Self::Dependency { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        json_response(status, &json!({ "error": self.to_string() }))
+    }
+}
+
+fn decode(body: &[u8], function: &'static str) -> Result<Invocation, InvocationError> {
+    serde_json::from_slice(body).map_err(|e| {
+        InvocationError::envelope(function, format!("invocation envelope is not JSON: {e}"))
+    })
+}
+
+async fn ingest(
+    State(state): State<HandlerState>,
+    body: axum::body::Bytes,
+) -> Result<Response, InvocationError> {
+    let invocation = decode(&body, "ingest")?;
+    let request = invocation
+        .http_request(HTTP_REQUEST_BINDING)
+        .map_err(|e| InvocationError::envelope("ingest", e))?;
+    let content_type = request.header("Content-Type").unwrap_or_default();
+    let Some(format) = BodyFormat::from_content_type(&content_type) else {
+        return Ok(http_output(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            &json!({"error": format!("unsupported content type {content_type:?}; use one of {SUPPORTED_CONTENT_TYPES}")}),
+        ));
+    };
+    match state.pipeline.ingest(format, &request.body_bytes()).await {
+        Ok(report) => {
+            let status = if report.accepted == 0 && !report.rejected.is_empty() {
+                StatusCode::UNPROCESSABLE_ENTITY
+            } else {
+                StatusCode::OK
+            };
+            Ok(http_output(status, &report))
+        }
+        Err(IngestError::Body(e)) => Ok(http_output(
+            StatusCode::BAD_REQUEST,
+            &json!({"error": e.to_string()}),
+        )),
+        // Failing the invocation gives the caller a 500; re-sending is safe.
+        Err(IngestError::Queue(e)) => Err(InvocationError::dependency("ingest", e)),
+    }
+}
+
+async fn process(
+    State(state): State<HandlerState>,
+    body: axum::body::Bytes,
+) -> Result<Response, InvocationError> {
+    let invocation = decode(&body, "process")?;
+    let messages = if invocation.data.contains_key(BATCH_BINDING) {
+        invocation.service_bus_batch(BATCH_BINDING)
+    } else {
+        invocation
+            .service_bus_message(SINGLE_MESSAGE_BINDING)
+            .map(|m| vec![m])
+    }
+    .map_err(|e| InvocationError::envelope("process", e))?;
+    state
+        .pipeline
+        .process(&messages)
+        .await
+        .map_err(|e| InvocationError::dependency("process", e))?;
+    Ok(reply(InvocationReply::empty()))
+}
+
+async fn summarize(
+    State(state): State<HandlerState>,
+    body: axum::body::Bytes,
+) -> Result<Response, InvocationError> {
+    let invocation = decode(&body, "summarize")?;
+    invocation
+        .timer_is_past_due(TIMER_BINDING)
+        .map_err(|e| InvocationError::envelope("summarize", e))?;
+    state
+        .pipeline
+        .reconcile()
+        .await
+        .map_err(|e| InvocationError::dependency("summarize", e))?;
+    let report = state.pipeline.summarize_tick(state.summarize_budget).await;
+    match report.error {
+        None => Ok(reply(InvocationReply::empty())),
+        Some(error) => Err(InvocationError::dependency("summarize", error)),
+    }
+}
