@@ -2,10 +2,17 @@
 //! and settle the messages — completing a message only after its row is committed.
 //!
 //! A tick works under a time budget below the function timeout and leaves whatever is left to
-//! the next tick. When the sink fails, the tick abandons its messages and stops: they come back
-//! on a later tick, and the revision guard makes writing them again harmless.
+//! the next tick. It keeps several batches in flight at once (receiving over REST is one call
+//! per message, so waiting on one batch at a time would leave the budget mostly idle). When the
+//! sink fails, the failing batch abandons its messages and the whole tick stops after the
+//! batches in flight: they come back on a later tick, and the revision guard makes writing
+//! them again harmless.
+//!
+//! The budget is checked before each receive, so a tick can run over it by one batch's time;
+//! keep the budget below the function timeout by at least that much.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
@@ -43,12 +50,48 @@ struct Planned {
     locks: Vec<String>,
 }
 
+/// Batches one tick keeps in flight, each with its own receive loop.
+const CONCURRENT_BATCHES: usize = 4;
+
+impl TickReport {
+    fn merge(&mut self, other: TickReport) {
+        self.received += other.received;
+        self.written += other.written;
+        self.unchanged += other.unchanged;
+        self.stale += other.stale;
+        self.missing += other.missing;
+        self.quarantined += other.quarantined;
+        self.abandoned += other.abandoned;
+        if self.error.is_none() {
+            self.error = other.error;
+        }
+    }
+}
+
 impl Pipeline {
-    /// Drains due summarize messages until none are left or `budget` is spent.
+    /// Drains due summarize messages until none are left or `budget` is spent, with
+    /// [`CONCURRENT_BATCHES`] receive loops sharing the deadline.
     pub async fn summarize_tick(&self, budget: Duration) -> TickReport {
         let started = Instant::now();
+        let stop = AtomicBool::new(false);
+        let loops = (0..CONCURRENT_BATCHES).map(|_| self.summarize_loop(started, budget, &stop));
         let mut report = TickReport::default();
-        while started.elapsed() < budget {
+        for part in futures::future::join_all(loops).await {
+            report.merge(part);
+        }
+        report
+    }
+
+    /// One receive loop of a tick; it stops when the queue is empty, the budget is spent, or
+    /// any loop of the tick failed.
+    async fn summarize_loop(
+        &self,
+        started: Instant,
+        budget: Duration,
+        stop: &AtomicBool,
+    ) -> TickReport {
+        let mut report = TickReport::default();
+        while started.elapsed() < budget && !stop.load(Ordering::Relaxed) {
             let messages = match self
                 .ports
                 .due_summaries
@@ -59,6 +102,7 @@ impl Pipeline {
                 Err(e) => {
                     tracing::error!(error = %e, "summarize: receiving due messages failed");
                     report.error = Some(e.to_string());
+                    stop.store(true, Ordering::Relaxed);
                     break;
                 }
             };
@@ -70,6 +114,7 @@ impl Pipeline {
                 tracing::error!(error = %e, "summarize: batch failed, its messages return on a later tick");
                 Metrics::add(&self.metrics.transient_failures, 1);
                 report.error = Some(e.to_string());
+                stop.store(true, Ordering::Relaxed);
                 break;
             }
         }
