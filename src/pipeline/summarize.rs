@@ -4,9 +4,9 @@
 //! A tick works under a time budget below the function timeout and leaves whatever is left to
 //! the next tick. It keeps several batches in flight at once (receiving over REST is one call
 //! per message, so waiting on one batch at a time would leave the budget mostly idle). When the
-//! sink fails, the failing batch abandons its messages and the whole tick stops after the
-//! batches in flight: they come back on a later tick, and the revision guard makes writing
-//! them again harmless.
+//! sink fails, the whole tick stops after the batches in flight and the failed batch's
+//! messages are abandoned once it has: they come back on a later tick, and the revision guard
+//! makes writing them again harmless.
 //!
 //! The budget is checked before each receive, so a tick can run over it by one batch's time;
 //! keep the budget below the function timeout by at least that much.
@@ -76,21 +76,28 @@ impl Pipeline {
         let stop = AtomicBool::new(false);
         let loops = (0..CONCURRENT_BATCHES).map(|_| self.summarize_loop(started, budget, &stop));
         let mut report = TickReport::default();
-        for part in futures::future::join_all(loops).await {
+        let mut failed = Vec::new();
+        for (part, locks) in futures::future::join_all(loops).await {
             report.merge(part);
+            failed.extend(locks);
         }
+        // Released only now, so the other loops of this tick cannot pick them up again while
+        // the dependency that failed them is probably still failing: they wait for a later tick.
+        self.abandon(failed).await;
         report
     }
 
     /// One receive loop of a tick; it stops when the queue is empty, the budget is spent, or
-    /// any loop of the tick failed.
+    /// any loop of the tick failed. Returns what it did and the locks of a failed batch, which
+    /// the tick releases once every loop has stopped.
     async fn summarize_loop(
         &self,
         started: Instant,
         budget: Duration,
         stop: &AtomicBool,
-    ) -> TickReport {
+    ) -> (TickReport, Vec<String>) {
         let mut report = TickReport::default();
+        let mut failed = Vec::new();
         while started.elapsed() < budget && !stop.load(Ordering::Relaxed) {
             let messages = match self
                 .ports
@@ -110,7 +117,10 @@ impl Pipeline {
                 break;
             }
             report.received += messages.len();
-            if let Err(e) = self.summarize_batch(messages, &mut report).await {
+            if let Err(e) = self
+                .summarize_batch(messages, &mut report, &mut failed)
+                .await
+            {
                 tracing::error!(error = %e, "summarize: batch failed, its messages return on a later tick");
                 Metrics::add(&self.metrics.transient_failures, 1);
                 report.error = Some(e.to_string());
@@ -118,13 +128,14 @@ impl Pipeline {
                 break;
             }
         }
-        report
+        (report, failed)
     }
 
     async fn summarize_batch(
         &self,
         messages: Vec<ReceivedMessage>,
         report: &mut TickReport,
+        failed: &mut Vec<String>,
     ) -> PortResult<()> {
         let now = self.ports.clock.now();
         let mut done: Vec<String> = Vec::new();
@@ -160,8 +171,7 @@ impl Pipeline {
         let days = match self.ports.store.read_days(&keys).await {
             Ok(days) => days,
             Err(e) => {
-                self.release(requests.into_values().flat_map(|r| r.1), report)
-                    .await;
+                hold(requests.into_values().flat_map(|r| r.1), report, failed);
                 return Err(e);
             }
         };
@@ -200,8 +210,7 @@ impl Pipeline {
             Ok(written) => written,
             Err(e) => {
                 self.ports.due_summaries.complete(&done).await?;
-                self.release(planned.into_iter().flat_map(|p| p.locks), report)
-                    .await;
+                hold(planned.into_iter().flat_map(|p| p.locks), report, failed);
                 return Err(e);
             }
         };
@@ -240,14 +249,19 @@ impl Pipeline {
         Ok(())
     }
 
-    /// Abandons messages so they are delivered again; a failure here only delays them until
-    /// their locks expire.
+    /// Abandons messages so they are delivered again (a state race: data arrived while the
+    /// summary was computed).
     async fn release(&self, locks: impl IntoIterator<Item = String>, report: &mut TickReport) {
         let locks: Vec<String> = locks.into_iter().collect();
+        report.abandoned += locks.len();
+        self.abandon(locks).await;
+    }
+
+    /// Abandons locks; a failure here only delays the messages until their locks expire.
+    async fn abandon(&self, locks: Vec<String>) {
         if locks.is_empty() {
             return;
         }
-        report.abandoned += locks.len();
         if let Err(e) = self.ports.due_summaries.abandon(&locks).await {
             tracing::warn!(error = %e, count = locks.len(), "summarize: abandoning failed; the locks will expire instead");
         }
@@ -275,6 +289,17 @@ impl Pipeline {
         Metrics::add(&self.metrics.summaries_written, written);
         Ok((computed, written))
     }
+}
+
+/// Keeps the locks of a failed batch for release at the end of the tick.
+fn hold(
+    locks: impl IntoIterator<Item = String>,
+    report: &mut TickReport,
+    failed: &mut Vec<String>,
+) {
+    let before = failed.len();
+    failed.extend(locks);
+    report.abandoned += failed.len() - before;
 }
 
 fn summary_row(day: &StoredDay, now: chrono::DateTime<chrono::Utc>) -> Option<SummaryRow> {
