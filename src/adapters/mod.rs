@@ -2,4 +2,5 @@
 
 pub mod embedded;
 pub mod retry;
+pub mod servicebus;
 pub mod sql;

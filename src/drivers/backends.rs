@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::bail;
 
 use crate::adapters::embedded::EmbeddedDb;
+use crate::adapters::servicebus::{ClientOptions, ServiceBusClient, ServiceBusQueue};
 use crate::adapters::sql::sqlite::SqliteSink;
 use crate::pipeline::ports::SummarySink;
 
@@ -17,6 +18,106 @@ pub struct BackendArgs {
     /// `daily_summary` table of the embedded database.
     #[arg(long, env = "EVENTIDE_SUMMARY_SINK", hide_env_values = true)]
     pub summary_sink: Option<String>,
+    /// Service Bus by connection string (SAS): `Endpoint=sb://…;SharedAccessKeyName=…;
+    /// SharedAccessKey=…`. Unset (and no namespace): the embedded queues.
+    #[arg(long, env = "EVENTIDE_SERVICEBUS", hide_env_values = true)]
+    pub servicebus: Option<String>,
+    /// Service Bus by Microsoft Entra ID: the namespace host, e.g. `myns.servicebus.windows.net`.
+    #[arg(long, env = "EVENTIDE_SERVICEBUS_NAMESPACE")]
+    pub servicebus_namespace: Option<String>,
+    /// With a namespace: `managed-identity` (default; system-assigned unless
+    /// `EVENTIDE_SERVICEBUS_CLIENT_ID` names a user-assigned one) or `developer` (Azure CLI /
+    /// Azure Developer CLI sign-in, for a workstation).
+    #[arg(long, env = "EVENTIDE_SERVICEBUS_CREDENTIAL")]
+    pub servicebus_credential: Option<String>,
+    /// Client ID of a user-assigned managed identity for Service Bus.
+    #[arg(long, env = "EVENTIDE_SERVICEBUS_CLIENT_ID")]
+    pub servicebus_client_id: Option<String>,
+    /// Service Bus queue ingest sends observation chunks to (default `observations`).
+    #[arg(long, env = "EVENTIDE_OBSERVATIONS_QUEUE")]
+    pub observations_queue: Option<String>,
+    /// Service Bus queue of summarize messages (default `summaries`; duplicate detection on,
+    /// sessions off — see the README).
+    #[arg(long, env = "EVENTIDE_SUMMARIES_QUEUE")]
+    pub summaries_queue: Option<String>,
+}
+
+/// The two Service Bus queues the pipeline uses.
+#[derive(Clone)]
+pub struct ServiceBusQueues {
+    pub observations: ServiceBusQueue,
+    pub summaries: ServiceBusQueue,
+}
+
+/// The Service Bus queues the settings ask for, or `None` when neither a connection string nor
+/// a namespace is set (the embedded queues serve then).
+pub fn service_bus_queues(args: &BackendArgs) -> anyhow::Result<Option<ServiceBusQueues>> {
+    let connection = args.servicebus.as_deref().filter(|s| !s.trim().is_empty());
+    let namespace = args
+        .servicebus_namespace
+        .as_deref()
+        .filter(|s| !s.trim().is_empty());
+    let client = match (connection, namespace) {
+        (None, None) => return Ok(None),
+        (Some(_), Some(_)) => bail!(
+            "set either EVENTIDE_SERVICEBUS (connection string) or EVENTIDE_SERVICEBUS_NAMESPACE (Entra ID), not both"
+        ),
+        // The error names the bad part of the string, never the key.
+        (Some(text), None) => {
+            ServiceBusClient::from_connection_string(text, ClientOptions::default())
+                .map_err(|e| anyhow::anyhow!("EVENTIDE_SERVICEBUS: {e}"))?
+        }
+        (None, Some(host)) => {
+            let credential = entra_credential(args)?;
+            ServiceBusClient::with_entra_id(host, credential, ClientOptions::default())
+                .map_err(|e| anyhow::anyhow!("EVENTIDE_SERVICEBUS_NAMESPACE: {e}"))?
+        }
+    };
+    let client = Arc::new(client);
+    let name = |setting: &Option<String>, default: &str| {
+        setting
+            .as_deref()
+            .filter(|s| !s.trim().is_empty())
+            .unwrap_or(default)
+            .to_string()
+    };
+    Ok(Some(ServiceBusQueues {
+        observations: ServiceBusQueue::new(
+            client.clone(),
+            name(&args.observations_queue, "observations"),
+        ),
+        summaries: ServiceBusQueue::new(client, name(&args.summaries_queue, "summaries")),
+    }))
+}
+
+fn entra_credential(
+    args: &BackendArgs,
+) -> anyhow::Result<Arc<dyn azure_core::credentials::TokenCredential>> {
+    use azure_identity::{
+        DeveloperToolsCredential, ManagedIdentityCredential, ManagedIdentityCredentialOptions,
+        UserAssignedId,
+    };
+    match args
+        .servicebus_credential
+        .as_deref()
+        .unwrap_or("managed-identity")
+    {
+        "managed-identity" => {
+            let options = ManagedIdentityCredentialOptions {
+                user_assigned_id: args
+                    .servicebus_client_id
+                    .clone()
+                    .filter(|id| !id.trim().is_empty())
+                    .map(UserAssignedId::ClientId),
+                ..Default::default()
+            };
+            Ok(ManagedIdentityCredential::new(Some(options))?)
+        }
+        "developer" => Ok(DeveloperToolsCredential::new(None)?),
+        other => bail!(
+            "EVENTIDE_SERVICEBUS_CREDENTIAL: unknown credential {other:?} (managed-identity or developer)"
+        ),
+    }
 }
 
 /// The summary sink the settings ask for.

@@ -2,10 +2,17 @@
 //! and settle the messages — completing a message only after its row is committed.
 //!
 //! A tick works under a time budget below the function timeout and leaves whatever is left to
-//! the next tick. When the sink fails, the tick abandons its messages and stops: they come back
-//! on a later tick, and the revision guard makes writing them again harmless.
+//! the next tick. It keeps several batches in flight at once (receiving over REST is one call
+//! per message, so waiting on one batch at a time would leave the budget mostly idle). When the
+//! sink fails, the whole tick stops after the batches in flight and the failed batch's
+//! messages are abandoned once it has: they come back on a later tick, and the revision guard
+//! makes writing them again harmless.
+//!
+//! The budget is checked before each receive, so a tick can run over it by one batch's time;
+//! keep the budget below the function timeout by at least that much.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
@@ -43,12 +50,55 @@ struct Planned {
     locks: Vec<String>,
 }
 
+/// Batches one tick keeps in flight, each with its own receive loop.
+const CONCURRENT_BATCHES: usize = 4;
+
+impl TickReport {
+    fn merge(&mut self, other: TickReport) {
+        self.received += other.received;
+        self.written += other.written;
+        self.unchanged += other.unchanged;
+        self.stale += other.stale;
+        self.missing += other.missing;
+        self.quarantined += other.quarantined;
+        self.abandoned += other.abandoned;
+        if self.error.is_none() {
+            self.error = other.error;
+        }
+    }
+}
+
 impl Pipeline {
-    /// Drains due summarize messages until none are left or `budget` is spent.
+    /// Drains due summarize messages until none are left or `budget` is spent, with
+    /// [`CONCURRENT_BATCHES`] receive loops sharing the deadline.
     pub async fn summarize_tick(&self, budget: Duration) -> TickReport {
         let started = Instant::now();
+        let stop = AtomicBool::new(false);
+        let loops = (0..CONCURRENT_BATCHES).map(|_| self.summarize_loop(started, budget, &stop));
         let mut report = TickReport::default();
-        while started.elapsed() < budget {
+        let mut failed = Vec::new();
+        for (part, locks) in futures::future::join_all(loops).await {
+            report.merge(part);
+            failed.extend(locks);
+        }
+        // Released only now, so the other loops of this tick cannot pick them up again while
+        // the dependency that failed them is probably still failing: they wait for a later tick.
+        self.abandon(failed).await;
+        report
+    }
+
+    /// One receive loop of a tick; it stops when the queue is empty, the budget is spent, or
+    /// any loop of the tick failed. Returns what it did and the locks of a failed batch, which
+    /// the tick releases once every loop has stopped.
+    async fn summarize_loop(
+        &self,
+        started: Instant,
+        budget: Duration,
+        stop: &AtomicBool,
+    ) -> (TickReport, Vec<String>) {
+        let mut report = TickReport::default();
+        let mut failed = Vec::new();
+        while started.elapsed() < budget && !stop.load(Ordering::Relaxed) {
             let messages = match self
                 .ports
                 .due_summaries
@@ -59,6 +109,7 @@ impl Pipeline {
                 Err(e) => {
                     tracing::error!(error = %e, "summarize: receiving due messages failed");
                     report.error = Some(e.to_string());
+                    stop.store(true, Ordering::Relaxed);
                     break;
                 }
             };
@@ -66,20 +117,25 @@ impl Pipeline {
                 break;
             }
             report.received += messages.len();
-            if let Err(e) = self.summarize_batch(messages, &mut report).await {
+            if let Err(e) = self
+                .summarize_batch(messages, &mut report, &mut failed)
+                .await
+            {
                 tracing::error!(error = %e, "summarize: batch failed, its messages return on a later tick");
                 Metrics::add(&self.metrics.transient_failures, 1);
                 report.error = Some(e.to_string());
+                stop.store(true, Ordering::Relaxed);
                 break;
             }
         }
-        report
+        (report, failed)
     }
 
     async fn summarize_batch(
         &self,
         messages: Vec<ReceivedMessage>,
         report: &mut TickReport,
+        failed: &mut Vec<String>,
     ) -> PortResult<()> {
         let now = self.ports.clock.now();
         let mut done: Vec<String> = Vec::new();
@@ -115,8 +171,7 @@ impl Pipeline {
         let days = match self.ports.store.read_days(&keys).await {
             Ok(days) => days,
             Err(e) => {
-                self.release(requests.into_values().flat_map(|r| r.1), report)
-                    .await;
+                hold(requests.into_values().flat_map(|r| r.1), report, failed);
                 return Err(e);
             }
         };
@@ -155,8 +210,7 @@ impl Pipeline {
             Ok(written) => written,
             Err(e) => {
                 self.ports.due_summaries.complete(&done).await?;
-                self.release(planned.into_iter().flat_map(|p| p.locks), report)
-                    .await;
+                hold(planned.into_iter().flat_map(|p| p.locks), report, failed);
                 return Err(e);
             }
         };
@@ -195,14 +249,19 @@ impl Pipeline {
         Ok(())
     }
 
-    /// Abandons messages so they are delivered again; a failure here only delays them until
-    /// their locks expire.
+    /// Abandons messages so they are delivered again (a state race: data arrived while the
+    /// summary was computed).
     async fn release(&self, locks: impl IntoIterator<Item = String>, report: &mut TickReport) {
         let locks: Vec<String> = locks.into_iter().collect();
+        report.abandoned += locks.len();
+        self.abandon(locks).await;
+    }
+
+    /// Abandons locks; a failure here only delays the messages until their locks expire.
+    async fn abandon(&self, locks: Vec<String>) {
         if locks.is_empty() {
             return;
         }
-        report.abandoned += locks.len();
         if let Err(e) = self.ports.due_summaries.abandon(&locks).await {
             tracing::warn!(error = %e, count = locks.len(), "summarize: abandoning failed; the locks will expire instead");
         }
@@ -230,6 +289,17 @@ impl Pipeline {
         Metrics::add(&self.metrics.summaries_written, written);
         Ok((computed, written))
     }
+}
+
+/// Keeps the locks of a failed batch for release at the end of the tick.
+fn hold(
+    locks: impl IntoIterator<Item = String>,
+    report: &mut TickReport,
+    failed: &mut Vec<String>,
+) {
+    let before = failed.len();
+    failed.extend(locks);
+    report.abandoned += failed.len() - before;
 }
 
 fn summary_row(day: &StoredDay, now: chrono::DateTime<chrono::Utc>) -> Option<SummaryRow> {
