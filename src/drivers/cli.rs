@@ -1,4 +1,4 @@
-//! The command line: `eventide local`, `eventide summarize`, `eventide demo`.
+//! The command line: `eventide local`, `eventide summarize`, `eventide demo`, `eventide migrate`.
 
 use std::sync::Arc;
 
@@ -37,6 +37,11 @@ pub enum Command {
     },
     /// Run a synthetic day through the real HTTP ingest of an embedded runtime and report.
     Demo(DemoArgs),
+    /// Apply pending schema migrations (embedded database and summary sink) and exit.
+    Migrate {
+        #[command(flatten)]
+        local: LocalArgs,
+    },
 }
 
 /// Runs the parsed command to completion.
@@ -66,6 +71,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Demo(args) => demo::run(args).await,
+        Command::Migrate { local } => {
+            let db = crate::adapters::embedded::EmbeddedDb::open(&local.db)?;
+            let sink = super::backends::migrate_summary_sink(&local.backends, &db).await?;
+            println!(
+                "embedded database: schema version {}; summary sink: {sink}",
+                db.schema_version().await?
+            );
+            Ok(())
+        }
     }
 }
 
