@@ -85,12 +85,18 @@ async fn main() -> anyhow::Result<()> {
         },
     )
     .await?;
+    let timed = Arc::new(TimedSink {
+        inner: Arc::new(sink.clone()),
+        spent: std::sync::Mutex::new(Duration::ZERO),
+    });
     let mut to_postgres = pipeline.clone();
-    to_postgres.ports.sink = Arc::new(sink.clone());
+    to_postgres.ports.sink = timed.clone();
     let started = Instant::now();
     let (computed, written) = to_postgres.summarize_day(day).await?;
-    let into_postgres = rate(computed, started.elapsed());
+    let took = started.elapsed();
+    let into_postgres = rate(computed, took);
     assert_eq!((computed, written), (series, series));
+    let in_sink = *timed.spent.lock().unwrap();
 
     println!("\nend of day, {series} series-days × {points} points (series-days per second):");
     println!("  read documents only          {read_only:>10.0}");
@@ -101,6 +107,11 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "  full job into PostgreSQL     {into_postgres:>10.0}  ({:.2} of read-only)",
         into_postgres / read_only
+    );
+    println!(
+        "    of which waiting for PostgreSQL: {:.2} s of {:.2} s",
+        in_sink.as_secs_f64(),
+        took.as_secs_f64()
     );
 
     // The sink alone, on the rows just computed, against COPY of the same rows.
@@ -142,6 +153,26 @@ async fn main() -> anyhow::Result<()> {
         pipeline.ports.sink.upsert(&bumped[0]).await?;
         rate(rows.len(), started.elapsed())
     };
+    // EVENTIDE_BENCH_PROBE=1: the latency of one upsert call by batch size, ten calls each.
+    if std::env::var_os("EVENTIDE_BENCH_PROBE").is_some() {
+        for n in [16usize, 64, 96, 256, 1000] {
+            let n = n.min(rows.len());
+            let mut times = Vec::new();
+            for k in 0..10 {
+                let batch: Vec<SummaryRow> = rows[..n]
+                    .iter()
+                    .map(|r| SummaryRow {
+                        revision: r.revision + 10 + k,
+                        ..r.clone()
+                    })
+                    .collect();
+                let started = Instant::now();
+                sink.upsert(&batch).await?;
+                times.push(format!("{:.1}", started.elapsed().as_secs_f64() * 1000.0));
+            }
+            println!("  upsert call of {n:>4} rows, ms: {}", times.join(" "));
+        }
+    }
     let copy_best = copy_rows(&admin, &schema, &rows).await?;
     println!("\nsink rows per second ({} rows, best of 3):", rows.len());
     println!(
@@ -256,4 +287,28 @@ async fn copy_rows(
         anyhow::ensure!(copied as usize == rows.len(), "COPY wrote {copied} rows");
     }
     Ok(best)
+}
+
+/// Counts the time spent in the sink, to tell the database's share of the job.
+struct TimedSink {
+    inner: Arc<dyn SummarySink>,
+    spent: std::sync::Mutex<Duration>,
+}
+
+#[async_trait::async_trait]
+impl SummarySink for TimedSink {
+    async fn upsert(&self, rows: &[SummaryRow]) -> eventide::pipeline::ports::PortResult<usize> {
+        let started = Instant::now();
+        let result = self.inner.upsert(rows).await;
+        *self.spent.lock().unwrap() += started.elapsed();
+        result
+    }
+
+    async fn read(
+        &self,
+        series: Option<String>,
+        day: Option<NaiveDate>,
+    ) -> eventide::pipeline::ports::PortResult<Vec<SummaryRow>> {
+        self.inner.read(series, day).await
+    }
 }
