@@ -1,4 +1,4 @@
-//! The command line: `eventide local`, `eventide summarize`, `eventide demo`.
+//! The command line: `eventide local`, `eventide summarize`, `eventide demo`, `eventide migrate`.
 
 use std::sync::Arc;
 
@@ -52,6 +52,11 @@ pub enum Command {
     Quarantine {
         #[command(subcommand)]
         action: QuarantineAction,
+        #[command(flatten)]
+        local: LocalArgs,
+    },
+    /// Apply pending schema migrations (embedded database and summary sink) and exit.
+    Migrate {
         #[command(flatten)]
         local: LocalArgs,
     },
@@ -135,6 +140,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     println!("{}", serde_json::to_string_pretty(&report)?);
                 }
             }
+            Ok(())
+        }
+        Command::Migrate { local } => {
+            let db = crate::adapters::embedded::EmbeddedDb::open(&local.db)?;
+            let sink = super::backends::migrate_summary_sink(&local.backends, &db).await?;
+            println!(
+                "embedded database: schema version {}; summary sink: {sink}",
+                db.schema_version().await?
+            );
             Ok(())
         }
     }

@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use rusqlite::params;
 
+use super::rows::validate;
 use crate::adapters::embedded::EmbeddedDb;
 use crate::domain::observation::{format_ts, parse_ts};
 use crate::domain::stats::{DailyStats, SummaryRow};
@@ -64,6 +65,7 @@ fn stored_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SummaryRow> {
 #[async_trait]
 impl SummarySink for SqliteSink {
     async fn upsert(&self, rows: &[SummaryRow]) -> PortResult<usize> {
+        validate(rows)?;
         if rows.is_empty() {
             return Ok(0);
         }

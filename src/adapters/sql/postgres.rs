@@ -1,0 +1,481 @@
+//! The PostgreSQL summary sink, on `sqlx`.
+//!
+//! A batch is written as one `INSERT … SELECT FROM UNNEST(arrays) ON CONFLICT … DO UPDATE …
+//! WHERE stored.revision < excluded.revision` per chunk of rows, all chunks in one transaction:
+//! one round trip per chunk with 17 array parameters, whatever the chunk's size, and the
+//! revision guard is decided by the server under the row lock, so concurrent writers cannot
+//! replace a newer row. Rows go in key order, so two writers lock shared keys in the same order.
+//!
+//! Timestamps are `timestamptz`, which holds microseconds: sub-microsecond digits of
+//! `first_ts`/`last_ts` are truncated on the way in.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+// Statement text is spliced only with a schema name checked by `check_schema_name`; every
+// value is a bound parameter.
+use sqlx::{AssertSqlSafe, Row};
+
+use super::SinkOptions;
+use super::migrations::{self, Migration};
+use super::rows::{check_schema_name, latest_per_key, validate};
+use crate::adapters::retry::Verdict;
+use crate::domain::stats::{DailyStats, SummaryRow};
+use crate::pipeline::ports::{PortError, PortResult, SummarySink};
+
+/// Rows per statement: bounds the size of one message, not the number of round trips that
+/// matter (10,000 rows are two statements).
+const CHUNK_ROWS: usize = 5_000;
+
+/// Writes summary rows into PostgreSQL.
+#[derive(Clone)]
+pub struct PostgresSink {
+    pool: PgPool,
+    statements: Statements,
+    options: SinkOptions,
+}
+
+/// Statement text for one schema, built once.
+#[derive(Debug, Clone)]
+pub struct Statements {
+    /// The quoted schema the tables live in and a dot, or empty for the first schema on the
+    /// connection's `search_path` (`public` unless the URL sets `options=-c search_path=…`).
+    pub prefix: String,
+    pub upsert: Arc<str>,
+    pub read: Arc<str>,
+}
+
+impl Statements {
+    pub fn new(schema: Option<&str>) -> Self {
+        let prefix = match schema {
+            Some(name) => format!("\"{name}\"."),
+            None => String::new(),
+        };
+        let table = format!("{prefix}daily_summary");
+        let upsert = format!(
+            "INSERT INTO {table} AS stored (series, day, count, sum, min, max, mean, stddev,
+                first_value, first_ts, last_value, last_ts, p50, p90, p99, revision, computed_at)
+             SELECT * FROM UNNEST($1::text[], $2::date[], $3::int8[], $4::float8[], $5::float8[],
+                $6::float8[], $7::float8[], $8::float8[], $9::float8[], $10::timestamptz[],
+                $11::float8[], $12::timestamptz[], $13::float8[], $14::float8[], $15::float8[],
+                $16::int8[], $17::timestamptz[])
+             ON CONFLICT (series, day) DO UPDATE SET
+                count = excluded.count, sum = excluded.sum, min = excluded.min, max = excluded.max,
+                mean = excluded.mean, stddev = excluded.stddev, first_value = excluded.first_value,
+                first_ts = excluded.first_ts, last_value = excluded.last_value,
+                last_ts = excluded.last_ts, p50 = excluded.p50, p90 = excluded.p90,
+                p99 = excluded.p99, revision = excluded.revision, computed_at = excluded.computed_at
+             WHERE stored.revision < excluded.revision"
+        );
+        let read = format!(
+            "SELECT series, day, count, sum, min, max, mean, stddev, first_value, first_ts,
+                    last_value, last_ts, p50, p90, p99, revision, computed_at
+             FROM {table}
+             WHERE ($1::text IS NULL OR series = $1) AND ($2::date IS NULL OR day = $2)
+             ORDER BY day, series"
+        );
+        Self {
+            prefix,
+            upsert: upsert.into(),
+            read: read.into(),
+        }
+    }
+}
+
+/// Errors of this adapter that are not the driver's.
+#[derive(Debug, thiserror::Error)]
+pub enum PostgresSinkError {
+    #[error("the connection string is not a valid PostgreSQL URL: {0}")]
+    BadConnectionString(String),
+    #[error("{0}")]
+    BadSchema(String),
+    #[error("timed out after {0:?}")]
+    TimedOut(Duration),
+    #[error("timestamp {0} is outside the range of nanosecond timestamps")]
+    TimestampOutOfRange(DateTime<Utc>),
+}
+
+/// Whether retrying can help, from the SQLSTATE class or the kind of failure.
+pub fn verdict(error: &sqlx::Error) -> Verdict {
+    let transient = match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Protocol(_) => true,
+        sqlx::Error::Database(e) => e.code().is_some_and(|code| transient_sqlstate(&code)),
+        _ => false,
+    };
+    if transient {
+        Verdict::Transient { retry_after: None }
+    } else {
+        Verdict::Permanent
+    }
+}
+
+/// Connection exceptions, serialization failures and deadlocks, lack of resources, operator
+/// intervention (shutdown, restart, cancel), lock timeouts and system I/O errors.
+pub fn transient_sqlstate(code: &str) -> bool {
+    code.starts_with("08")
+        || code.starts_with("53")
+        || code.starts_with("58")
+        || matches!(
+            code,
+            "40001" | "40P01" | "55P03" | "57014" | "57P01" | "57P02" | "57P03"
+        )
+}
+
+/// One attempt's failure: a driver error or our own time bound.
+#[derive(Debug, thiserror::Error)]
+enum Attempt {
+    #[error(transparent)]
+    Sql(#[from] sqlx::Error),
+    #[error("timed out after {0:?}")]
+    TimedOut(Duration),
+}
+
+fn attempt_verdict(e: &Attempt) -> Verdict {
+    match e {
+        Attempt::Sql(e) => verdict(e),
+        Attempt::TimedOut(_) => Verdict::Transient { retry_after: None },
+    }
+}
+
+fn port_error(context: &str, e: Attempt) -> PortError {
+    match e {
+        Attempt::Sql(e) => match verdict(&e) {
+            Verdict::Transient { .. } => PortError::transient(context, e),
+            Verdict::Permanent => PortError::permanent(context, e),
+        },
+        Attempt::TimedOut(after) => {
+            PortError::transient(context, PostgresSinkError::TimedOut(after))
+        }
+    }
+}
+
+impl PostgresSink {
+    /// Connects (lazily: connections are opened when first needed) and applies pending schema
+    /// migrations, retrying transient failures.
+    pub async fn connect(url: &str, options: SinkOptions) -> PortResult<Self> {
+        // The driver's parse error may quote the URL, password included: keep only its kind.
+        let connect = PgConnectOptions::from_str(url).map_err(|e| {
+            let kind = match e {
+                sqlx::Error::Configuration(_) => "invalid option",
+                _ => "unparseable",
+            };
+            PortError::permanent(
+                "configuring the PostgreSQL sink",
+                PostgresSinkError::BadConnectionString(kind.into()),
+            )
+        })?;
+        Self::connect_with(connect, options).await
+    }
+
+    /// As `connect`, from parsed options.
+    pub async fn connect_with(connect: PgConnectOptions, options: SinkOptions) -> PortResult<Self> {
+        if let Some(schema) = &options.schema {
+            check_schema_name(schema).map_err(|e| {
+                PortError::permanent(
+                    "configuring the PostgreSQL sink",
+                    PostgresSinkError::BadSchema(e),
+                )
+            })?;
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections.max(1))
+            .acquire_timeout(options.timeout)
+            .connect_lazy_with(connect.application_name("eventide"));
+        let sink = Self {
+            pool,
+            statements: Statements::new(options.schema.as_deref()),
+            options,
+        };
+        sink.migrate().await?;
+        Ok(sink)
+    }
+
+    /// Applies pending migrations; returns the schema version in force.
+    pub async fn migrate(&self) -> PortResult<i32> {
+        self.run("applying PostgreSQL schema migrations", || async {
+            let mut tx = self.pool.begin().await?;
+            // One migrator at a time per database; the lock ends with the transaction.
+            sqlx::query("SELECT pg_advisory_xact_lock(7346500591)")
+                .execute(&mut *tx)
+                .await?;
+            let prefix = &self.statements.prefix;
+            if let Some(schema) = &self.options.schema {
+                sqlx::raw_sql(AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"")))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            sqlx::raw_sql(AssertSqlSafe(format!(
+                "CREATE TABLE IF NOT EXISTS {prefix}eventide_schema_version (
+                    version integer PRIMARY KEY,
+                    description text NOT NULL,
+                    applied_at timestamptz NOT NULL DEFAULT now())"
+            )))
+            .execute(&mut *tx)
+            .await?;
+            let current: i32 = sqlx::query_scalar(AssertSqlSafe(format!(
+                "SELECT coalesce(max(version), 0) FROM {prefix}eventide_schema_version"
+            )))
+            .fetch_one(&mut *tx)
+            .await?;
+            for migration in pending(migrations::POSTGRES, current) {
+                sqlx::raw_sql(AssertSqlSafe(migrations::render(migration, prefix)))
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(AssertSqlSafe(format!(
+                    "INSERT INTO {prefix}eventide_schema_version (version, description) VALUES ($1, $2)"
+                )))
+                .bind(migration.version)
+                .bind(migration.description)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(current.max(migrations::latest(migrations::POSTGRES)))
+        })
+        .await
+    }
+
+    /// Closes the pool's connections.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Runs `attempt` under the time bound, retrying transient failures.
+    async fn run<T, Fut>(&self, context: &str, attempt: impl Fn() -> Fut) -> PortResult<T>
+    where
+        Fut: Future<Output = Result<T, sqlx::Error>>,
+    {
+        let timeout = self.options.timeout;
+        self.options
+            .retry
+            .run(
+                || async {
+                    match tokio::time::timeout(timeout, attempt()).await {
+                        Ok(result) => result.map_err(Attempt::Sql),
+                        Err(_) => Err(Attempt::TimedOut(timeout)),
+                    }
+                },
+                attempt_verdict,
+            )
+            .await
+            .map_err(|e| port_error(context, e))
+    }
+}
+
+fn pending(list: &[Migration], current: i32) -> impl Iterator<Item = &Migration> {
+    list.iter().filter(move |m| m.version > current)
+}
+
+/// One chunk of rows as the 17 column arrays `UNNEST` takes.
+#[derive(Debug, Default, PartialEq)]
+pub struct Columns {
+    pub series: Vec<String>,
+    pub day: Vec<NaiveDate>,
+    pub count: Vec<i64>,
+    pub sum: Vec<f64>,
+    pub min: Vec<f64>,
+    pub max: Vec<f64>,
+    pub mean: Vec<f64>,
+    pub stddev: Vec<Option<f64>>,
+    pub first_value: Vec<f64>,
+    pub first_ts: Vec<DateTime<Utc>>,
+    pub last_value: Vec<f64>,
+    pub last_ts: Vec<DateTime<Utc>>,
+    pub p50: Vec<f64>,
+    pub p90: Vec<f64>,
+    pub p99: Vec<f64>,
+    pub revision: Vec<i64>,
+    pub computed_at: Vec<DateTime<Utc>>,
+}
+
+impl Columns {
+    /// Validated rows (`rows::validate`) into column arrays.
+    pub fn from_rows(rows: &[&SummaryRow]) -> Self {
+        let mut c = Columns::default();
+        for row in rows {
+            let s = &row.stats;
+            c.series.push(row.series.clone());
+            c.day.push(row.day);
+            c.count.push(s.count as i64);
+            c.sum.push(s.sum);
+            c.min.push(s.min);
+            c.max.push(s.max);
+            c.mean.push(s.mean);
+            c.stddev.push(s.stddev);
+            c.first_value.push(s.first_value);
+            c.first_ts.push(DateTime::from_timestamp_nanos(s.first_ts));
+            c.last_value.push(s.last_value);
+            c.last_ts.push(DateTime::from_timestamp_nanos(s.last_ts));
+            c.p50.push(s.p50);
+            c.p90.push(s.p90);
+            c.p99.push(s.p99);
+            c.revision.push(row.revision);
+            c.computed_at.push(row.computed_at);
+        }
+        c
+    }
+
+    fn bind<'q>(
+        self,
+        query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+        query
+            .bind(self.series)
+            .bind(self.day)
+            .bind(self.count)
+            .bind(self.sum)
+            .bind(self.min)
+            .bind(self.max)
+            .bind(self.mean)
+            .bind(self.stddev)
+            .bind(self.first_value)
+            .bind(self.first_ts)
+            .bind(self.last_value)
+            .bind(self.last_ts)
+            .bind(self.p50)
+            .bind(self.p90)
+            .bind(self.p99)
+            .bind(self.revision)
+            .bind(self.computed_at)
+    }
+}
+
+fn nanos(at: DateTime<Utc>) -> Result<i64, sqlx::Error> {
+    at.timestamp_nanos_opt()
+        .ok_or_else(|| sqlx::Error::Decode(Box::new(PostgresSinkError::TimestampOutOfRange(at))))
+}
+
+fn stored_row(r: &PgRow) -> Result<SummaryRow, sqlx::Error> {
+    let count: i64 = r.try_get(2)?;
+    Ok(SummaryRow {
+        series: r.try_get(0)?,
+        day: r.try_get(1)?,
+        stats: DailyStats {
+            count: u64::try_from(count).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+            sum: r.try_get(3)?,
+            min: r.try_get(4)?,
+            max: r.try_get(5)?,
+            mean: r.try_get(6)?,
+            stddev: r.try_get(7)?,
+            first_value: r.try_get(8)?,
+            first_ts: nanos(r.try_get(9)?)?,
+            last_value: r.try_get(10)?,
+            last_ts: nanos(r.try_get(11)?)?,
+            p50: r.try_get(12)?,
+            p90: r.try_get(13)?,
+            p99: r.try_get(14)?,
+        },
+        revision: r.try_get(15)?,
+        computed_at: r.try_get(16)?,
+    })
+}
+
+#[async_trait]
+impl SummarySink for PostgresSink {
+    async fn upsert(&self, rows: &[SummaryRow]) -> PortResult<usize> {
+        validate(rows)?;
+        let rows = latest_per_key(rows);
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        self.run("upserting daily summaries into PostgreSQL", || async {
+            let mut tx = self.pool.begin().await?;
+            let mut written = 0u64;
+            for chunk in rows.chunks(CHUNK_ROWS) {
+                let query = Columns::from_rows(chunk)
+                    .bind(sqlx::query(AssertSqlSafe(self.statements.upsert.clone())));
+                written += query.execute(&mut *tx).await?.rows_affected();
+            }
+            tx.commit().await?;
+            Ok(written as usize)
+        })
+        .await
+    }
+
+    async fn read(
+        &self,
+        series: Option<String>,
+        day: Option<NaiveDate>,
+    ) -> PortResult<Vec<SummaryRow>> {
+        self.run("reading daily summaries from PostgreSQL", || async {
+            let rows = sqlx::query(AssertSqlSafe(self.statements.read.clone()))
+                .bind(series.as_deref())
+                .bind(day)
+                .fetch_all(&self.pool)
+                .await?;
+            rows.iter().map(stored_row).collect()
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::sql::rows::tests::row;
+
+    #[test]
+    fn statements_name_the_schema_and_guard_the_revision() {
+        let s = Statements::new(Some("contract_x"));
+        assert!(
+            s.upsert
+                .starts_with("INSERT INTO \"contract_x\".daily_summary AS stored")
+        );
+        assert!(
+            s.upsert
+                .contains("WHERE stored.revision < excluded.revision")
+        );
+        assert_eq!(s.upsert.matches("::").count(), 17);
+        assert!(Statements::new(None).read.contains("FROM daily_summary"));
+    }
+
+    #[test]
+    fn rows_become_column_arrays_in_order() {
+        let (a, mut b) = (
+            row("a", "2026-11-24", 1, 1.5),
+            row("b", "2026-11-24", 2, 2.5),
+        );
+        b.stats.stddev = None;
+        let c = Columns::from_rows(&[&a, &b]);
+        assert_eq!(c.series, ["a", "b"]);
+        assert_eq!(c.revision, [1, 2]);
+        assert_eq!(c.stddev, [Some(0.0), None]);
+        assert_eq!(c.first_ts[0].timestamp_nanos_opt(), Some(a.stats.first_ts));
+    }
+
+    #[test]
+    fn sqlstates_are_classified() {
+        for code in [
+            "08006", "08001", "40001", "40P01", "53300", "57P01", "57P03", "57014",
+        ] {
+            assert!(transient_sqlstate(code), "{code}");
+        }
+        for code in ["23505", "22003", "42P01", "42601", "28P01"] {
+            assert!(!transient_sqlstate(code), "{code}");
+        }
+        assert_eq!(
+            verdict(&sqlx::Error::PoolTimedOut),
+            Verdict::Transient { retry_after: None }
+        );
+        assert_eq!(verdict(&sqlx::Error::RowNotFound), Verdict::Permanent);
+    }
+
+    #[tokio::test]
+    async fn a_bad_url_is_refused_without_echoing_it() {
+        let e = PostgresSink::connect(
+            "postgres://u:s3cret@host:notaport/db",
+            SinkOptions::default(),
+        )
+        .await
+        .err()
+        .unwrap();
+        assert!(!e.to_string().contains("s3cret"), "{e}");
+    }
+}
