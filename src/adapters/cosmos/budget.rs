@@ -41,10 +41,10 @@ impl BudgetSettings {
         Self {
             ru_per_second,
             concurrency,
-            decrease: 0.9,
-            increase: 0.01,
+            decrease: 0.95,
+            increase: 0.02,
             floor: 0.05,
-            burst_seconds: 0.02,
+            burst_seconds: 0.25,
         }
     }
 }
@@ -225,7 +225,8 @@ mod tests {
         let r2 = b.reserve(OpKind::Read).await;
         b.settle(r1, 0.0, Some(Some(Duration::from_millis(700))));
         b.settle(r2, 0.0, Some(Some(Duration::from_millis(650))));
-        assert!((b.rate() - 90.0).abs() < 1e-9, "one decrease: {}", b.rate());
+        let cut = 100.0 * b.settings.decrease;
+        assert!((b.rate() - cut).abs() < 1e-9, "one decrease: {}", b.rate());
         assert_eq!(
             b.stats.throttled.load(std::sync::atomic::Ordering::Relaxed),
             2
@@ -234,10 +235,16 @@ mod tests {
         let r = b.reserve(OpKind::Read).await;
         assert!(before.elapsed() >= Duration::from_millis(700));
         // Additive increase: slowly back toward the ceiling.
-        tokio::time::advance(Duration::from_secs(5)).await;
+        tokio::time::advance(Duration::from_secs(1)).await;
         b.settle(r, 1.0, None);
-        // 90 + 1 RU/s per second for the 0.7 s pause and the 5 s after it.
-        assert!((b.rate() - 95.7).abs() < 0.05, "rate {}", b.rate());
+        // Additive: `ceiling × increase` per second, for the 0.7 s pause and the 1 s after it.
+        let raised = cut + 100.0 * b.settings.increase * 1.7;
+        assert!(raised < 100.0);
+        assert!(
+            (b.rate() - raised).abs() < 0.05,
+            "rate {} not {raised}",
+            b.rate()
+        );
         tokio::time::advance(Duration::from_secs(60)).await;
         let r = b.reserve(OpKind::Read).await;
         b.settle(r, 1.0, None);

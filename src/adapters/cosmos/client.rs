@@ -208,6 +208,9 @@ impl Gateway {
                 if let CallError::Service { status, .. } = &error
                     && outcomes.contains(status)
                 {
+                    if *status != 404 || kind != OpKind::Read {
+                        self.stats.add_wasted_request_units(charge);
+                    }
                     self.budget.settle(reservation, charge, None);
                     return Ok(Attempt::Outcome(*status));
                 }
@@ -219,6 +222,7 @@ impl Gateway {
                     } => Some(*retry_after),
                     _ => None,
                 };
+                self.stats.add_wasted_request_units(charge);
                 self.budget.settle(reservation, charge, throttled);
                 Err(error)
             }

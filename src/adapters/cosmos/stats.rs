@@ -10,6 +10,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub struct CosmosStats {
     /// Request units consumed, in hundredths (the service reports two decimals).
     pub request_centiunits: AtomicU64,
+    /// The part of `request_centiunits` spent on answers that did no work: lost conditional
+    /// writes (412/409) and failed attempts.
+    pub wasted_centiunits: AtomicU64,
     /// Requests answered, the SDK's own retries included.
     pub requests: AtomicU64,
     /// Responses with status 429.
@@ -33,6 +36,17 @@ impl CosmosStats {
         }
     }
 
+    pub fn add_wasted_request_units(&self, charge: f64) {
+        if charge > 0.0 {
+            self.add(&self.wasted_centiunits, (charge * 100.0).round() as u64);
+        }
+    }
+
+    /// Request units spent on answers that did no work.
+    pub fn wasted_request_units(&self) -> f64 {
+        self.wasted_centiunits.load(Ordering::Relaxed) as f64 / 100.0
+    }
+
     /// Request units consumed so far.
     pub fn request_units(&self) -> f64 {
         self.request_centiunits.load(Ordering::Relaxed) as f64 / 100.0
@@ -43,6 +57,10 @@ impl CosmosStats {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         BTreeMap::from([
             ("cosmos_request_units", get(&self.request_centiunits) / 100),
+            (
+                "cosmos_request_units_wasted",
+                get(&self.wasted_centiunits) / 100,
+            ),
             ("cosmos_requests", get(&self.requests)),
             ("cosmos_throttled", get(&self.throttled)),
             ("cosmos_retries", get(&self.retries)),
