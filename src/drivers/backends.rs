@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 
+use crate::adapters::cosmos::{CosmosArgs, CosmosStore};
 use crate::adapters::embedded::EmbeddedDb;
 use crate::adapters::servicebus::{ClientOptions, ServiceBusClient, ServiceBusQueue};
 use crate::adapters::sql::SinkOptions;
@@ -13,7 +14,7 @@ use crate::adapters::sql::entra::CredentialTokenSource;
 use crate::adapters::sql::mssql::{self, Auth, MssqlSink, Target};
 use crate::adapters::sql::postgres::PostgresSink;
 use crate::adapters::sql::sqlite::SqliteSink;
-use crate::pipeline::ports::SummarySink;
+use crate::pipeline::ports::{SeriesDayStore, SummarySink};
 
 /// Backend settings. Connection strings are secrets: they are never logged or echoed.
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -45,6 +46,31 @@ pub struct BackendArgs {
     /// sessions off — see the README).
     #[arg(long, env = "EVENTIDE_SUMMARIES_QUEUE")]
     pub summaries_queue: Option<String>,
+    /// Where series-day documents live: `embedded` (the default) or `cosmos` (Azure Cosmos DB,
+    /// configured by the `EVENTIDE_COSMOS_*` settings).
+    #[arg(long, env = "EVENTIDE_SERIES_DAY_STORE")]
+    pub series_day_store: Option<String>,
+    #[command(flatten)]
+    pub cosmos: CosmosArgs,
+}
+
+/// The series-day store the settings ask for; `embedded` is used when none is chosen.
+pub async fn series_day_store(
+    args: &BackendArgs,
+    embedded: Arc<dyn SeriesDayStore>,
+) -> anyhow::Result<Arc<dyn SeriesDayStore>> {
+    match args.series_day_store.as_deref().unwrap_or("embedded") {
+        "" | "embedded" => Ok(embedded),
+        "cosmos" => {
+            let Some(settings) = args.cosmos.settings().map_err(anyhow::Error::msg)? else {
+                bail!("EVENTIDE_SERIES_DAY_STORE=cosmos needs EVENTIDE_COSMOS_ENDPOINT");
+            };
+            Ok(Arc::new(CosmosStore::connect(&settings).await?))
+        }
+        other => bail!(
+            "EVENTIDE_SERIES_DAY_STORE: unsupported backend {other:?} (supported: embedded, cosmos)"
+        ),
+    }
 }
 
 /// The two Service Bus queues the pipeline uses.

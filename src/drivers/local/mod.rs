@@ -24,7 +24,7 @@ use crate::pipeline::ports::{Clock, PortResult};
 use crate::pipeline::summarize::TickReport;
 use crate::pipeline::{Pipeline, Ports};
 
-use super::backends::summary_sink;
+use super::backends::{series_day_store, summary_sink};
 use super::config::LocalArgs;
 use super::timer_schedule::summarize_schedule;
 
@@ -66,7 +66,7 @@ impl Embedded {
             observations: Arc::new(self.observations.clone()),
             summaries: Arc::new(self.summaries.clone()),
             due_summaries: Arc::new(self.summaries.clone()),
-            store: Arc::new(self.store.clone()),
+            store: series_day_store(&args.backends, Arc::new(self.store.clone())).await?,
             sink: summary_sink(&args.backends, &self.db).await?,
             quarantine: Arc::new(self.quarantine.clone()),
             clock,

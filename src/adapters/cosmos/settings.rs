@@ -1,0 +1,217 @@
+//! Settings of the Cosmos DB series-day store. Every one is a flag with an `EVENTIDE_COSMOS_*`
+//! app setting behind it. The account key is a secret: it is never logged, echoed or shown in
+//! `--help` values.
+
+use std::time::Duration;
+
+use azure_core::credentials::Secret;
+
+use super::budget::BudgetSettings;
+
+/// How the store authenticates.
+#[derive(Clone)]
+pub enum CosmosAuth {
+    /// An account key (the local emulator, development accounts).
+    Key(Secret),
+    /// Microsoft Entra ID through the host's managed identity; `client_id` selects a
+    /// user-assigned identity, `None` the system-assigned one.
+    ManagedIdentity { client_id: Option<String> },
+}
+
+impl std::fmt::Debug for CosmosAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Key(_) => f.write_str("Key(<redacted>)"),
+            Self::ManagedIdentity { client_id } => f
+                .debug_struct("ManagedIdentity")
+                .field("client_id", client_id)
+                .finish(),
+        }
+    }
+}
+
+/// Everything the store needs to know.
+#[derive(Debug, Clone)]
+pub struct CosmosSettings {
+    pub endpoint: String,
+    pub database: String,
+    pub container: String,
+    pub auth: CosmosAuth,
+    /// The region to prefer (`None`: the account's own order).
+    pub region: Option<String>,
+    /// Create the database and container at start-up when they are missing.
+    pub create_if_missing: bool,
+    /// Manual throughput (RU/s) given to a container this store creates; `None` leaves it to the
+    /// database (shared or serverless).
+    pub provisioned_throughput: Option<u32>,
+    /// The container's default time to live: documents expire this long after their last write.
+    pub ttl: Duration,
+    /// The request-unit budget of this instance.
+    pub budget: BudgetSettings,
+    /// Timeout of one request attempt.
+    pub request_timeout: Duration,
+    /// Attempts per request on transient failures (429, 5xx, timeouts), the first included.
+    pub max_attempts: u32,
+    /// How often the SDK itself retries a 429 before surfacing it (0: every 429 reaches the
+    /// budget, which is the point).
+    pub sdk_throttle_retries: u32,
+}
+
+impl CosmosSettings {
+    /// Defaults for an account at `endpoint`.
+    pub fn new(endpoint: impl Into<String>, auth: CosmosAuth) -> Self {
+        Self {
+            endpoint: endpoint.into(),
+            database: "eventide".into(),
+            container: "series_days".into(),
+            auth,
+            region: None,
+            create_if_missing: false,
+            provisioned_throughput: None,
+            ttl: Duration::from_secs(2 * 86_400),
+            budget: BudgetSettings::new(400.0, 16),
+            request_timeout: Duration::from_secs(10),
+            max_attempts: 6,
+            sdk_throttle_retries: 0,
+        }
+    }
+}
+
+/// The key of the Azure Cosmos DB emulator, published in its documentation; not a secret.
+pub const EMULATOR_KEY: &str =
+    "C2y6yDjf5/R+ob0N8A7Cgv30VRDJIWEHLM+4QDU9DE2nQ9nDuVTqobD4b8mGGyPMbIZnqyMsEcaGQy67XIw/Jw==";
+
+/// The local emulator's endpoint (what `local.settings.json` points `func start` users at).
+pub const EMULATOR_ENDPOINT: &str = "https://localhost:8081/";
+
+/// The flags and app settings.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct CosmosArgs {
+    /// Account endpoint, e.g. `https://ACCOUNT.documents.azure.com:443/`
+    /// (the local emulator: `https://localhost:8081/`).
+    #[arg(long = "cosmos-endpoint", env = "EVENTIDE_COSMOS_ENDPOINT")]
+    pub endpoint: Option<String>,
+    /// Account key; when unset, Microsoft Entra ID through the managed identity is used.
+    #[arg(
+        long = "cosmos-key",
+        env = "EVENTIDE_COSMOS_KEY",
+        hide_env_values = true
+    )]
+    pub key: Option<String>,
+    /// Client id of a user-assigned managed identity (unset: the system-assigned one).
+    #[arg(
+        long = "cosmos-managed-identity-client-id",
+        env = "EVENTIDE_COSMOS_MANAGED_IDENTITY_CLIENT_ID"
+    )]
+    pub managed_identity_client_id: Option<String>,
+    /// Preferred region, e.g. `West Europe` (unset: the account's order).
+    #[arg(long = "cosmos-region", env = "EVENTIDE_COSMOS_REGION")]
+    pub region: Option<String>,
+    /// Database name (default `eventide`).
+    #[arg(long = "cosmos-database", env = "EVENTIDE_COSMOS_DATABASE")]
+    pub database: Option<String>,
+    /// Container name (default `series_days`); partition key `/seriesId`.
+    #[arg(long = "cosmos-container", env = "EVENTIDE_COSMOS_CONTAINER")]
+    pub container: Option<String>,
+    /// Create database and container at start-up when missing (`true`/`false`, default false).
+    #[arg(long = "cosmos-create", env = "EVENTIDE_COSMOS_CREATE")]
+    pub create_if_missing: Option<bool>,
+    /// Manual RU/s for a container created at start-up.
+    #[arg(long = "cosmos-throughput", env = "EVENTIDE_COSMOS_THROUGHPUT")]
+    pub provisioned_throughput: Option<u32>,
+    /// Default TTL of the container in seconds (default two days).
+    #[arg(long = "cosmos-ttl-seconds", env = "EVENTIDE_COSMOS_TTL_SECONDS")]
+    pub ttl_seconds: Option<u64>,
+    /// This instance's request-unit budget in RU/s (default 400).
+    #[arg(long = "cosmos-ru-per-second", env = "EVENTIDE_COSMOS_RU_PER_SECOND")]
+    pub ru_per_second: Option<f64>,
+    /// Cosmos requests in flight at most (default 16).
+    #[arg(long = "cosmos-concurrency", env = "EVENTIDE_COSMOS_CONCURRENCY")]
+    pub concurrency: Option<usize>,
+}
+
+impl CosmosArgs {
+    /// The settings, or `None` when no endpoint is configured.
+    pub fn settings(&self) -> Result<Option<CosmosSettings>, String> {
+        let Some(endpoint) = self.endpoint.as_deref().filter(|e| !e.is_empty()) else {
+            return Ok(None);
+        };
+        let auth = match self.key.as_deref().filter(|k| !k.is_empty()) {
+            Some(key) => CosmosAuth::Key(Secret::new(key.to_string())),
+            None => CosmosAuth::ManagedIdentity {
+                client_id: self.managed_identity_client_id.clone(),
+            },
+        };
+        let mut s = CosmosSettings::new(endpoint, auth);
+        if let Some(v) = &self.database {
+            s.database = v.clone();
+        }
+        if let Some(v) = &self.container {
+            s.container = v.clone();
+        }
+        s.region = self.region.clone().filter(|r| !r.is_empty());
+        s.create_if_missing = self.create_if_missing.unwrap_or(false);
+        s.provisioned_throughput = self.provisioned_throughput;
+        if let Some(ttl) = self.ttl_seconds {
+            if ttl == 0 || ttl > i32::MAX as u64 {
+                return Err(format!(
+                    "EVENTIDE_COSMOS_TTL_SECONDS must be between 1 and {}",
+                    i32::MAX
+                ));
+            }
+            s.ttl = Duration::from_secs(ttl);
+        }
+        if let Some(ru) = self.ru_per_second {
+            if !(ru.is_finite() && ru >= 1.0) {
+                return Err("EVENTIDE_COSMOS_RU_PER_SECOND must be at least 1".into());
+            }
+            s.budget.ru_per_second = ru;
+        }
+        if let Some(n) = self.concurrency {
+            if n == 0 {
+                return Err("EVENTIDE_COSMOS_CONCURRENCY must be at least 1".into());
+            }
+            s.budget.concurrency = n;
+        }
+        Ok(Some(s))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_from_args() {
+        assert!(CosmosArgs::default().settings().unwrap().is_none());
+        let args = CosmosArgs {
+            endpoint: Some(EMULATOR_ENDPOINT.into()),
+            key: Some(EMULATOR_KEY.into()),
+            ttl_seconds: Some(3600),
+            ru_per_second: Some(1000.0),
+            ..Default::default()
+        };
+        let s = args.settings().unwrap().unwrap();
+        assert!(matches!(s.auth, CosmosAuth::Key(_)));
+        assert_eq!(s.ttl, Duration::from_secs(3600));
+        assert_eq!(s.budget.ru_per_second, 1000.0);
+        assert!(
+            !format!("{s:?}").contains(EMULATOR_KEY),
+            "the key is never printed"
+        );
+
+        let mi = CosmosArgs {
+            endpoint: Some("https://acct.documents.azure.com:443/".into()),
+            ..Default::default()
+        };
+        assert!(matches!(
+            mi.settings().unwrap().unwrap().auth,
+            CosmosAuth::ManagedIdentity { client_id: None }
+        ));
+        let bad = CosmosArgs {
+            ttl_seconds: Some(0),
+            ..args
+        };
+        assert!(bad.settings().is_err());
+    }
+}

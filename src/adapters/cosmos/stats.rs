@@ -1,0 +1,71 @@
+//! The Cosmos adapter's own counters: request units consumed, requests, 429s and retries. They
+//! aggregate in process like the pipeline's counters (nothing is logged per request) and are read
+//! with [`CosmosStats::snapshot`] (the `cosmos_ru` report, tests, a status endpoint).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Counters of one store.
+#[derive(Debug, Default)]
+pub struct CosmosStats {
+    /// Request units consumed, in hundredths (the service reports two decimals).
+    pub request_centiunits: AtomicU64,
+    /// The part of `request_centiunits` spent on answers that did no work: lost conditional
+    /// writes (412/409) and failed attempts.
+    pub wasted_centiunits: AtomicU64,
+    /// Requests answered, the SDK's own retries included.
+    pub requests: AtomicU64,
+    /// Responses with status 429.
+    pub throttled: AtomicU64,
+    /// Attempts repeated after a transient failure (ours and the SDK's).
+    pub retries: AtomicU64,
+    /// Calls that still failed after their retries.
+    pub failed: AtomicU64,
+    /// Conditional writes that lost (412 on replace, 409 on create).
+    pub conflicts: AtomicU64,
+}
+
+impl CosmosStats {
+    pub fn add(&self, counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn add_request_units(&self, charge: f64) {
+        if charge > 0.0 {
+            self.add(&self.request_centiunits, (charge * 100.0).round() as u64);
+        }
+    }
+
+    pub fn add_wasted_request_units(&self, charge: f64) {
+        if charge > 0.0 {
+            self.add(&self.wasted_centiunits, (charge * 100.0).round() as u64);
+        }
+    }
+
+    /// Request units spent on answers that did no work.
+    pub fn wasted_request_units(&self) -> f64 {
+        self.wasted_centiunits.load(Ordering::Relaxed) as f64 / 100.0
+    }
+
+    /// Request units consumed so far.
+    pub fn request_units(&self) -> f64 {
+        self.request_centiunits.load(Ordering::Relaxed) as f64 / 100.0
+    }
+
+    /// Every counter by name (`cosmos_request_units` whole units).
+    pub fn snapshot(&self) -> BTreeMap<&'static str, u64> {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        BTreeMap::from([
+            ("cosmos_request_units", get(&self.request_centiunits) / 100),
+            (
+                "cosmos_request_units_wasted",
+                get(&self.wasted_centiunits) / 100,
+            ),
+            ("cosmos_requests", get(&self.requests)),
+            ("cosmos_throttled", get(&self.throttled)),
+            ("cosmos_retries", get(&self.retries)),
+            ("cosmos_failed", get(&self.failed)),
+            ("cosmos_conflicts", get(&self.conflicts)),
+        ])
+    }
+}

@@ -1,0 +1,469 @@
+//! The series-day store on Cosmos DB (see `layout` for the documents).
+//!
+//! Per trigger batch and series-day, `prepare` point-reads the header and each touched bucket
+//! once, and `commit` writes each changed bucket once, conditional on the etag it read
+//! (`If-Match`; create-if-absent for a new bucket). Never one request per observation. A lost
+//! race is reported as `Conflict`; the pipeline re-reads and redoes it (a bounded loop in
+//! `pipeline::process`). All the days of a batch are read and written concurrently, as far as
+//! the request-unit budget lets them.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use futures::future::{join_all, try_join_all};
+use serde::Deserialize;
+
+use super::client::{CallError, Gateway, Read, Written};
+use super::codec;
+use super::layout::{BucketDoc, HeaderDoc, MAX_HOUR_POINTS, Part, header_id};
+use super::settings::CosmosSettings;
+use super::stats::CosmosStats;
+use crate::domain::series_day::{DayState, Point, SeriesDayKey, merge_into, normalize};
+use crate::pipeline::ports::{
+    DayPoints, PartWrite, PortError, PortResult, PreparedMerge, SeriesDayStore, StoredDay,
+    Versioned, WriteOutcome,
+};
+use azure_data_cosmos::clients::ContainerClient;
+use azure_data_cosmos::{FeedScope, Query};
+
+/// The Cosmos DB series-day store.
+#[derive(Clone)]
+pub struct CosmosStore {
+    gateway: Arc<Gateway>,
+    stats: Arc<CosmosStats>,
+    ttl_seconds: i64,
+}
+
+/// A bucket as read: its etag and decoded points.
+struct Bucket {
+    etag: String,
+    split: bool,
+    points: Vec<Point>,
+}
+
+impl CosmosStore {
+    /// A store over an opened container (see `client::open_container`).
+    pub fn new(container: ContainerClient, settings: &CosmosSettings) -> Self {
+        let stats = Arc::new(CosmosStats::default());
+        Self {
+            gateway: Arc::new(Gateway::new(container, settings, stats.clone())),
+            stats,
+            ttl_seconds: settings.ttl.as_secs().clamp(1, i32::MAX as u64) as i64,
+        }
+    }
+
+    /// Connects with the settings' endpoint and authentication, creating the database and
+    /// container first when `create_if_missing` is set.
+    pub async fn connect(settings: &CosmosSettings) -> anyhow::Result<Self> {
+        let client = super::client::connect(settings).await?;
+        let container = super::client::open_container(&client, settings).await?;
+        Ok(Self::new(container, settings))
+    }
+
+    /// Request units, requests, 429s and retries so far.
+    pub fn stats(&self) -> &Arc<CosmosStats> {
+        &self.stats
+    }
+
+    /// The budget's current rate in RU/s.
+    pub fn current_rate(&self) -> f64 {
+        self.gateway.budget().rate()
+    }
+
+    async fn read_header(
+        &self,
+        key: &SeriesDayKey,
+    ) -> Result<Option<Versioned<DayState>>, CallError> {
+        match self
+            .gateway
+            .read::<HeaderDoc>(&key.series, &header_id(key.day))
+            .await?
+        {
+            Read::Missing => Ok(None),
+            Read::Found { doc, etag } => Ok(Some(Versioned {
+                value: header_state(&doc)?,
+                version: etag,
+            })),
+        }
+    }
+
+    async fn read_bucket(
+        &self,
+        key: &SeriesDayKey,
+        part: Part,
+    ) -> Result<Option<Bucket>, CallError> {
+        match self
+            .gateway
+            .read::<BucketDoc>(&key.series, &part.id(key.day))
+            .await?
+        {
+            Read::Missing => Ok(None),
+            Read::Found { doc, etag } => Ok(Some(Bucket {
+                etag,
+                split: doc.split,
+                points: decode_bucket(&doc)?,
+            })),
+        }
+    }
+
+    async fn prepare_one(&self, day: &DayPoints) -> Result<PreparedMerge, CallError> {
+        // `day.points` is sorted, so each hour is one contiguous run.
+        let runs: Vec<&[Point]> = day
+            .points
+            .chunk_by(|a, b| Part::hour_of(a.ts) == Part::hour_of(b.ts))
+            .collect();
+        let (state, hours) = tokio::join!(
+            self.read_header(&day.key),
+            try_join_all(
+                runs.iter()
+                    .map(|run| self.read_bucket(&day.key, Part::Hour(Part::hour_of(run[0].ts))))
+            )
+        );
+        let (state, hours) = (state?, hours?);
+        let per_hour = runs
+            .iter()
+            .zip(hours)
+            .map(|(run, bucket)| self.prepare_hour(&day.key, run, bucket));
+        let writes: Vec<PartWrite> = try_join_all(per_hour)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect();
+        Ok(PreparedMerge {
+            key: day.key.clone(),
+            changed: !writes.is_empty(),
+            state,
+            writes,
+        })
+    }
+
+    /// The writes that merge one hour's incoming points.
+    async fn prepare_hour(
+        &self,
+        key: &SeriesDayKey,
+        run: &[Point],
+        bucket: Option<Bucket>,
+    ) -> Result<Vec<PartWrite>, CallError> {
+        let hour = Part::hour_of(run[0].ts);
+        match bucket {
+            Some(b) if b.split => self.prepare_slots(key, run).await,
+            Some(b) => {
+                let mut points = b.points;
+                if !merge_into(&mut points, run) {
+                    return Ok(Vec::new());
+                }
+                if points.len() <= MAX_HOUR_POINTS {
+                    return Ok(vec![PartWrite {
+                        part: Part::Hour(hour).number(),
+                        expected_version: Some(b.etag),
+                        points,
+                    }]);
+                }
+                // Outgrown: move every point of the hour to its slots, then mark the hour.
+                let mut writes = self.prepare_slots(key, &points).await?;
+                writes.push(PartWrite {
+                    part: Part::SplitMarker(hour).number(),
+                    expected_version: Some(b.etag),
+                    points: Vec::new(),
+                });
+                Ok(writes)
+            }
+            None if run.len() <= MAX_HOUR_POINTS => Ok(vec![PartWrite {
+                part: Part::Hour(hour).number(),
+                expected_version: None,
+                points: run.to_vec(),
+            }]),
+            None => {
+                let mut writes = self.prepare_slots(key, run).await?;
+                writes.push(PartWrite {
+                    part: Part::SplitMarker(hour).number(),
+                    expected_version: None,
+                    points: Vec::new(),
+                });
+                Ok(writes)
+            }
+        }
+    }
+
+    /// The writes that merge points of one split hour into its slots.
+    async fn prepare_slots(
+        &self,
+        key: &SeriesDayKey,
+        points: &[Point],
+    ) -> Result<Vec<PartWrite>, CallError> {
+        let runs: Vec<&[Point]> = points
+            .chunk_by(|a, b| Part::slot_of(a.ts) == Part::slot_of(b.ts))
+            .collect();
+        let stored = try_join_all(
+            runs.iter()
+                .map(|run| self.read_bucket(key, Part::slot_of(run[0].ts))),
+        )
+        .await?;
+        Ok(runs
+            .into_iter()
+            .zip(stored)
+            .filter_map(|(run, bucket)| {
+                let part = Part::slot_of(run[0].ts).number();
+                match bucket {
+                    None => Some(PartWrite {
+                        part,
+                        expected_version: None,
+                        points: run.to_vec(),
+                    }),
+                    Some(b) => {
+                        let mut merged = b.points;
+                        merge_into(&mut merged, run).then_some(PartWrite {
+                            part,
+                            expected_version: Some(b.etag),
+                            points: merged,
+                        })
+                    }
+                }
+            })
+            .collect())
+    }
+
+    async fn write_part(
+        &self,
+        key: &SeriesDayKey,
+        write: &PartWrite,
+    ) -> Result<Written, CallError> {
+        let part = Part::from_number(write.part);
+        let doc = BucketDoc {
+            id: part.id(key.day),
+            series_id: key.series.clone(),
+            day: key.day.to_string(),
+            part: match part {
+                Part::SplitMarker(h) => Part::Hour(h).number(),
+                other => other.number(),
+            },
+            p: codec::encode(part.base(), &write.points),
+            split: matches!(part, Part::SplitMarker(_)),
+            ttl: self.ttl_seconds,
+        };
+        match &write.expected_version {
+            None => self.gateway.create(&key.series, &doc.id, &doc).await,
+            Some(etag) => self.gateway.replace(&key.series, &doc.id, &doc, etag).await,
+        }
+    }
+
+    /// Writes one merge: its buckets first, split markers last, and stops at the first
+    /// conflict (what was written is a subset of the merge, which a redo completes).
+    async fn commit_one(&self, merge: &PreparedMerge) -> Result<WriteOutcome, CallError> {
+        let (markers, buckets): (Vec<&PartWrite>, Vec<&PartWrite>) = merge
+            .writes
+            .iter()
+            .partition(|w| matches!(Part::from_number(w.part), Part::SplitMarker(_)));
+        for group in [buckets, markers] {
+            let outcomes =
+                try_join_all(group.iter().map(|w| self.write_part(&merge.key, w))).await?;
+            if outcomes.contains(&Written::Conflict) {
+                return Ok(WriteOutcome::Conflict);
+            }
+        }
+        Ok(WriteOutcome::Written)
+    }
+
+    async fn write_state(
+        &self,
+        key: &SeriesDayKey,
+        expected: Option<&str>,
+        state: &DayState,
+    ) -> Result<WriteOutcome, CallError> {
+        let doc = HeaderDoc {
+            id: header_id(key.day),
+            series_id: key.series.clone(),
+            day: key.day.to_string(),
+            kind: "h".into(),
+            epoch: state.epoch,
+            pending: state.pending,
+            due_at: state.due_at.timestamp_millis(),
+            touched: state.touched,
+            summarized_revision: state.summarized_revision,
+            ttl: self.ttl_seconds,
+        };
+        let written = match expected {
+            None => self.gateway.create(&key.series, &doc.id, &doc).await?,
+            Some(etag) => {
+                self.gateway
+                    .replace(&key.series, &doc.id, &doc, etag)
+                    .await?
+            }
+        };
+        Ok(match written {
+            Written::Done => WriteOutcome::Written,
+            Written::Conflict => WriteOutcome::Conflict,
+        })
+    }
+
+    async fn read_day(&self, key: &SeriesDayKey) -> Result<Option<StoredDay>, CallError> {
+        let query = Query::from("SELECT * FROM c WHERE c.seriesId = @s AND c.day = @d")
+            .with_parameter("@s", &key.series)
+            .and_then(|q| q.with_parameter("@d", key.day.to_string()))
+            .map_err(|e| CallError::Document(format!("building a query: {e}")))?;
+        let docs: Vec<serde_json::Value> = self
+            .gateway
+            .query(&query, &FeedScope::partition(key.series.clone()))
+            .await?;
+        if docs.is_empty() {
+            return Ok(None);
+        }
+        let mut state = None;
+        let mut points = Vec::new();
+        for doc in docs {
+            if doc.get("kind").and_then(|k| k.as_str()) == Some("h") {
+                let etag = doc
+                    .get("_etag")
+                    .and_then(|e| e.as_str())
+                    .ok_or_else(|| CallError::Document(format!("{key}: header without _etag")))?
+                    .to_string();
+                let header: HeaderDoc = serde_json::from_value(doc)
+                    .map_err(|e| CallError::Document(format!("{key} header: {e}")))?;
+                state = Some(Versioned {
+                    value: header_state(&header)?,
+                    version: etag,
+                });
+            } else {
+                let bucket: BucketDoc = serde_json::from_value(doc)
+                    .map_err(|e| CallError::Document(format!("{key} bucket: {e}")))?;
+                points.extend(decode_bucket(&bucket)?);
+            }
+        }
+        // The union under the merge's join: copies left by an interrupted split coincide.
+        normalize(&mut points);
+        Ok(Some(StoredDay {
+            key: key.clone(),
+            state,
+            points,
+        }))
+    }
+}
+
+fn header_state(doc: &HeaderDoc) -> Result<DayState, CallError> {
+    Ok(DayState {
+        epoch: doc.epoch,
+        pending: doc.pending,
+        due_at: DateTime::from_timestamp_millis(doc.due_at)
+            .ok_or_else(|| CallError::Document(format!("{}: dueAt out of range", doc.id)))?,
+        touched: doc.touched,
+        summarized_revision: doc.summarized_revision,
+    })
+}
+
+fn decode_bucket(doc: &BucketDoc) -> Result<Vec<Point>, CallError> {
+    if doc.split {
+        return Ok(Vec::new());
+    }
+    codec::decode(Part::from_number(doc.part).base(), &doc.p)
+        .map_err(|e| CallError::Document(format!("{}: {e}", doc.id)))
+}
+
+fn port_error(context: &str) -> impl Fn(CallError) -> PortError + '_ {
+    move |e| e.into_port(context)
+}
+
+#[async_trait]
+impl SeriesDayStore for CosmosStore {
+    async fn prepare(&self, days: &[DayPoints]) -> PortResult<Vec<PreparedMerge>> {
+        try_join_all(days.iter().map(|d| self.prepare_one(d)))
+            .await
+            .map_err(port_error("reading series-days to merge from Cosmos DB"))
+    }
+
+    async fn commit(&self, merges: &[PreparedMerge]) -> PortResult<Vec<WriteOutcome>> {
+        // Every merge runs to its end even when another fails, so nothing is left half-sent.
+        let results = join_all(merges.iter().map(|m| self.commit_one(m))).await;
+        results
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(port_error("writing merged series-days to Cosmos DB"))
+    }
+
+    async fn read_states(
+        &self,
+        keys: &[SeriesDayKey],
+    ) -> PortResult<Vec<Option<Versioned<DayState>>>> {
+        try_join_all(keys.iter().map(|k| self.read_header(k)))
+            .await
+            .map_err(port_error("reading series-day states from Cosmos DB"))
+    }
+
+    async fn write_states(
+        &self,
+        writes: &[(SeriesDayKey, Option<String>, DayState)],
+    ) -> PortResult<Vec<WriteOutcome>> {
+        let results = join_all(
+            writes
+                .iter()
+                .map(|(key, expected, state)| self.write_state(key, expected.as_deref(), state)),
+        )
+        .await;
+        results
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(port_error("writing series-day states to Cosmos DB"))
+    }
+
+    async fn read_days(&self, keys: &[SeriesDayKey]) -> PortResult<Vec<Option<StoredDay>>> {
+        try_join_all(keys.iter().map(|k| self.read_day(k)))
+            .await
+            .map_err(port_error("reading series-days from Cosmos DB"))
+    }
+
+    async fn pending_due_before(
+        &self,
+        due_before: DateTime<Utc>,
+        limit: usize,
+    ) -> PortResult<Vec<SeriesDayKey>> {
+        #[derive(Deserialize)]
+        struct Due {
+            #[serde(rename = "seriesId")]
+            series: String,
+            day: NaiveDate,
+            #[serde(rename = "dueAt")]
+            due_at: i64,
+        }
+        let context = "listing overdue series-days in Cosmos DB";
+        // Cross-partition ORDER BY/TOP need the query plan; the list is small, so sort here.
+        let query = Query::from(
+            "SELECT c.seriesId, c.day, c.dueAt FROM c WHERE c.kind = 'h' AND c.pending = true AND c.dueAt < @t",
+        )
+        .with_parameter("@t", due_before.timestamp_millis())
+        .map_err(|e| PortError::permanent(context, e))?;
+        let mut due: Vec<Due> = self
+            .gateway
+            .query(&query, &FeedScope::full_container())
+            .await
+            .map_err(port_error(context))?;
+        due.sort_by(|a, b| (a.due_at, &a.series, a.day).cmp(&(b.due_at, &b.series, b.day)));
+        Ok(due
+            .into_iter()
+            .take(limit)
+            .map(|d| SeriesDayKey::new(d.series, d.day))
+            .collect())
+    }
+
+    async fn series_of_day(&self, day: NaiveDate) -> PortResult<Vec<SeriesDayKey>> {
+        #[derive(Deserialize)]
+        struct Series {
+            #[serde(rename = "seriesId")]
+            series: String,
+        }
+        let context = "listing the series of a day in Cosmos DB";
+        let query = Query::from("SELECT c.seriesId FROM c WHERE c.kind = 'h' AND c.day = @d")
+            .with_parameter("@d", day.to_string())
+            .map_err(|e| PortError::permanent(context, e))?;
+        let found: Vec<Series> = self
+            .gateway
+            .query(&query, &FeedScope::full_container())
+            .await
+            .map_err(port_error(context))?;
+        let series: BTreeMap<String, ()> = found.into_iter().map(|s| (s.series, ())).collect();
+        Ok(series
+            .into_keys()
+            .map(|s| SeriesDayKey::new(s, day))
+            .collect())
+    }
+}
