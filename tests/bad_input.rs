@@ -4,7 +4,7 @@ mod common;
 
 use chrono::Duration;
 use common::spawn_app;
-use eventide::pipeline::ports::{Clock, MessageSender, OutgoingMessage};
+use eventide::pipeline::ports::{Clock, MessageSender, OutgoingMessage, Quarantine};
 use eventide::pipeline::process::InboundMessage;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -147,7 +147,7 @@ async fn poison_messages_are_quarantined_and_do_not_block_the_queue() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replay_resubmits_quarantined_entries_and_requarantines_what_is_still_bad() {
     use eventide::drivers::quarantine::replay;
-    use eventide::pipeline::ports::{Quarantine, QuarantineEntry};
+    use eventide::pipeline::ports::QuarantineEntry;
 
     let t = spawn_app(|_| {}).await;
     let entry = |id: &str, body: &str| QuarantineEntry {
@@ -173,7 +173,7 @@ async fn replay_resubmits_quarantined_entries_and_requarantines_what_is_still_ba
         ])
         .await
         .unwrap();
-    let report = replay(&t.app.embedded, t.clock.as_ref(), &[])
+    let report = replay(&t.app.quarantines, &t.app.pipeline.ports, &[])
         .await
         .unwrap();
     assert_eq!(report.replayed.len(), 2);
@@ -190,7 +190,7 @@ async fn replay_resubmits_quarantined_entries_and_requarantines_what_is_still_ba
     assert_eq!(t.end_of_day().await, 1);
     assert_eq!(t.summaries().await[0]["sum"], 7.0);
 
-    let unknown = replay(&t.app.embedded, t.clock.as_ref(), &["nope".to_string()])
+    let unknown = replay(&t.app.quarantines, &t.app.pipeline.ports, &["nope".to_string()])
         .await
         .unwrap();
     assert_eq!(

@@ -6,123 +6,16 @@
 mod common;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
-use chrono::Duration;
-use common::start;
-use eventide::drivers::config::LocalArgs;
-use eventide::drivers::local::{Driver, LocalApp};
-use eventide::pipeline::clock::ManualClock;
+use common::handler::{batch_envelope, empty_reply, handler, observation};
+use eventide::pipeline::ports::Quarantine;
 use serde_json::{Value, json};
-
-struct Handler {
-    app: LocalApp,
-    clock: Arc<ManualClock>,
-    base: String,
-    client: reqwest::Client,
-    _dir: tempfile::TempDir,
-}
-
-async fn handler() -> Handler {
-    let dir = tempfile::tempdir().unwrap();
-    let args = LocalArgs::on_file(dir.path().join("eventide.db"));
-    let clock = Arc::new(ManualClock::new(start()));
-    let app = LocalApp::start_as(Driver::FunctionsHost, args, clock.clone())
-        .await
-        .unwrap();
-    let base = format!("http://{}", app.addr);
-    Handler {
-        app,
-        clock,
-        base,
-        client: reqwest::Client::new(),
-        _dir: dir,
-    }
-}
 
 fn fixture(name: &str) -> String {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../shared/fixtures/functions-host")
         .join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
-}
-
-impl Handler {
-    /// POSTs an envelope as the host does; returns the status, content type and parsed body.
-    async fn invoke(&self, function: &str, envelope: String) -> (u16, String, Value) {
-        let response = self
-            .client
-            .post(format!("{}/{function}", self.base))
-            .header("content-type", "application/json; charset=utf-8")
-            .body(envelope)
-            .send()
-            .await
-            .unwrap();
-        let status = response.status().as_u16();
-        let content_type = response.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .to_string();
-        let text = response.text().await.unwrap();
-        assert!(
-            !text.is_empty() && text != "null",
-            "never an empty or null body"
-        );
-        (status, content_type, serde_json::from_str(&text).unwrap())
-    }
-
-    async fn quarantine_reasons(&self) -> Vec<String> {
-        let mut reasons: Vec<String> = self
-            .app
-            .embedded
-            .quarantine
-            .list(10_000)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|e| e.reason)
-            .collect();
-        reasons.sort();
-        reasons
-    }
-
-    async fn drain_and_summarize(&self) -> Vec<Value> {
-        self.clock.advance(Duration::minutes(6));
-        loop {
-            let tick = self.app.summarize_now().await;
-            assert_eq!(tick.error, None);
-            if tick.received == 0 {
-                break;
-            }
-        }
-        let rows = self.app.pipeline.ports.sink.read(None, None).await.unwrap();
-        rows.iter()
-            .map(|r| serde_json::to_value(r).unwrap())
-            .collect()
-    }
-}
-
-fn empty_reply() -> Value {
-    json!({"Outputs": {}, "Logs": [], "ReturnValue": null})
-}
-
-/// A batch envelope in the host's encoding: `Data.messages` is a string holding a JSON array of
-/// the raw bodies, and the `…Array` metadata are strings holding JSON arrays.
-fn batch_envelope(bodies: &[String], ids: &[String]) -> String {
-    json!({
-        "Data": { "messages": serde_json::to_string(bodies).unwrap() },
-        "Metadata": {
-            "MessageIdArray": serde_json::to_string(ids).unwrap(),
-            "DeliveryCountArray": serde_json::to_string(&vec![1; bodies.len()]).unwrap(),
-            "EnqueuedTimeUtcArray": serde_json::to_string(&vec!["2026-11-20T11:59:00.5"; bodies.len()]).unwrap(),
-            "sys": { "MethodName": "process", "UtcNow": "2026-11-20T12:00:00Z", "RandGuid": "00000000-0000-4000-8000-000000000000" }
-        }
-    })
-    .to_string()
-}
-
-fn observation(series: &str, minute: u32, value: f64) -> String {
-    format!(r#"{{"series":"{series}","ts":"2026-11-18T10:{minute:02}:00Z","value":{value}}}"#)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

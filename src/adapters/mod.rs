@@ -1,5 +1,6 @@
 //! Backends for the pipeline's ports. Adapters never call each other; drivers wire them.
 
+pub mod blob;
 pub mod cosmos;
 pub mod embedded;
 pub mod retry;

@@ -6,15 +6,19 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 
+use crate::adapters::blob::{BlobAccess, BlobQuarantine, StorageConnection};
 use crate::adapters::cosmos::{CosmosArgs, CosmosStore};
 use crate::adapters::embedded::EmbeddedDb;
+use crate::adapters::embedded::queue::EmbeddedQueue;
 use crate::adapters::servicebus::{ClientOptions, ServiceBusClient, ServiceBusQueue};
 use crate::adapters::sql::SinkOptions;
 use crate::adapters::sql::entra::CredentialTokenSource;
 use crate::adapters::sql::mssql::{self, Auth, MssqlSink, Target};
 use crate::adapters::sql::postgres::PostgresSink;
 use crate::adapters::sql::sqlite::SqliteSink;
-use crate::pipeline::ports::{SeriesDayStore, SummarySink};
+use crate::pipeline::ports::{
+    MessageReceiver, MessageSender, Quarantine, SeriesDayStore, SummarySink,
+};
 
 /// Backend settings. Connection strings are secrets: they are never logged or echoed.
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -46,12 +50,48 @@ pub struct BackendArgs {
     /// sessions off — see the README).
     #[arg(long, env = "EVENTIDE_SUMMARIES_QUEUE")]
     pub summaries_queue: Option<String>,
+    /// Where ingest sends observations and `process` reads them: `embedded` or `servicebus`
+    /// (the default when Service Bus is configured).
+    #[arg(long, env = "EVENTIDE_OBSERVATIONS_BACKEND")]
+    pub observations_backend: Option<String>,
+    /// Where summarize messages are scheduled and received: `embedded` or `servicebus` (the
+    /// default when Service Bus is configured).
+    #[arg(long, env = "EVENTIDE_SUMMARIES_BACKEND")]
+    pub summaries_backend: Option<String>,
+    /// Where bad items and messages are kept: unset or `embedded` for the embedded table; a
+    /// storage connection string (`…;AccountName=…;AccountKey=…`, or `UseDevelopmentStorage=true`
+    /// for Azurite) or a Blob service URL (`https://ACCOUNT.blob.core.windows.net`, Microsoft
+    /// Entra ID) for Azure Blob Storage.
+    #[arg(long, env = "EVENTIDE_QUARANTINE", hide_env_values = true)]
+    pub quarantine: Option<String>,
+    /// The Blob container of the quarantine (created if missing).
+    #[arg(long, env = "EVENTIDE_QUARANTINE_CONTAINER", default_value = "quarantine")]
+    pub quarantine_container: String,
+    /// With a Blob service URL: `managed-identity` (default) or `developer`.
+    #[arg(long, env = "EVENTIDE_QUARANTINE_CREDENTIAL")]
+    pub quarantine_credential: Option<String>,
+    /// Client ID of a user-assigned managed identity for the Blob quarantine.
+    #[arg(long, env = "EVENTIDE_QUARANTINE_CLIENT_ID")]
+    pub quarantine_client_id: Option<String>,
     /// Where series-day documents live: `embedded` (the default) or `cosmos` (Azure Cosmos DB,
     /// configured by the `EVENTIDE_COSMOS_*` settings).
     #[arg(long, env = "EVENTIDE_SERIES_DAY_STORE")]
     pub series_day_store: Option<String>,
     #[command(flatten)]
     pub cosmos: CosmosArgs,
+}
+
+impl BackendArgs {
+    /// The quarantine setting, when it names something other than the embedded table.
+    fn remote_quarantine(&self) -> Option<&str> {
+        let target = self.quarantine.as_deref().map(str::trim).unwrap_or("");
+        (!target.is_empty() && target != "embedded").then_some(target)
+    }
+
+    /// Whether the quarantine is somewhere other than the embedded table.
+    pub fn quarantine_is_remote(&self) -> bool {
+        self.remote_quarantine().is_some()
+    }
 }
 
 /// The series-day store the settings ask for; `embedded` is used when none is chosen.
@@ -99,7 +139,11 @@ pub fn service_bus_queues(args: &BackendArgs) -> anyhow::Result<Option<ServiceBu
                 .map_err(|e| anyhow::anyhow!("EVENTIDE_SERVICEBUS: {e}"))?
         }
         (None, Some(host)) => {
-            let credential = entra_credential(args)?;
+            let credential = entra_credential(
+                "EVENTIDE_SERVICEBUS_CREDENTIAL",
+                args.servicebus_credential.as_deref(),
+                args.servicebus_client_id.as_deref(),
+            )?;
             ServiceBusClient::with_entra_id(host, credential, ClientOptions::default())
                 .map_err(|e| anyhow::anyhow!("EVENTIDE_SERVICEBUS_NAMESPACE: {e}"))?
         }
@@ -121,34 +165,147 @@ pub fn service_bus_queues(args: &BackendArgs) -> anyhow::Result<Option<ServiceBu
     }))
 }
 
+/// A Microsoft Entra ID credential: `managed-identity` (system-assigned unless `client_id`
+/// names a user-assigned one) or `developer` (Azure CLI / Azure Developer CLI sign-in).
 fn entra_credential(
-    args: &BackendArgs,
+    setting: &str,
+    kind: Option<&str>,
+    client_id: Option<&str>,
 ) -> anyhow::Result<Arc<dyn azure_core::credentials::TokenCredential>> {
     use azure_identity::{
         DeveloperToolsCredential, ManagedIdentityCredential, ManagedIdentityCredentialOptions,
         UserAssignedId,
     };
-    match args
-        .servicebus_credential
-        .as_deref()
-        .unwrap_or("managed-identity")
-    {
+    match kind.unwrap_or("managed-identity") {
         "managed-identity" => {
             let options = ManagedIdentityCredentialOptions {
-                user_assigned_id: args
-                    .servicebus_client_id
-                    .clone()
+                user_assigned_id: client_id
                     .filter(|id| !id.trim().is_empty())
-                    .map(UserAssignedId::ClientId),
+                    .map(|id| UserAssignedId::ClientId(id.to_string())),
                 ..Default::default()
             };
             Ok(ManagedIdentityCredential::new(Some(options))?)
         }
         "developer" => Ok(DeveloperToolsCredential::new(None)?),
-        other => bail!(
-            "EVENTIDE_SERVICEBUS_CREDENTIAL: unknown credential {other:?} (managed-identity or developer)"
-        ),
+        other => bail!("{setting}: unknown credential {other:?} (managed-identity or developer)"),
     }
+}
+
+/// Which backend one queue port uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum QueueBackend {
+    Embedded,
+    ServiceBus,
+}
+
+fn queue_backend(
+    setting_name: &str,
+    setting: Option<&str>,
+    service_bus: bool,
+) -> anyhow::Result<QueueBackend> {
+    match setting.map(str::trim).filter(|s| !s.is_empty()) {
+        None if service_bus => Ok(QueueBackend::ServiceBus),
+        None | Some("embedded") => Ok(QueueBackend::Embedded),
+        Some("servicebus") if service_bus => Ok(QueueBackend::ServiceBus),
+        Some("servicebus") => bail!(
+            "{setting_name}=servicebus needs EVENTIDE_SERVICEBUS or EVENTIDE_SERVICEBUS_NAMESPACE"
+        ),
+        Some(other) => {
+            bail!("{setting_name}: unsupported backend {other:?} (embedded or servicebus)")
+        }
+    }
+}
+
+/// One queue port: who sends to it and who receives from it.
+#[derive(Clone)]
+pub struct QueuePort {
+    pub sender: Arc<dyn MessageSender>,
+    pub receiver: Arc<dyn MessageReceiver>,
+    /// The embedded queue behind the port, when it is one (its arrivals wake idle workers).
+    pub embedded: Option<EmbeddedQueue>,
+}
+
+impl QueuePort {
+    fn embedded(queue: &EmbeddedQueue) -> Self {
+        Self {
+            sender: Arc::new(queue.clone()),
+            receiver: Arc::new(queue.clone()),
+            embedded: Some(queue.clone()),
+        }
+    }
+
+    fn service_bus(queue: ServiceBusQueue) -> Self {
+        Self {
+            sender: Arc::new(queue.clone()),
+            receiver: Arc::new(queue),
+            embedded: None,
+        }
+    }
+}
+
+/// The observations and summaries queue ports the settings ask for.
+pub fn queue_ports(
+    args: &BackendArgs,
+    observations: &EmbeddedQueue,
+    summaries: &EmbeddedQueue,
+) -> anyhow::Result<(QueuePort, QueuePort)> {
+    let service_bus = service_bus_queues(args)?;
+    let choose = |name, setting: &Option<String>, embedded: &EmbeddedQueue, pick: fn(&ServiceBusQueues) -> ServiceBusQueue| {
+        Ok::<_, anyhow::Error>(
+            match queue_backend(name, setting.as_deref(), service_bus.is_some())? {
+                QueueBackend::Embedded => QueuePort::embedded(embedded),
+                QueueBackend::ServiceBus => QueuePort::service_bus(pick(
+                    service_bus.as_ref().expect("checked by queue_backend"),
+                )),
+            },
+        )
+    };
+    Ok((
+        choose(
+            "EVENTIDE_OBSERVATIONS_BACKEND",
+            &args.observations_backend,
+            observations,
+            |q| q.observations.clone(),
+        )?,
+        choose(
+            "EVENTIDE_SUMMARIES_BACKEND",
+            &args.summaries_backend,
+            summaries,
+            |q| q.summaries.clone(),
+        )?,
+    ))
+}
+
+/// The quarantine the settings ask for; `embedded` is used when none is chosen. The Blob
+/// container is created if it does not exist.
+pub async fn quarantine(
+    args: &BackendArgs,
+    embedded: Arc<dyn Quarantine>,
+) -> anyhow::Result<Arc<dyn Quarantine>> {
+    let Some(target) = args.remote_quarantine() else {
+        return Ok(embedded);
+    };
+    let (endpoint, access) = if target.starts_with("https://") || target.starts_with("http://") {
+        let endpoint = azure_core::http::Url::parse(target)
+            .context("EVENTIDE_QUARANTINE: not a Blob service URL")?;
+        let credential = entra_credential(
+            "EVENTIDE_QUARANTINE_CREDENTIAL",
+            args.quarantine_credential.as_deref(),
+            args.quarantine_client_id.as_deref(),
+        )?;
+        (endpoint, BlobAccess::Entra(credential))
+    } else {
+        // The error names the bad part of the string, never the key.
+        let connection = StorageConnection::parse(target)
+            .map_err(|e| anyhow::anyhow!("EVENTIDE_QUARANTINE: storage connection string: {e}"))?;
+        (connection.blob_endpoint, BlobAccess::AccountKey(connection.key))
+    };
+    let mut shown = endpoint.clone();
+    shown.set_query(None);
+    let quarantine = BlobQuarantine::connect(&endpoint, &args.quarantine_container, access)
+        .await
+        .with_context(|| format!("opening the Blob quarantine at {shown}"))?;
+    Ok(Arc::new(quarantine))
 }
 
 /// The summary sink the settings ask for; server-backed sinks apply their schema migrations

@@ -129,14 +129,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Quarantine { action, local } => {
             let clock: Arc<dyn Clock> = Arc::new(SystemClock);
             let embedded = Embedded::open(&local, clock.clone())?;
+            let wired = embedded.wire(&local, clock).await?;
             match action {
                 QuarantineAction::List { limit } => {
-                    for entry in embedded.quarantine.list(limit).await? {
-                        println!("{}", serde_json::to_string(&entry)?);
+                    for entry in quarantine::list(&wired.quarantines, limit).await? {
+                        let listed = quarantine::ListedEntry::from(&entry);
+                        println!("{}", serde_json::to_string(&listed)?);
                     }
                 }
                 QuarantineAction::Replay { ids } => {
-                    let report = quarantine::replay(&embedded, clock.as_ref(), &ids).await?;
+                    let report =
+                        quarantine::replay(&wired.quarantines, &wired.pipeline.ports, &ids)
+                            .await?;
                     println!("{}", serde_json::to_string_pretty(&report)?);
                 }
             }

@@ -1,13 +1,40 @@
 //! `eventide quarantine list|replay`: inspect what was quarantined, and re-submit it after a
-//! fix. A replayed entry goes back to the queue its function reads, under a new MessageId (so
+//! fix. Works on whichever quarantines are in use (the embedded table, the Blob container, or
+//! both). A replayed entry goes back to the queue its function reads, under a new MessageId (so
 //! duplicate detection does not drop it), and leaves the quarantine; if it is still bad it is
 //! quarantined again with its reason.
 
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::local::Embedded;
-use crate::adapters::embedded::quarantine::ListedEntry;
-use crate::pipeline::ports::{Clock, MessageSender, OutgoingMessage};
+use crate::pipeline::Ports;
+use crate::pipeline::ports::{MessageSender, OutgoingMessage, Quarantine, QuarantineEntry};
+
+/// An entry as shown to an operator: the original bytes as text (invalid UTF-8 replaced).
+#[derive(Debug, Serialize)]
+pub struct ListedEntry<'a> {
+    pub id: &'a str,
+    pub at: DateTime<Utc>,
+    pub function: &'a str,
+    pub source: &'a str,
+    pub reason: &'a str,
+    pub body: std::borrow::Cow<'a, str>,
+}
+
+impl<'a> From<&'a QuarantineEntry> for ListedEntry<'a> {
+    fn from(entry: &'a QuarantineEntry) -> Self {
+        Self {
+            id: &entry.id,
+            at: entry.at,
+            function: &entry.function,
+            source: &entry.source,
+            reason: &entry.reason,
+            body: String::from_utf8_lossy(&entry.body),
+        }
+    }
+}
 
 /// What a replay did.
 #[derive(Debug, Default, Serialize, PartialEq, Eq)]
@@ -17,41 +44,58 @@ pub struct ReplayReport {
     pub skipped: Vec<(String, String)>,
 }
 
+/// Up to `limit` entries of every quarantine, newest first.
+pub async fn list(
+    quarantines: &[Arc<dyn Quarantine>],
+    limit: usize,
+) -> anyhow::Result<Vec<QuarantineEntry>> {
+    let mut entries = Vec::new();
+    for quarantine in quarantines {
+        entries.extend(quarantine.list(limit).await?);
+    }
+    entries.sort_by(|a, b| b.at.cmp(&a.at).then_with(|| a.id.cmp(&b.id)));
+    entries.truncate(limit);
+    Ok(entries)
+}
+
 /// The queue that feeds the function which quarantined an entry.
-fn target<'a>(embedded: &'a Embedded, entry: &ListedEntry) -> Option<&'a dyn MessageSender> {
+fn target<'a>(ports: &'a Ports, entry: &QuarantineEntry) -> Option<&'a dyn MessageSender> {
     match entry.function.as_str() {
-        "process" | "observations" => Some(&embedded.observations),
-        "summarize" | "summaries" => Some(&embedded.summaries),
+        "process" | "observations" => Some(ports.observations.as_ref()),
+        "summarize" | "summaries" => Some(ports.summaries.as_ref()),
         _ => None,
     }
 }
 
-/// Re-submits the entries with the given ids (all entries when `ids` is empty).
+/// Re-submits the entries with the given ids (all entries when `ids` is empty) through the
+/// pipeline's queues.
 pub async fn replay(
-    embedded: &Embedded,
-    clock: &dyn Clock,
+    quarantines: &[Arc<dyn Quarantine>],
+    ports: &Ports,
     ids: &[String],
 ) -> anyhow::Result<ReplayReport> {
-    let entries = embedded.quarantine.list(usize::MAX >> 1).await?;
     let mut report = ReplayReport::default();
-    for entry in entries
-        .into_iter()
-        .filter(|e| ids.is_empty() || ids.contains(&e.id))
-    {
-        let Some(queue) = target(embedded, &entry) else {
-            let reason = format!("no queue feeds function {:?}", entry.function);
-            report.skipped.push((entry.id, reason));
-            continue;
-        };
-        let message = OutgoingMessage {
-            message_id: format!("replay:{}:{}", entry.id, clock.now().timestamp_millis()),
-            session_id: None,
-            body: entry.body,
-            scheduled_at: None,
-        };
-        queue.send(vec![message]).await?;
-        embedded.quarantine.remove(entry.id.clone()).await?;
-        report.replayed.push(entry.id);
+    for quarantine in quarantines {
+        let entries = quarantine.list(usize::MAX >> 1).await?;
+        for entry in entries
+            .into_iter()
+            .filter(|e| ids.is_empty() || ids.contains(&e.id))
+        {
+            let Some(queue) = target(ports, &entry) else {
+                let reason = format!("no queue feeds function {:?}", entry.function);
+                report.skipped.push((entry.id, reason));
+                continue;
+            };
+            let message = OutgoingMessage {
+                message_id: format!("replay:{}:{}", entry.id, ports.clock.now().timestamp_millis()),
+                session_id: None,
+                body: entry.body,
+                scheduled_at: None,
+            };
+            queue.send(vec![message]).await?;
+            quarantine.remove(&entry.id).await?;
+            report.replayed.push(entry.id);
+        }
     }
     for id in ids {
         if !report.replayed.contains(id) && !report.skipped.iter().any(|(s, _)| s == id) {

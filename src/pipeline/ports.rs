@@ -213,5 +213,10 @@ pub struct QuarantineEntry {
 /// Holds what could not be processed, with the reason, for inspection and replay.
 #[async_trait]
 pub trait Quarantine: Send + Sync {
+    /// Keeps the entries; an entry whose id is already kept is not stored again.
     async fn put(&self, entries: &[QuarantineEntry]) -> PortResult<()>;
+    /// Up to `limit` entries, newest first (for operators).
+    async fn list(&self, limit: usize) -> PortResult<Vec<QuarantineEntry>>;
+    /// Removes an entry (after it was replayed); returns whether it existed.
+    async fn remove(&self, id: &str) -> PortResult<bool>;
 }

@@ -2,6 +2,8 @@
 //! kind of trouble, and statistics computed independently of the crate.
 #![allow(dead_code)] // each test binary uses its own part of the harness
 
+pub mod handler;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;

@@ -2,8 +2,9 @@
 //! original bytes, keyed by a deterministic id so a redelivered poison message is kept once.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rusqlite::types::Type;
 use rusqlite::{Connection, params};
-use serde::Serialize;
 
 use super::EmbeddedDb;
 use crate::pipeline::ports::{PortResult, Quarantine, QuarantineEntry};
@@ -12,24 +13,6 @@ use crate::pipeline::ports::{PortResult, Quarantine, QuarantineEntry};
 #[derive(Clone)]
 pub struct EmbeddedQuarantine {
     db: EmbeddedDb,
-}
-
-/// A quarantined entry as listed to an operator.
-#[derive(Debug, Clone, Serialize)]
-pub struct ListedEntry {
-    pub id: String,
-    pub at: String,
-    pub function: String,
-    pub source: String,
-    pub reason: String,
-    /// The original bytes.
-    #[serde(serialize_with = "lossy_text")]
-    pub body: Vec<u8>,
-}
-
-/// Shows the original bytes as text (invalid UTF-8 replaced) to a person reading the list.
-fn lossy_text<S: serde::Serializer>(body: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(&String::from_utf8_lossy(body))
 }
 
 /// Inserts an entry unless one with the same id is already kept.
@@ -62,39 +45,6 @@ impl EmbeddedQuarantine {
             })
             .await
     }
-
-    /// The newest entries first.
-    pub async fn list(&self, limit: usize) -> PortResult<Vec<ListedEntry>> {
-        self.db
-            .call("listing quarantine entries", move |c| {
-                let mut stmt = c.prepare(
-                    "SELECT id, at, function, source, reason, body FROM quarantine ORDER BY at DESC, id LIMIT ?1",
-                )?;
-                let rows = stmt.query_map([limit as i64], |r| {
-                    Ok(ListedEntry {
-                        id: r.get(0)?,
-                        at: r.get(1)?,
-                        function: r.get(2)?,
-                        source: r.get(3)?,
-                        reason: r.get(4)?,
-                        body: r.get(5)?,
-                    })
-                })?;
-                rows.collect()
-            })
-            .await
-    }
-}
-
-impl EmbeddedQuarantine {
-    /// Removes an entry (after it was replayed); returns whether it existed.
-    pub async fn remove(&self, id: String) -> PortResult<bool> {
-        self.db
-            .call("removing a quarantine entry", move |c| {
-                Ok(c.execute("DELETE FROM quarantine WHERE id = ?1", [id])? > 0)
-            })
-            .await
-    }
 }
 
 #[async_trait]
@@ -108,6 +58,42 @@ impl Quarantine for EmbeddedQuarantine {
                     insert(&tx, entry)?;
                 }
                 tx.commit()
+            })
+            .await
+    }
+
+    async fn list(&self, limit: usize) -> PortResult<Vec<QuarantineEntry>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.db
+            .call("listing quarantine entries", move |c| {
+                let mut stmt = c.prepare(
+                    "SELECT id, at, function, source, reason, body FROM quarantine ORDER BY at DESC, id LIMIT ?1",
+                )?;
+                let rows = stmt.query_map([limit], |r| {
+                    let at: String = r.get(1)?;
+                    Ok(QuarantineEntry {
+                        id: r.get(0)?,
+                        at: DateTime::parse_from_rfc3339(&at)
+                            .map_err(|e| {
+                                rusqlite::Error::FromSqlConversionFailure(1, Type::Text, e.into())
+                            })?
+                            .with_timezone(&Utc),
+                        function: r.get(2)?,
+                        source: r.get(3)?,
+                        reason: r.get(4)?,
+                        body: r.get(5)?,
+                    })
+                })?;
+                rows.collect()
+            })
+            .await
+    }
+
+    async fn remove(&self, id: &str) -> PortResult<bool> {
+        let id = id.to_string();
+        self.db
+            .call("removing a quarantine entry", move |c| {
+                Ok(c.execute("DELETE FROM quarantine WHERE id = ?1", [id])? > 0)
             })
             .await
     }

@@ -288,6 +288,7 @@ impl MessageReceiver for EmbeddedQueue {
 mod tests {
     use super::*;
     use crate::pipeline::clock::ManualClock;
+    use crate::pipeline::ports::Quarantine;
 
     fn queue(settings: QueueSettings) -> (EmbeddedQueue, Arc<ManualClock>, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();

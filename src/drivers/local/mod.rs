@@ -20,11 +20,11 @@ use crate::adapters::embedded::quarantine::EmbeddedQuarantine;
 use crate::adapters::embedded::queue::{EmbeddedQueue, QueueDepth};
 use crate::adapters::embedded::store::EmbeddedStore;
 use crate::domain::schedule::Schedule;
-use crate::pipeline::ports::{Clock, PortResult};
+use crate::pipeline::ports::{Clock, PortResult, Quarantine};
 use crate::pipeline::summarize::TickReport;
 use crate::pipeline::{Pipeline, Ports};
 
-use super::backends::{series_day_store, summary_sink};
+use super::backends::{self, QueuePort, queue_ports, series_day_store, summary_sink};
 use super::config::LocalArgs;
 use super::timer_schedule::summarize_schedule;
 
@@ -56,24 +56,45 @@ impl Embedded {
         })
     }
 
-    /// The pipeline over these adapters.
+    /// The pipeline over these adapters and whatever the settings put in their place.
     pub async fn pipeline(
         &self,
         args: &LocalArgs,
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Pipeline> {
+        Ok(self.wire(args, clock).await?.pipeline)
+    }
+
+    /// Chooses each port's backend by its own setting, falling back to these adapters.
+    pub async fn wire(&self, args: &LocalArgs, clock: Arc<dyn Clock>) -> anyhow::Result<Wired> {
+        let (observations, summaries) =
+            queue_ports(&args.backends, &self.observations, &self.summaries)?;
+        let embedded_quarantine: Arc<dyn Quarantine> = Arc::new(self.quarantine.clone());
+        let quarantine = backends::quarantine(&args.backends, embedded_quarantine.clone()).await?;
+        // The embedded queues quarantine messages delivered too often in their own table; when
+        // they are in use beside another quarantine, operators see and replay both.
+        let mut quarantines = vec![quarantine.clone()];
+        if args.backends.quarantine_is_remote()
+            && (observations.embedded.is_some() || summaries.embedded.is_some())
+        {
+            quarantines.push(embedded_quarantine);
+        }
         let ports = Ports {
-            observations: Arc::new(self.observations.clone()),
-            summaries: Arc::new(self.summaries.clone()),
-            due_summaries: Arc::new(self.summaries.clone()),
+            observations: observations.sender.clone(),
+            summaries: summaries.sender,
+            due_summaries: summaries.receiver,
             store: series_day_store(&args.backends, Arc::new(self.store.clone())).await?,
             sink: summary_sink(&args.backends, &self.db).await?,
-            quarantine: Arc::new(self.quarantine.clone()),
+            quarantine,
             clock,
         };
         let mut settings = args.pipeline.settings()?;
         settings.summarize_batch = args.batch.max(1);
-        Ok(Pipeline::new(ports, settings))
+        Ok(Wired {
+            pipeline: Pipeline::new(ports, settings),
+            observations,
+            quarantines,
+        })
     }
 
     /// Queue depths, counters and quarantine size.
@@ -88,6 +109,15 @@ impl Embedded {
             schema_version: self.db.schema_version().await?,
         })
     }
+}
+
+/// A pipeline with its ports chosen, and what the drivers need beside it.
+pub struct Wired {
+    pub pipeline: Pipeline,
+    /// The observations queue port (what in-process workers pump).
+    pub observations: QueuePort,
+    /// Every quarantine in use, the pipeline's first.
+    pub quarantines: Vec<Arc<dyn Quarantine>>,
 }
 
 /// What `/api/status` reports.
@@ -111,8 +141,8 @@ pub enum Driver {
     /// The local API (`/api/ingest`, `/api/summaries`, `/api/status`) and the in-process timer.
     LocalApi,
     /// The Functions custom-handler contract (`/ingest`, `/process`, `/summarize`); the host
-    /// fires the timer. The embedded observations queue is still pumped in-process, so the
-    /// handler works end to end with no cloud queue configured.
+    /// fires the timer and the Service Bus trigger. An embedded observations queue is still
+    /// pumped in-process, so the handler works end to end with no cloud queue configured.
     FunctionsHost,
 }
 
@@ -120,6 +150,8 @@ pub enum Driver {
 pub struct LocalApp {
     pub embedded: Embedded,
     pub pipeline: Pipeline,
+    /// Every quarantine in use (see [`Wired::quarantines`]).
+    pub quarantines: Vec<Arc<dyn Quarantine>>,
     pub addr: SocketAddr,
     args: LocalArgs,
     shutdown: watch::Sender<bool>,
@@ -144,7 +176,11 @@ impl LocalApp {
             None => summarize_schedule(&args.functions_dir)?,
         };
         let embedded = Embedded::open(&args, clock.clone())?;
-        let pipeline = embedded.pipeline(&args, clock.clone()).await?;
+        let Wired {
+            pipeline,
+            observations,
+            quarantines,
+        } = embedded.wire(&args, clock.clone()).await?;
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
             .await
             .with_context(|| format!("binding 127.0.0.1:{}", args.port))?;
@@ -170,10 +206,14 @@ impl LocalApp {
                 tracing::error!(error = %e, "local API server failed");
             }
         });
-        for _ in 0..args.workers.max(1) {
+        // Under the Functions host, the host's Service Bus trigger delivers observations; an
+        // embedded observations queue has no trigger, so it is pumped here in either driver.
+        let pumped = driver == Driver::LocalApi || observations.embedded.is_some();
+        let workers = if pumped { args.workers.max(1) } else { 0 };
+        for _ in 0..workers {
             tasks.spawn(workers::pump_observations(
                 pipeline.clone(),
-                embedded.observations.clone(),
+                observations.clone(),
                 args.batch.max(1),
                 stop.clone(),
             ));
@@ -195,6 +235,7 @@ impl LocalApp {
         Ok(Self {
             embedded,
             pipeline,
+            quarantines,
             addr,
             args,
             shutdown,

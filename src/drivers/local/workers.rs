@@ -5,11 +5,10 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::Embedded;
-use crate::adapters::embedded::queue::EmbeddedQueue;
+use crate::drivers::backends::QueuePort;
 use crate::domain::schedule::Schedule;
 use crate::pipeline::Pipeline;
 use crate::pipeline::metrics::Metrics;
-use crate::pipeline::ports::MessageReceiver;
 use crate::pipeline::process::InboundMessage;
 use crate::pipeline::summarize::TickReport;
 
@@ -24,22 +23,29 @@ const TIMER_POLL: Duration = Duration::from_millis(100);
 /// on a transient failure so the batch is delivered again.
 pub(super) async fn pump_observations(
     pipeline: Pipeline,
-    queue: EmbeddedQueue,
+    queue: QueuePort,
     batch: usize,
     mut stop: watch::Receiver<bool>,
 ) {
     while !*stop.borrow() {
-        let messages = match queue.receive(batch).await {
+        let messages = match queue.receiver.receive(batch).await {
             Ok(messages) => messages,
             Err(e) => {
-                tracing::error!(error = %e, queue = queue.name(), "receiving observations failed");
+                tracing::error!(error = %e, "receiving observations failed");
                 pause(&mut stop, FAILURE_BACKOFF).await;
                 continue;
             }
         };
         if messages.is_empty() {
+            // An embedded queue wakes its workers on arrival; a remote receive already waited.
+            let arrival = async {
+                match &queue.embedded {
+                    Some(embedded) => embedded.arrivals().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
-                _ = queue.arrivals() => {}
+                _ = arrival => {}
                 _ = tokio::time::sleep(IDLE_POLL) => {}
                 _ = stop.changed() => {}
             }
@@ -55,11 +61,11 @@ pub(super) async fn pump_observations(
             .collect();
         let locks: Vec<String> = messages.into_iter().map(|m| m.lock_token).collect();
         let settled = match pipeline.process(&inbound).await {
-            Ok(_) => queue.complete(&locks).await,
+            Ok(_) => queue.receiver.complete(&locks).await,
             Err(e) => {
                 Metrics::add(&pipeline.metrics.transient_failures, 1);
                 tracing::error!(error = %e, messages = locks.len(), "process failed; the batch will be delivered again");
-                let abandoned = queue.abandon(&locks).await;
+                let abandoned = queue.receiver.abandon(&locks).await;
                 pause(&mut stop, FAILURE_BACKOFF).await;
                 abandoned
             }
