@@ -190,9 +190,13 @@ async fn replay_resubmits_quarantined_entries_and_requarantines_what_is_still_ba
     assert_eq!(t.end_of_day().await, 1);
     assert_eq!(t.summaries().await[0]["sum"], 7.0);
 
-    let unknown = replay(&t.app.quarantines, &t.app.pipeline.ports, &["nope".to_string()])
-        .await
-        .unwrap();
+    let unknown = replay(
+        &t.app.quarantines,
+        &t.app.pipeline.ports,
+        &["nope".to_string()],
+    )
+    .await
+    .unwrap();
     assert_eq!(
         unknown.skipped,
         vec![("nope".to_string(), "no such entry".to_string())]

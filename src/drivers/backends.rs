@@ -65,7 +65,11 @@ pub struct BackendArgs {
     #[arg(long, env = "EVENTIDE_QUARANTINE", hide_env_values = true)]
     pub quarantine: Option<String>,
     /// The Blob container of the quarantine (created if missing).
-    #[arg(long, env = "EVENTIDE_QUARANTINE_CONTAINER", default_value = "quarantine")]
+    #[arg(
+        long,
+        env = "EVENTIDE_QUARANTINE_CONTAINER",
+        default_value = "quarantine"
+    )]
     pub quarantine_container: String,
     /// With a Blob service URL: `managed-identity` (default) or `developer`.
     #[arg(long, env = "EVENTIDE_QUARANTINE_CREDENTIAL")]
@@ -250,7 +254,10 @@ pub fn queue_ports(
     summaries: &EmbeddedQueue,
 ) -> anyhow::Result<(QueuePort, QueuePort)> {
     let service_bus = service_bus_queues(args)?;
-    let choose = |name, setting: &Option<String>, embedded: &EmbeddedQueue, pick: fn(&ServiceBusQueues) -> ServiceBusQueue| {
+    let choose = |name,
+                  setting: &Option<String>,
+                  embedded: &EmbeddedQueue,
+                  pick: fn(&ServiceBusQueues) -> ServiceBusQueue| {
         Ok::<_, anyhow::Error>(
             match queue_backend(name, setting.as_deref(), service_bus.is_some())? {
                 QueueBackend::Embedded => QueuePort::embedded(embedded),
@@ -298,7 +305,10 @@ pub async fn quarantine(
         // The error names the bad part of the string, never the key.
         let connection = StorageConnection::parse(target)
             .map_err(|e| anyhow::anyhow!("EVENTIDE_QUARANTINE: storage connection string: {e}"))?;
-        (connection.blob_endpoint, BlobAccess::AccountKey(connection.key))
+        (
+            connection.blob_endpoint,
+            BlobAccess::AccountKey(connection.key),
+        )
     };
     let mut shown = endpoint.clone();
     shown.set_query(None);

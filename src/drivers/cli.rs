@@ -139,8 +139,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 QuarantineAction::Replay { ids } => {
                     let report =
-                        quarantine::replay(&wired.quarantines, &wired.pipeline.ports, &ids)
-                            .await?;
+                        quarantine::replay(&wired.quarantines, &wired.pipeline.ports, &ids).await?;
                     println!("{}", serde_json::to_string_pretty(&report)?);
                 }
             }

@@ -87,7 +87,11 @@ pub async fn replay(
                 continue;
             };
             let message = OutgoingMessage {
-                message_id: format!("replay:{}:{}", entry.id, ports.clock.now().timestamp_millis()),
+                message_id: format!(
+                    "replay:{}:{}",
+                    entry.id,
+                    ports.clock.now().timestamp_millis()
+                ),
                 session_id: None,
                 body: entry.body,
                 scheduled_at: None,

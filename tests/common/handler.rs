@@ -125,4 +125,3 @@ pub fn batch_envelope(bodies: &[String], ids: &[String]) -> String {
 pub fn observation(series: &str, minute: u32, value: f64) -> String {
     format!(r#"{{"series":"{series}","ts":"2026-11-18T10:{minute:02}:00Z","value":{value}}}"#)
 }
-

@@ -194,7 +194,10 @@ mod tests {
             "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=AAAA;EndpointSuffix=core.windows.net",
         )
         .unwrap();
-        assert_eq!(c.blob_endpoint.as_str(), "https://acct.blob.core.windows.net/");
+        assert_eq!(
+            c.blob_endpoint.as_str(),
+            "https://acct.blob.core.windows.net/"
+        );
         assert_eq!(c.key.account, "acct");
 
         let c = StorageConnection::parse(
@@ -219,7 +222,10 @@ mod tests {
             StorageConnection::parse("nonsense").unwrap_err(),
             ConnectionStringError::Malformed
         );
-        let debug = format!("{:?}", StorageConnection::parse("UseDevelopmentStorage=true"));
+        let debug = format!(
+            "{:?}",
+            StorageConnection::parse("UseDevelopmentStorage=true")
+        );
         assert!(!debug.contains(DEVELOPMENT_KEY) && debug.contains("redacted"));
     }
 }

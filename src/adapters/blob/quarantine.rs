@@ -173,7 +173,10 @@ impl BlobQuarantine {
     /// The container client, with a fresh SAS when the current one is half-way to expiry.
     fn client(&self) -> PortResult<Arc<BlobContainerClient>> {
         let now = Utc::now();
-        let mut cached = self.cached.lock().expect("the client cache is never poisoned");
+        let mut cached = self
+            .cached
+            .lock()
+            .expect("the client cache is never poisoned");
         if let Some(current) = cached.as_ref()
             && current.renew_at.is_none_or(|at| now < at)
         {
@@ -200,7 +203,11 @@ impl BlobQuarantine {
         Ok(client)
     }
 
-    async fn put_one(&self, client: &BlobContainerClient, entry: &QuarantineEntry) -> PortResult<()> {
+    async fn put_one(
+        &self,
+        client: &BlobContainerClient,
+        entry: &QuarantineEntry,
+    ) -> PortResult<()> {
         let document = serde_json::to_vec(&StoredEntry::from_entry(entry))
             .map_err(|e| PortError::permanent("encoding a quarantine entry", e))?;
         let options = BlockBlobClientUploadOptions {
@@ -223,7 +230,11 @@ impl BlobQuarantine {
         }
     }
 
-    async fn read_one(&self, client: &BlobContainerClient, name: &str) -> PortResult<Option<QuarantineEntry>> {
+    async fn read_one(
+        &self,
+        client: &BlobContainerClient,
+        name: &str,
+    ) -> PortResult<Option<QuarantineEntry>> {
         let context = || format!("reading quarantine blob {name:?}");
         let response = match client.blob_client(name).download(None).await {
             Ok(response) => response,
@@ -236,8 +247,8 @@ impl BlobQuarantine {
             .collect()
             .await
             .map_err(|e| port_error(context(), e))?;
-        let stored: StoredEntry = serde_json::from_slice(&bytes)
-            .map_err(|e| PortError::permanent(context(), e))?;
+        let stored: StoredEntry =
+            serde_json::from_slice(&bytes).map_err(|e| PortError::permanent(context(), e))?;
         stored
             .into_entry()
             .map(Some)
@@ -266,7 +277,11 @@ impl Quarantine for BlobQuarantine {
             .list_blobs(None)
             .map_err(|e| port_error(context(), e))?;
         let mut names = Vec::new();
-        while let Some(blob) = blobs.try_next().await.map_err(|e| port_error(context(), e))? {
+        while let Some(blob) = blobs
+            .try_next()
+            .await
+            .map_err(|e| port_error(context(), e))?
+        {
             let created = blob.properties.as_ref().and_then(|p| p.creation_time);
             if let Some(name) = blob.name {
                 names.push((created, name));
@@ -294,7 +309,10 @@ impl Quarantine for BlobQuarantine {
         match client.blob_client(&blob_name(id)).delete(None).await {
             Ok(_) => Ok(true),
             Err(e) if status_of(&e) == Some(404) => Ok(false),
-            Err(e) => Err(port_error(format!("removing quarantine blob for {id:?}"), e)),
+            Err(e) => Err(port_error(
+                format!("removing quarantine blob for {id:?}"),
+                e,
+            )),
         }
     }
 }
@@ -309,7 +327,11 @@ mod tests {
         let odd = blob_name("summarize:a/b c?é");
         assert_eq!(odd, blob_name("summarize:a/b c?é"));
         assert!(odd.starts_with("summarize:a_b_c__~"), "{odd}");
-        assert_ne!(blob_name("a/b"), blob_name("a?b"), "distinct ids, distinct blobs");
+        assert_ne!(
+            blob_name("a/b"),
+            blob_name("a?b"),
+            "distinct ids, distinct blobs"
+        );
         assert!(blob_name(&"x".repeat(5_000)).len() < 1_024);
     }
 

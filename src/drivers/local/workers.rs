@@ -5,8 +5,8 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::Embedded;
-use crate::drivers::backends::QueuePort;
 use crate::domain::schedule::Schedule;
+use crate::drivers::backends::QueuePort;
 use crate::pipeline::Pipeline;
 use crate::pipeline::metrics::Metrics;
 use crate::pipeline::process::InboundMessage;
