@@ -1,7 +1,9 @@
 //! The binary started the way the Functions host starts it: no arguments but the port in
-//! `FUNCTIONS_CUSTOMHANDLER_PORT`. It listens on loopback only and answers `GET /` at once.
+//! `FUNCTIONS_CUSTOMHANDLER_PORT`. It listens on loopback only, answers `GET /` at once, and on
+//! SIGTERM finishes the invocation in flight before it exits.
 
-use std::process::{Command, Stdio};
+use std::io::{Read, Write};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn free_port() -> u16 {
@@ -31,29 +33,32 @@ fn listening_addresses(port: u16) -> Vec<String> {
     found
 }
 
-#[test]
-fn binds_loopback_only_and_is_ready_at_once() {
-    let dir = tempfile::tempdir().unwrap();
+/// Starts the binary as the host does, on a fresh port and database.
+fn start_handler(dir: &std::path::Path) -> (Child, u16, Instant) {
     let port = free_port();
     let started = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_eventide"))
-        .current_dir(dir.path())
+    let child = Command::new(env!("CARGO_BIN_EXE_eventide"))
+        .current_dir(dir)
         .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
-        .env("EVENTIDE_DB", dir.path().join("eventide.db"))
+        .env("EVENTIDE_DB", dir.join("eventide.db"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let ready_after = loop {
+    (child, port, started)
+}
+
+/// Polls `GET /` until it answers 200; returns the time since `started`.
+fn wait_ready(port: u16, started: Instant) -> Duration {
+    loop {
         if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-            use std::io::{Read, Write};
             stream
                 .write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
                 .unwrap();
             let mut response = String::new();
             stream.read_to_string(&mut response).unwrap();
             if response.starts_with("HTTP/1.1 200") {
-                break started.elapsed();
+                return started.elapsed();
             }
         }
         assert!(
@@ -61,7 +66,14 @@ fn binds_loopback_only_and_is_ready_at_once() {
             "not ready within 5 s"
         );
         std::thread::sleep(Duration::from_millis(1));
-    };
+    }
+}
+
+#[test]
+fn binds_loopback_only_and_is_ready_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, port, started) = start_handler(dir.path());
+    let ready_after = wait_ready(port, started);
     let addresses = listening_addresses(port);
     child.kill().unwrap();
     child.wait().unwrap();
@@ -75,5 +87,82 @@ fn binds_loopback_only_and_is_ready_at_once() {
     assert!(
         ready_after < Duration::from_millis(100),
         "ready after {ready_after:?}"
+    );
+}
+
+/// A `process` invocation big enough to still be running when the signal arrives.
+fn large_process_invocation() -> String {
+    let bodies: Vec<String> = (0..4_000)
+        .map(|m| {
+            let points: Vec<String> = (0..20)
+                .map(|p| {
+                    format!(r#"{{"series":"s-{m}","ts":"2026-11-18T10:{p:02}:00Z","value":{p}}}"#)
+                })
+                .collect();
+            format!("[{}]", points.join(","))
+        })
+        .collect();
+    let ids: Vec<String> = (0..bodies.len()).map(|m| format!("m-{m}")).collect();
+    serde_json::json!({
+        "Data": { "messages": serde_json::to_string(&bodies).unwrap() },
+        "Metadata": { "MessageIdArray": serde_json::to_string(&ids).unwrap() }
+    })
+    .to_string()
+}
+
+#[test]
+fn sigterm_finishes_the_invocation_in_flight_then_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, port, started) = start_handler(dir.path());
+    wait_ready(port, started);
+
+    let envelope = large_process_invocation();
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        stream,
+        "POST /process HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        envelope.len()
+    )
+    .unwrap();
+    stream.write_all(envelope.as_bytes()).unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        (response, Instant::now())
+    });
+    std::thread::sleep(Duration::from_millis(20));
+    let signalled = Instant::now();
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+
+    let (response, answered) = reader.join().unwrap();
+    assert!(
+        answered > signalled,
+        "the invocation ended before the signal; make it larger so the test means something"
+    );
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    let body = &response[response.find("\r\n\r\n").unwrap() + 4..];
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(body).unwrap(),
+        serde_json::json!({"Outputs": {}, "Logs": [], "ReturnValue": null})
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still running 10 s after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(status.success(), "exit status {status}");
+    eprintln!(
+        "answered {:?} after SIGTERM",
+        answered.duration_since(signalled)
     );
 }

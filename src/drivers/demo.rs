@@ -80,7 +80,7 @@ fn request_bodies(args: &DemoArgs, calendar: &Calendar, day: NaiveDate) -> (Vec<
             for i in first..(first + args.points_per_message).min(args.points) {
                 row += 1;
                 let ts = crate::domain::observation::format_ts(start_ns + i as i64 * step);
-                if args.bad_every > 0 && row % args.bad_every == 0 {
+                if args.bad_every > 0 && row.is_multiple_of(args.bad_every) {
                     bad += 1;
                     let _ = writeln!(
                         body,

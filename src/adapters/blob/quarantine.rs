@@ -163,6 +163,15 @@ impl BlobQuarantine {
         match client.create(None).await {
             Ok(_) => Ok(quarantine),
             Err(e) if status_of(&e) == Some(409) => Ok(quarantine),
+            // An identity allowed to write blobs but not to create containers: the container
+            // was made with the infrastructure. If it was not, the first write says so.
+            Err(e) if status_of(&e) == Some(403) => {
+                tracing::warn!(
+                    container,
+                    "not allowed to create the quarantine container; assuming it exists"
+                );
+                Ok(quarantine)
+            }
             Err(e) => Err(port_error(
                 format!("creating the quarantine container {container:?}"),
                 e,

@@ -19,7 +19,7 @@ pub fn encode(points: &[Point]) -> Vec<u8> {
 /// Decodes a blob written by [`encode`]; a trailing partial record (never written by us) is
 /// reported rather than guessed at.
 pub fn decode(bytes: &[u8]) -> Result<Vec<Point>, String> {
-    if bytes.len() % POINT_BYTES != 0 {
+    if !bytes.len().is_multiple_of(POINT_BYTES) {
         return Err(format!(
             "stored points blob has {} bytes, not a multiple of {POINT_BYTES}",
             bytes.len()

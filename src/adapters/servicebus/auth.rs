@@ -245,10 +245,10 @@ impl EntraToken {
     async fn get(&self) -> Result<String, AuthError> {
         let mut cached = self.cached.lock().await;
         let now = unix_now();
-        if let Some((token, expires)) = cached.as_ref() {
-            if now + TOKEN_REFRESH_MARGIN.as_secs() < *expires {
-                return Ok(token.clone());
-            }
+        if let Some((token, expires)) = cached.as_ref()
+            && now + TOKEN_REFRESH_MARGIN.as_secs() < *expires
+        {
+            return Ok(token.clone());
         }
         let fresh = self
             .credential

@@ -46,10 +46,10 @@ fn malformed(binding: &str, reason: impl Into<String>) -> EnvelopeError {
 /// Undoes the host's string encoding: a string whose content is itself a JSON string literal is
 /// decoded once more; anything else is taken as it is.
 pub fn unquote(text: &str) -> String {
-    if text.starts_with('"') {
-        if let Ok(inner) = serde_json::from_str::<String>(text) {
-            return inner;
-        }
+    if text.starts_with('"')
+        && let Ok(inner) = serde_json::from_str::<String>(text)
+    {
+        return inner;
     }
     text.to_string()
 }
