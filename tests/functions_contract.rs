@@ -7,7 +7,9 @@ mod common;
 
 use std::path::PathBuf;
 
-use common::handler::{batch_envelope, empty_reply, handler, observation};
+use common::handler::{
+    batch_envelope, empty_reply, handler, handler_with, ingest_envelope, observation,
+};
 use eventide::pipeline::ports::Quarantine;
 use serde_json::{Value, json};
 
@@ -159,15 +161,9 @@ async fn ingest_through_the_contract_reaches_the_summary_table() {
         observation("line-7", 0, 2.5),
         observation("line-7", 1, 3.5)
     );
-    let envelope = json!({
-        "Data": { "req": {
-            "Url": "https://example.invalid/api/ingest", "Method": "POST", "Query": {},
-            "Headers": { "Content-Type": ["application/json"] }, "Params": {}, "Identities": [],
-            "Body": body
-        }},
-        "Metadata": {}
-    });
-    let (status, _, reply) = h.invoke("ingest", envelope.to_string()).await;
+    let (status, _, reply) = h
+        .invoke("ingest", ingest_envelope("application/json", &body))
+        .await;
     assert_eq!(status, 200);
     assert_eq!(reply["Outputs"]["res"]["statusCode"], 200);
     let report: Value =
@@ -184,5 +180,21 @@ async fn ingest_through_the_contract_reaches_the_summary_table() {
     }
     let rows = h.drain_and_summarize().await;
     assert_eq!(rows[0]["mean"], 3.0);
+    h.app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ingest_body_over_the_limit_is_answered_413_in_the_http_output() {
+    let h = handler_with(|args| args.max_body_bytes = 100).await;
+    let body = format!("[{}]", vec![observation("big", 0, 1.0); 3].join(","));
+    assert!(body.len() > 100);
+    let (status, _, reply) = h
+        .invoke("ingest", ingest_envelope("application/json", &body))
+        .await;
+    assert_eq!(status, 200, "the invocation itself succeeds");
+    assert_eq!(reply["Outputs"]["res"]["statusCode"], 413);
+    let error: Value =
+        serde_json::from_str(reply["Outputs"]["res"]["body"].as_str().unwrap()).unwrap();
+    assert_eq!(error["error"], "body exceeds the limit of 100 bytes");
     h.app.shutdown().await;
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Duration as ChronoDuration;
-use common::handler::{empty_reply, handler_with};
+use common::handler::{batch_envelope, empty_reply, handler_with, ingest_envelope};
 use eventide::adapters::servicebus::{ClientOptions, ServiceBusClient, ServiceBusQueue};
 use eventide::pipeline::clock::ManualClock;
 use eventide::pipeline::ports::MessageReceiver;
@@ -19,21 +19,6 @@ use support::fake_service_bus::{FakeQueueSettings, FakeServiceBus};
 
 const OBSERVATIONS: &str = "observations";
 const SUMMARIES: &str = "summaries";
-
-fn ingest_envelope(body: &str) -> String {
-    json!({
-        "Data": { "req": {
-            "Url": "http://localhost:7071/api/ingest",
-            "Method": "POST",
-            "Query": {},
-            "Headers": { "Content-Type": ["application/x-ndjson"] },
-            "Params": {},
-            "Body": body,
-        }},
-        "Metadata": {}
-    })
-    .to_string()
-}
 
 fn timer_envelope() -> String {
     json!({
@@ -70,7 +55,9 @@ async fn queues_on_service_bus_are_chosen_by_settings_and_left_to_the_host() {
             )
         })
         .collect();
-    let (status, _, reply) = h.invoke("ingest", ingest_envelope(&body)).await;
+    let (status, _, reply) = h
+        .invoke("ingest", ingest_envelope("application/x-ndjson", &body))
+        .await;
     assert_eq!(status, 200);
     assert_eq!(reply["Outputs"]["res"]["statusCode"], 200, "{reply}");
     assert_eq!(fake.len(OBSERVATIONS), 2, "one chunk per series");
@@ -93,9 +80,7 @@ async fn queues_on_service_bus_are_chosen_by_settings_and_left_to_the_host() {
         .map(|m| String::from_utf8(m.body.clone()).unwrap())
         .collect();
     let ids: Vec<String> = messages.iter().map(|m| m.message_id.clone()).collect();
-    let (status, _, reply) = h
-        .invoke("process", common::handler::batch_envelope(&bodies, &ids))
-        .await;
+    let (status, _, reply) = h.invoke("process", batch_envelope(&bodies, &ids)).await;
     assert_eq!((status, reply), (200, empty_reply()));
     let locks: Vec<String> = messages.into_iter().map(|m| m.lock_token).collect();
     queue.complete(&locks).await.unwrap();

@@ -122,6 +122,19 @@ pub fn batch_envelope(bodies: &[String], ids: &[String]) -> String {
     .to_string()
 }
 
+/// An HTTP-trigger envelope carrying `body` with the given content type.
+pub fn ingest_envelope(content_type: &str, body: &str) -> String {
+    json!({
+        "Data": { "req": {
+            "Url": "https://example.invalid/api/ingest", "Method": "POST", "Query": {},
+            "Headers": { "Content-Type": [content_type] }, "Params": {}, "Identities": [],
+            "Body": body
+        }},
+        "Metadata": {}
+    })
+    .to_string()
+}
+
 pub fn observation(series: &str, minute: u32, value: f64) -> String {
     format!(r#"{{"series":"{series}","ts":"2026-11-18T10:{minute:02}:00Z","value":{value}}}"#)
 }

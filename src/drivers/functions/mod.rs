@@ -11,7 +11,7 @@ pub mod envelope;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -33,10 +33,16 @@ pub const TIMER_BINDING: &str = "myTimer";
 struct HandlerState {
     pipeline: Pipeline,
     summarize_budget: Duration,
+    max_body_bytes: usize,
 }
 
 /// The contract router: `GET /` for readiness, `POST /ingest`, `/process`, `/summarize`.
-pub fn router(pipeline: Pipeline, summarize_budget: Duration) -> Router {
+///
+/// Invocation envelopes have no size limit of their own: the only peer is the host on loopback,
+/// which already bounds them (request size for HTTP, batch size times message size for Service
+/// Bus), and a limit here would fail large batches on every delivery. The ingest body inside
+/// the envelope is held to `max_body_bytes`, as in the local API.
+pub fn router(pipeline: Pipeline, summarize_budget: Duration, max_body_bytes: usize) -> Router {
     Router::new()
         .route(
             "/",
@@ -48,9 +54,11 @@ pub fn router(pipeline: Pipeline, summarize_budget: Duration) -> Router {
         .fallback(|| async {
             json_response(StatusCode::NOT_FOUND, &json!({"error": "no such function"}))
         })
+        .layer(DefaultBodyLimit::disable())
         .with_state(HandlerState {
             pipeline,
             summarize_budget,
+            max_body_bytes,
         })
 }
 
@@ -138,7 +146,14 @@ async fn ingest(
             &json!({"error": format!("unsupported content type {content_type:?}; use one of {SUPPORTED_CONTENT_TYPES}")}),
         ));
     };
-    match state.pipeline.ingest(format, &request.body_bytes()).await {
+    let body = request.body_bytes();
+    if body.len() > state.max_body_bytes {
+        return Ok(http_output(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &json!({"error": format!("body exceeds the limit of {} bytes", state.max_body_bytes)}),
+        ));
+    }
+    match state.pipeline.ingest(format, &body).await {
         Ok(report) => {
             let status = if report.accepted == 0 && !report.rejected.is_empty() {
                 StatusCode::UNPROCESSABLE_ENTITY

@@ -195,7 +195,9 @@ impl LocalApp {
                 embedded: embedded.clone(),
                 max_body_bytes: args.max_body_bytes,
             }),
-            Driver::FunctionsHost => crate::drivers::functions::router(pipeline.clone(), budget),
+            Driver::FunctionsHost => {
+                crate::drivers::functions::router(pipeline.clone(), budget, args.max_body_bytes)
+            }
         };
         let mut http_stop = stop.clone();
         tasks.spawn(async move {
