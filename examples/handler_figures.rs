@@ -5,8 +5,10 @@
 //! `dist/handler` when `scripts/package` made one (or on `EVENTIDE_HANDLER`), otherwise on
 //! `target/release/eventide` (build it first).
 
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+#[path = "../tests/common/child.rs"]
+mod child;
+
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -112,35 +114,9 @@ async fn through_contract(dir: &std::path::Path, batches: &[Vec<String>]) -> Dur
     elapsed
 }
 
-fn handler_start(binary: &PathBuf, dir: &std::path::Path) -> (Duration, u64) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let started = Instant::now();
-    let mut child = Command::new(binary)
-        .current_dir(dir)
-        .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
-        .env("EVENTIDE_DB", dir.join(format!("start-{port}.db")))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let ready = loop {
-        if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-            use std::io::{Read, Write};
-            stream
-                .write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-                .unwrap();
-            let mut response = String::new();
-            stream.read_to_string(&mut response).unwrap();
-            if response.starts_with("HTTP/1.1 200") {
-                break started.elapsed();
-            }
-        }
-        std::thread::sleep(Duration::from_micros(200));
-    };
+fn handler_start(binary: &Path, dir: &Path) -> (Duration, u64) {
+    let (mut child, port, started) = child::start_handler(binary, dir);
+    let ready = child::wait_ready(port, started);
     std::thread::sleep(Duration::from_secs(1));
     let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
     let rss_kb = status

@@ -22,7 +22,7 @@ use chrono::{Duration, TimeZone, Utc};
 use eventide::domain::parse::BodyFormat;
 use eventide::pipeline::clock::ManualClock;
 use eventide::pipeline::ports::MessageReceiver;
-use support::azure_mode::{self, AzureMode, OBSERVATIONS, SUMMARIES, Setup, inbound};
+use support::azure_mode::{self, OBSERVATIONS, SUMMARIES, Setup};
 
 struct Args {
     series: usize,
@@ -55,19 +55,6 @@ fn args() -> Args {
         }
     }
     args
-}
-
-async fn process_worker(app: Arc<AzureMode>) {
-    loop {
-        let batch = app.observations.receive(32).await.unwrap();
-        if batch.is_empty() {
-            return;
-        }
-        let messages: Vec<_> = batch.iter().map(inbound).collect();
-        app.pipeline.process(&messages).await.unwrap();
-        let locks: Vec<_> = batch.into_iter().map(|m| m.lock_token).collect();
-        app.observations.complete(&locks).await.unwrap();
-    }
 }
 
 #[tokio::main]
@@ -106,7 +93,10 @@ async fn main() {
 
     // Process, as queue-triggered invocations would.
     let workers: Vec<_> = (0..args.workers)
-        .map(|_| tokio::spawn(process_worker(app.clone())))
+        .map(|_| {
+            let app = app.clone();
+            tokio::spawn(async move { app.drain_observations(32).await })
+        })
         .collect();
     for w in workers {
         w.await.unwrap();

@@ -8,20 +8,13 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeZone, Utc};
+use common::child::free_port;
 use common::{assert_rows_match, expected};
 use serde_json::Value;
 
 struct Runtime {
     child: Child,
     base: String,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Starts `eventide local` on `db`, summarizing every second with no grace, and waits until

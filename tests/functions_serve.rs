@@ -2,16 +2,17 @@
 //! `FUNCTIONS_CUSTOMHANDLER_PORT`. It listens on loopback only, answers `GET /` at once, and on
 //! SIGTERM finishes the invocation in flight before it exits.
 
+mod common;
+
 use std::io::{Read, Write};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+use common::child::{start_handler, wait_ready};
+
+fn binary() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_eventide"))
 }
 
 /// Local addresses of listening IPv4 and IPv6 TCP sockets on `port`, from /proc/net.
@@ -33,46 +34,10 @@ fn listening_addresses(port: u16) -> Vec<String> {
     found
 }
 
-/// Starts the binary as the host does, on a fresh port and database.
-fn start_handler(dir: &std::path::Path) -> (Child, u16, Instant) {
-    let port = free_port();
-    let started = Instant::now();
-    let child = Command::new(env!("CARGO_BIN_EXE_eventide"))
-        .current_dir(dir)
-        .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
-        .env("EVENTIDE_DB", dir.join("eventide.db"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    (child, port, started)
-}
-
-/// Polls `GET /` until it answers 200; returns the time since `started`.
-fn wait_ready(port: u16, started: Instant) -> Duration {
-    loop {
-        if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-            stream
-                .write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-                .unwrap();
-            let mut response = String::new();
-            stream.read_to_string(&mut response).unwrap();
-            if response.starts_with("HTTP/1.1 200") {
-                return started.elapsed();
-            }
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "not ready within 5 s"
-        );
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
-
 #[test]
 fn binds_loopback_only_and_is_ready_at_once() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, port, started) = start_handler(dir.path());
+    let (mut child, port, started) = start_handler(binary(), dir.path());
     let ready_after = wait_ready(port, started);
     let addresses = listening_addresses(port);
     child.kill().unwrap();
@@ -113,7 +78,7 @@ fn large_process_invocation() -> String {
 #[test]
 fn sigterm_finishes_the_invocation_in_flight_then_exits_cleanly() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, port, started) = start_handler(dir.path());
+    let (mut child, port, started) = start_handler(binary(), dir.path());
     wait_ready(port, started);
 
     let envelope = large_process_invocation();

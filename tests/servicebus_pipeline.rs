@@ -325,16 +325,7 @@ async fn summarize_drains_5000_due_messages_over_several_ticks_under_a_2s_budget
         .ingest(BodyFormat::Ndjson, body.as_bytes())
         .await
         .unwrap();
-    loop {
-        let batch = app.observations.receive(256).await.unwrap();
-        if batch.is_empty() {
-            break;
-        }
-        let messages: Vec<_> = batch.iter().map(inbound).collect();
-        app.pipeline.process(&messages).await.unwrap();
-        let locks: Vec<_> = batch.into_iter().map(|m| m.lock_token).collect();
-        app.observations.complete(&locks).await.unwrap();
-    }
+    app.drain_observations(256).await;
     assert_eq!(app.fake.stats(SUMMARIES).enqueued, SERIES as u64);
     clock.advance(Duration::minutes(10));
 
@@ -410,16 +401,7 @@ async fn a_lost_summarize_message_is_found_by_reconcile() {
             .await
             .unwrap();
     }
-    loop {
-        let batch = app.observations.receive(64).await.unwrap();
-        if batch.is_empty() {
-            break;
-        }
-        let messages: Vec<_> = batch.iter().map(inbound).collect();
-        app.pipeline.process(&messages).await.unwrap();
-        let locks: Vec<_> = batch.into_iter().map(|m| m.lock_token).collect();
-        app.observations.complete(&locks).await.unwrap();
-    }
+    app.drain_observations(64).await;
     assert!(app.fake.lose(SUMMARIES, "summarize:sb-001:2026-11-19:1"));
 
     clock.advance(Duration::minutes(10));

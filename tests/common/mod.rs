@@ -2,6 +2,7 @@
 //! kind of trouble, and statistics computed independently of the crate.
 #![allow(dead_code)] // each test binary uses its own part of the harness
 
+pub mod child;
 pub mod handler;
 
 use std::collections::BTreeMap;

@@ -94,6 +94,23 @@ pub async fn start(clock: Arc<ManualClock>, setup: Setup) -> AzureMode {
     }
 }
 
+impl AzureMode {
+    /// Plays the host's Service Bus trigger until the observations queue is empty: receive a
+    /// batch of up to `batch`, process it, complete it.
+    pub async fn drain_observations(&self, batch: usize) {
+        loop {
+            let received = self.observations.receive(batch).await.unwrap();
+            if received.is_empty() {
+                return;
+            }
+            let messages: Vec<_> = received.iter().map(inbound).collect();
+            self.pipeline.process(&messages).await.unwrap();
+            let locks: Vec<_> = received.into_iter().map(|m| m.lock_token).collect();
+            self.observations.complete(&locks).await.unwrap();
+        }
+    }
+}
+
 /// A trigger's view of a received message.
 pub fn inbound(message: &ReceivedMessage) -> InboundMessage {
     InboundMessage {

@@ -1,0 +1,52 @@
+//! The binary as a child process, started the way the Functions host starts it. Shared by the
+//! tests and by `examples/handler_figures.rs` (which includes this file by path).
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts `binary` with nothing but `FUNCTIONS_CUSTOMHANDLER_PORT` (and a fresh database in
+/// `dir`); returns the child, its port and the instant it was started.
+pub fn start_handler(binary: &Path, dir: &Path) -> (Child, u16, Instant) {
+    let port = free_port();
+    let started = Instant::now();
+    let child = Command::new(binary)
+        .current_dir(dir)
+        .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
+        .env("EVENTIDE_DB", dir.join(format!("handler-{port}.db")))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    (child, port, started)
+}
+
+/// Polls `GET /` until it answers 200; returns the time since `started`.
+pub fn wait_ready(port: u16, started: Instant) -> Duration {
+    loop {
+        if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            stream
+                .write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                .unwrap();
+            let mut response = String::new();
+            stream.read_to_string(&mut response).unwrap();
+            if response.starts_with("HTTP/1.1 200") {
+                return started.elapsed();
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "not ready within 5 s"
+        );
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}
