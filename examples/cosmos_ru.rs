@@ -26,14 +26,11 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, TimeZone, Utc};
 use cosmos_support::{Emulator, settings};
 use eventide::adapters::cosmos::CosmosStore;
-use eventide::adapters::embedded::EmbeddedDb;
-use eventide::adapters::embedded::quarantine::EmbeddedQuarantine;
-use eventide::adapters::embedded::queue::EmbeddedQueue;
-use eventide::adapters::sql::sqlite::SqliteSink;
 use eventide::drivers::config::LocalArgs;
+use eventide::drivers::local::Embedded;
 use eventide::pipeline::clock::ManualClock;
 use eventide::pipeline::process::InboundMessage;
-use eventide::pipeline::{Pipeline, Ports, Settings};
+use eventide::pipeline::{Pipeline, Settings};
 use serde_json::json;
 
 const POINTS: usize = 1440;
@@ -119,30 +116,12 @@ fn w1_batches(series: usize) -> Vec<Vec<InboundMessage>> {
 }
 
 /// A pipeline over `store` with embedded queues, quarantine and sink in a temporary file.
-fn pipeline(store: &CosmosStore, dir: &tempfile::TempDir) -> Pipeline {
+async fn pipeline(store: &CosmosStore, dir: &tempfile::TempDir) -> Pipeline {
     let args = LocalArgs::on_file(dir.path().join("eventide.db"));
-    let db = EmbeddedDb::open(&args.db).unwrap();
     let clock = Arc::new(ManualClock::new(day_start() + chrono::Duration::hours(25)));
-    let summaries = EmbeddedQueue::new(
-        db.clone(),
-        "summaries",
-        args.queue_settings(),
-        clock.clone(),
-    );
-    let ports = Ports {
-        observations: Arc::new(EmbeddedQueue::new(
-            db.clone(),
-            "observations",
-            args.queue_settings(),
-            clock.clone(),
-        )),
-        summaries: Arc::new(summaries.clone()),
-        due_summaries: Arc::new(summaries),
-        store: Arc::new(store.clone()),
-        sink: Arc::new(SqliteSink::new(db.clone())),
-        quarantine: Arc::new(EmbeddedQuarantine::new(db)),
-        clock,
-    };
+    let embedded = Embedded::open(&args, clock.clone()).unwrap();
+    let mut ports = embedded.pipeline(&args, clock).await.unwrap().ports;
+    ports.store = Arc::new(store.clone());
     Pipeline::new(ports, Settings::default())
 }
 
@@ -155,7 +134,7 @@ async fn adapter_ru(series: usize) -> (f64, u64, f64) {
     s.budget.concurrency = 64;
     let (_client, store) = emulator.open(&s, vec![]).await;
     let dir = tempfile::tempdir().unwrap();
-    let pipeline = pipeline(&store, &dir);
+    let pipeline = pipeline(&store, &dir).await;
     let started = Instant::now();
     for batch in w1_batches(series) {
         pipeline.process(&batch).await.expect("W1 batch");
@@ -237,7 +216,7 @@ async fn goodput(series: usize, batches: usize, per_batch_ru: f64) {
     emulator.provision(&s, 1, PROVISIONED as u64);
     let (_client, store) = emulator.open(&s, vec![]).await;
     let dir = tempfile::tempdir().unwrap();
-    let pipeline = pipeline(&store, &dir);
+    let pipeline = pipeline(&store, &dir).await;
     let work: Vec<_> = w1_batches(series).into_iter().take(batches).collect();
     // Arrivals at ten times the rate the container can absorb.
     let interval = Duration::from_secs_f64(per_batch_ru / (10.0 * PROVISIONED));

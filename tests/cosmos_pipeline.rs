@@ -19,17 +19,15 @@ use chrono::{DateTime, Utc};
 use common::{assert_rows_match, dataset, expected, start};
 use cosmos_support::{Emulator, settings};
 use eventide::adapters::cosmos::CosmosStore;
-use eventide::adapters::embedded::EmbeddedDb;
-use eventide::adapters::embedded::quarantine::EmbeddedQuarantine;
 use eventide::adapters::embedded::queue::EmbeddedQueue;
-use eventide::adapters::sql::sqlite::SqliteSink;
 use eventide::domain::parse::BodyFormat;
 use eventide::domain::series_day::SeriesDayKey;
 use eventide::drivers::config::LocalArgs;
+use eventide::drivers::local::Embedded;
 use eventide::pipeline::clock::ManualClock;
 use eventide::pipeline::ports::{MessageReceiver, SeriesDayStore};
 use eventide::pipeline::process::InboundMessage;
-use eventide::pipeline::{Pipeline, Ports, Settings};
+use eventide::pipeline::{Pipeline, Settings};
 
 /// The error types injected, one phase at a time, on every item operation.
 const FAULTS: [FaultInjectionErrorType; 4] = [
@@ -110,7 +108,6 @@ struct Harness {
 async fn harness(emulator: &Emulator, faults: Option<&Faults>) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let args = LocalArgs::on_file(dir.path().join("eventide.db"));
-    let db = EmbeddedDb::open(&args.db).unwrap();
     let clock = Arc::new(ManualClock::new(start()));
     let mut s = settings(4000.0);
     s.create_if_missing = true;
@@ -118,27 +115,10 @@ async fn harness(emulator: &Emulator, faults: Option<&Faults>) -> Harness {
     s.request_timeout = Duration::from_secs(5);
     let rules = faults.map(Faults::all).unwrap_or_default();
     let (_client, store) = emulator.open(&s, rules).await;
-    let observations = EmbeddedQueue::new(
-        db.clone(),
-        "observations",
-        args.queue_settings(),
-        clock.clone(),
-    );
-    let summaries = EmbeddedQueue::new(
-        db.clone(),
-        "summaries",
-        args.queue_settings(),
-        clock.clone(),
-    );
-    let ports = Ports {
-        observations: Arc::new(observations.clone()),
-        summaries: Arc::new(summaries.clone()),
-        due_summaries: Arc::new(summaries),
-        store: Arc::new(store.clone()),
-        sink: Arc::new(SqliteSink::new(db.clone())),
-        quarantine: Arc::new(EmbeddedQuarantine::new(db)),
-        clock: clock.clone(),
-    };
+    // The embedded adapters of a temporary file, with the Cosmos store in place of theirs.
+    let embedded = Embedded::open(&args, clock.clone()).unwrap();
+    let mut ports = embedded.pipeline(&args, clock.clone()).await.unwrap().ports;
+    ports.store = Arc::new(store.clone());
     let settings = Settings {
         // Small chunks: many messages, so many batches meet the faults.
         max_chunk_bytes: 1024,
@@ -146,7 +126,7 @@ async fn harness(emulator: &Emulator, faults: Option<&Faults>) -> Harness {
     };
     Harness {
         pipeline: Pipeline::new(ports, settings),
-        observations,
+        observations: embedded.observations,
         store,
         clock,
         _dir: dir,
@@ -177,14 +157,7 @@ impl Harness {
             if messages.is_empty() {
                 return failed;
             }
-            let inbound: Vec<InboundMessage> = messages
-                .iter()
-                .map(|m| InboundMessage {
-                    message_id: Some(m.message_id.clone()),
-                    body: m.body.clone(),
-                    enqueued_at: Some(m.enqueued_at),
-                })
-                .collect();
+            let inbound: Vec<InboundMessage> = messages.iter().map(InboundMessage::from).collect();
             let locks: Vec<String> = messages.into_iter().map(|m| m.lock_token).collect();
             match self.pipeline.process(&inbound).await {
                 Ok(_) => self.observations.complete(&locks).await.unwrap(),

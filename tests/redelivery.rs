@@ -59,14 +59,7 @@ async fn run(delivery: Delivery) -> Outcome {
         clock.advance(Duration::seconds(1));
     }
     let received = embedded.observations.receive(100_000).await.unwrap();
-    let mut messages: Vec<InboundMessage> = received
-        .into_iter()
-        .map(|m| InboundMessage {
-            message_id: Some(m.message_id),
-            body: m.body,
-            enqueued_at: Some(m.enqueued_at),
-        })
-        .collect();
+    let mut messages: Vec<InboundMessage> = received.iter().map(InboundMessage::from).collect();
     let mut rng = Lcg(99);
     match delivery {
         Delivery::Once => process_all(&pipeline, messages, &mut rng).await,

@@ -25,10 +25,9 @@ use eventide::domain::stats::SummaryRow;
 use eventide::pipeline::Settings;
 use eventide::pipeline::clock::ManualClock;
 use eventide::pipeline::ports::{Clock, MessageReceiver, PortError, PortResult, SummarySink};
+use eventide::pipeline::process::InboundMessage;
 use sha2::{Digest, Sha256};
-use support::azure_mode::{
-    self, AzureMode, OBSERVATIONS, SUMMARIES, Setup, count_visible, inbound,
-};
+use support::azure_mode::{self, AzureMode, OBSERVATIONS, SUMMARIES, Setup, count_visible};
 use support::fake_service_bus::FakeQueueSettings;
 
 /// Clean data of the test days: `(series, ts) -> value`.
@@ -77,7 +76,7 @@ async fn process_worker(app: Arc<AzureMode>, seed: u64) {
         if batch.is_empty() {
             return;
         }
-        let messages: Vec<_> = batch.iter().map(inbound).collect();
+        let messages: Vec<_> = batch.iter().map(InboundMessage::from).collect();
         match app.pipeline.process(&messages).await {
             Ok(_) => {
                 let done: Vec<String> = batch

@@ -620,12 +620,8 @@ mod outage {
             .receive(100_000)
             .await
             .unwrap()
-            .into_iter()
-            .map(|m| InboundMessage {
-                message_id: Some(m.message_id),
-                body: m.body,
-                enqueued_at: Some(m.enqueued_at),
-            })
+            .iter()
+            .map(InboundMessage::from)
             .collect();
         pipeline.process(&messages).await.unwrap();
         clock.advance(ChronoDuration::minutes(6));

@@ -23,7 +23,7 @@ use crate::domain::series_day::{Point, SeriesDayKey, normalize, stamp_at};
 use super::Pipeline;
 use super::metrics::Metrics;
 use super::ports::{
-    DayPoints, PortError, PortResult, PreparedMerge, QuarantineEntry, WriteOutcome,
+    DayPoints, PortError, PortResult, PreparedMerge, QuarantineEntry, ReceivedMessage, WriteOutcome,
 };
 
 /// How often one batch redoes a merge that lost a race before failing (and being redelivered).
@@ -38,6 +38,17 @@ pub struct InboundMessage {
     /// When the broker accepted the message; orders corrections from producers that do not
     /// stamp their messages.
     pub enqueued_at: Option<DateTime<Utc>>,
+}
+
+impl From<&ReceivedMessage> for InboundMessage {
+    /// A message peek-locked from a queue, as the trigger hands it to `process`.
+    fn from(message: &ReceivedMessage) -> Self {
+        Self {
+            message_id: Some(message.message_id.clone()),
+            body: message.body.clone(),
+            enqueued_at: Some(message.enqueued_at),
+        }
+    }
 }
 
 /// What one batch did.

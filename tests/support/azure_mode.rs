@@ -12,7 +12,7 @@ use eventide::adapters::servicebus::{ClientOptions, ServiceBusClient, ServiceBus
 use eventide::drivers::config::LocalArgs;
 use eventide::drivers::local::Embedded;
 use eventide::pipeline::clock::ManualClock;
-use eventide::pipeline::ports::{MessageReceiver, ReceivedMessage, SummarySink};
+use eventide::pipeline::ports::{MessageReceiver, SummarySink};
 use eventide::pipeline::process::InboundMessage;
 use eventide::pipeline::{Pipeline, Ports, Settings};
 
@@ -103,20 +103,11 @@ impl AzureMode {
             if received.is_empty() {
                 return;
             }
-            let messages: Vec<_> = received.iter().map(inbound).collect();
+            let messages: Vec<_> = received.iter().map(InboundMessage::from).collect();
             self.pipeline.process(&messages).await.unwrap();
             let locks: Vec<_> = received.into_iter().map(|m| m.lock_token).collect();
             self.observations.complete(&locks).await.unwrap();
         }
-    }
-}
-
-/// A trigger's view of a received message.
-pub fn inbound(message: &ReceivedMessage) -> InboundMessage {
-    InboundMessage {
-        message_id: Some(message.message_id.clone()),
-        body: message.body.clone(),
-        enqueued_at: Some(message.enqueued_at),
     }
 }
 

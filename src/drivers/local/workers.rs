@@ -51,14 +51,7 @@ pub(super) async fn pump_observations(
             }
             continue;
         }
-        let inbound: Vec<InboundMessage> = messages
-            .iter()
-            .map(|m| InboundMessage {
-                message_id: Some(m.message_id.clone()),
-                body: m.body.clone(),
-                enqueued_at: Some(m.enqueued_at),
-            })
-            .collect();
+        let inbound: Vec<InboundMessage> = messages.iter().map(InboundMessage::from).collect();
         let locks: Vec<String> = messages.into_iter().map(|m| m.lock_token).collect();
         let settled = match pipeline.process(&inbound).await {
             Ok(_) => queue.receiver.complete(&locks).await,
