@@ -1,4 +1,4 @@
-//! The observation envelope and its validation rules (DESIGN.md, "Data model").
+//! The observation envelope and its validation rules (docs/architecture.md, "Data model").
 //!
 //! Validation happens once per item and returns a human-readable reason, because every rejected
 //! record must tell the producer exactly what to fix while the rest of its request goes through.

@@ -1,4 +1,5 @@
-//! The command line: `eventide local`, `eventide summarize`, `eventide demo`, `eventide migrate`.
+//! The command line: `eventide local`, `serve`, `summarize`, `demo`, `quarantine`, `migrate`.
+//! Each command parses the one [`Config`], builds the application with [`App::build`] and runs.
 
 use std::sync::Arc;
 
@@ -6,10 +7,10 @@ use anyhow::Context;
 use chrono::NaiveDate;
 use clap::{Parser, Subcommand};
 
-use super::config::LocalArgs;
 use super::demo::{self, DemoArgs};
-use super::local::{Driver, Embedded, LocalApp};
 use super::quarantine;
+use super::server::Server;
+use crate::app::{App, Config, Driver};
 use crate::pipeline::clock::SystemClock;
 use crate::pipeline::ports::Clock;
 
@@ -28,15 +29,16 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Run the whole flow on one SQLite file: local API, queue workers and summarize timer.
-    Local(LocalArgs),
+    /// Run the whole flow in one process (on one SQLite file unless configured otherwise):
+    /// local API, queue workers and summarize timer.
+    Local(Config),
     /// Summarize every series of one day now, whatever is scheduled (backfill, manual runs).
     Summarize {
         /// The day, YYYY-MM-DD, in the configured time zone.
         #[arg(long)]
         day: NaiveDate,
         #[command(flatten)]
-        local: LocalArgs,
+        config: Config,
     },
     /// Serve the Azure Functions custom-handler contract on 127.0.0.1:$FUNCTIONS_CUSTOMHANDLER_PORT.
     Serve {
@@ -44,7 +46,7 @@ pub enum Command {
         #[arg(long, env = "FUNCTIONS_CUSTOMHANDLER_PORT")]
         handler_port: u16,
         #[command(flatten)]
-        local: LocalArgs,
+        config: Config,
     },
     /// Run a synthetic day through the real HTTP ingest of an embedded runtime and report.
     Demo(DemoArgs),
@@ -53,12 +55,12 @@ pub enum Command {
         #[command(subcommand)]
         action: QuarantineAction,
         #[command(flatten)]
-        local: LocalArgs,
+        config: Config,
     },
     /// Apply pending schema migrations (embedded database and summary sink) and exit.
     Migrate {
         #[command(flatten)]
-        local: LocalArgs,
+        config: Config,
     },
 }
 
@@ -90,33 +92,32 @@ impl Command {
 
 /// Runs the parsed command to completion.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     match cli.command.unwrap_or_else(Command::default_for_environment) {
         Command::Serve {
             handler_port,
-            mut local,
+            mut config,
         } => {
-            local.port = handler_port;
-            let app =
-                LocalApp::start_as(Driver::FunctionsHost, local, Arc::new(SystemClock)).await?;
+            config.runtime.port = handler_port;
+            let server = Server::launch(&config, Driver::Functions, clock).await?;
             shutdown_signal().await?;
-            app.shutdown().await;
+            server.shutdown().await;
             Ok(())
         }
-        Command::Local(args) => {
-            let app = LocalApp::start(args, Arc::new(SystemClock)).await?;
+        Command::Local(config) => {
+            let server = Server::launch(&config, Driver::Local, clock).await?;
             println!(
                 "eventide local: http://{}/api/ingest (Ctrl-C or SIGTERM stops)",
-                app.addr
+                server.addr
             );
             shutdown_signal().await?;
-            app.shutdown().await;
+            server.shutdown().await;
             Ok(())
         }
-        Command::Summarize { day, local } => {
-            let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-            let embedded = Embedded::open(&local, clock.clone())?;
-            let pipeline = embedded.pipeline(&local, clock).await?;
-            let (computed, written) = pipeline
+        Command::Summarize { day, config } => {
+            let app = App::build(&config, Driver::Local, clock).await?;
+            let (computed, written) = app
+                .pipeline
                 .summarize_day(day)
                 .await
                 .with_context(|| format!("summarizing {day}"))?;
@@ -126,32 +127,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Demo(args) => demo::run(args).await,
-        Command::Quarantine { action, local } => {
-            let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-            let embedded = Embedded::open(&local, clock.clone())?;
-            let wired = embedded.wire(&local, clock).await?;
+        Command::Quarantine { action, config } => {
+            let app = App::build(&config, Driver::Local, clock).await?;
             match action {
                 QuarantineAction::List { limit } => {
-                    for entry in quarantine::list(&wired.quarantines, limit).await? {
+                    for entry in quarantine::list(&app.quarantines, limit).await? {
                         let listed = quarantine::ListedEntry::from(&entry);
                         println!("{}", serde_json::to_string(&listed)?);
                     }
                 }
                 QuarantineAction::Replay { ids } => {
                     let report =
-                        quarantine::replay(&wired.quarantines, &wired.pipeline.ports, &ids).await?;
+                        quarantine::replay(&app.quarantines, &app.pipeline.ports, &ids).await?;
                     println!("{}", serde_json::to_string_pretty(&report)?);
                 }
             }
             Ok(())
         }
-        Command::Migrate { local } => {
-            let db = crate::adapters::embedded::EmbeddedDb::open(&local.db)?;
-            let sink = super::backends::migrate_summary_sink(&local.backends, &db).await?;
-            println!(
-                "embedded database: schema version {}; summary sink: {sink}",
-                db.schema_version().await?
-            );
+        Command::Migrate { config } => {
+            println!("{}", App::migrate(&config).await?);
             Ok(())
         }
     }

@@ -9,10 +9,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use chrono::{NaiveDate, Utc};
-use clap::Parser;
 
-use super::config::LocalArgs;
-use super::local::LocalApp;
+use super::server::Server;
+use crate::app::{Config, Driver};
 use crate::domain::calendar::Calendar;
 use crate::pipeline::clock::ManualClock;
 
@@ -39,23 +38,6 @@ pub struct DemoArgs {
     /// Summary rows shown in the excerpt.
     #[arg(long, default_value_t = 5)]
     pub excerpt: usize,
-}
-
-/// Parses defaults the way the CLI would, for runtimes built in code.
-#[derive(Parser)]
-struct DefaultLocalArgs {
-    #[command(flatten)]
-    args: LocalArgs,
-}
-
-impl LocalArgs {
-    /// Default settings (and `EVENTIDE_*` overrides) on the given file, on a free port.
-    pub fn on_file(db: PathBuf) -> Self {
-        let mut args = DefaultLocalArgs::parse_from(["eventide"]).args;
-        args.db = db;
-        args.port = 0;
-        args
-    }
 }
 
 /// The synthetic value of series `s` at point `i`: a daily wave plus deterministic noise.
@@ -150,9 +132,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let clock = Arc::new(ManualClock::new(
         calendar.start_of(day) + chrono::Duration::hours(12),
     ));
-    let mut local = LocalArgs::on_file(db.clone());
-    local.summarize_schedule = Some("0 0 0 1 1 *".into()); // the demo runs the end of day itself
-    let app = LocalApp::start(local, clock.clone()).await?;
+    // The demo's own settings, whatever the shell holds: a run is reproducible.
+    let mut config = Config::on_file(db.clone());
+    config.runtime.summarize_schedule = Some("0 0 0 1 1 *".into()); // the demo runs the end of day itself
+    let app = Server::launch(&config, Driver::Local, clock.clone()).await?;
     let url = format!("http://{}/api/ingest", app.addr);
 
     let (bodies, bad) = request_bodies(&args, &calendar, day);
@@ -201,11 +184,13 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 
     // Wait until every accepted point is merged.
     loop {
-        let status = app.status().await?;
+        let status = app.app.status().await?;
         let merged = status.counters.get("points_merged").copied().unwrap_or(0);
-        if merged >= accepted
-            && status.queues.observations.active + status.queues.observations.deferred == 0
-        {
+        let backlog = status
+            .queues
+            .as_ref()
+            .map_or(0, |q| q.observations.active + q.observations.deferred);
+        if merged >= accepted && backlog == 0 {
             break;
         }
         if started.elapsed() > Duration::from_secs(600) {
@@ -216,7 +201,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let merged_secs = started.elapsed().as_secs_f64();
 
     // End of day: move the clock past the due time and drain the summaries.
-    clock.set(calendar.end_of(day) + app.pipeline.settings.grace + chrono::Duration::seconds(1));
+    clock
+        .set(calendar.end_of(day) + app.app.pipeline.settings.grace + chrono::Duration::seconds(1));
     let eod_started = Instant::now();
     let mut written = 0;
     while written < args.series {
@@ -232,8 +218,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let eod_secs = eod_started.elapsed().as_secs_f64();
     let total_secs = started.elapsed().as_secs_f64();
 
-    let status = app.status().await?;
-    let rows = app.pipeline.ports.sink.read(None, Some(day)).await?;
+    let status = app.app.status().await?;
+    let rows = app.app.pipeline.ports.sink.read(None, Some(day)).await?;
     let raw_rate = {
         let (path, args) = (dir.path().join("raw.db"), args.clone());
         tokio::task::spawn_blocking(move || raw_sqlite_rate(path, &args)).await??
@@ -288,6 +274,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         counters.get("summaries_scheduled").copied().unwrap_or(0),
         rows.len()
     );
-    println!("  quarantined items                : {}", status.quarantine);
+    println!(
+        "  quarantined items                : {}",
+        status.quarantine.unwrap_or(0)
+    );
     Ok(())
 }

@@ -1,11 +1,12 @@
-//! Drivers wire adapters into the pipeline and expose it: the local runtime, the demo and the
-//! CLI.
+//! Drivers expose the application built by [`crate::app`]: the local runtime, the Functions
+//! custom handler, the CLI and the demo. They wire and translate; the behaviour they share
+//! (replies, error mapping, the end of day) is written once, in [`reply`] and [`crate::app`].
 
-pub mod backends;
 pub mod cli;
-pub mod config;
 pub mod demo;
 pub mod functions;
 pub mod local;
 pub mod quarantine;
+pub mod reply;
+pub mod server;
 pub mod timer_schedule;

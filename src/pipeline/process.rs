@@ -23,7 +23,8 @@ use crate::domain::series_day::{Point, SeriesDayKey, normalize, stamp_at};
 use super::Pipeline;
 use super::metrics::Metrics;
 use super::ports::{
-    DayPoints, PortError, PortResult, PreparedMerge, QuarantineEntry, ReceivedMessage, WriteOutcome,
+    DayPoints, ErrorKind, PortError, PortResult, PreparedMerge, QuarantineEntry, ReceivedMessage,
+    WriteOutcome,
 };
 
 /// How often one batch redoes a merge that lost a race before failing (and being redelivered).
@@ -151,6 +152,35 @@ impl Pipeline {
             report.series_days_changed,
         );
         Ok(report)
+    }
+
+    /// Processes one delivered batch the way every trigger must. A transient failure is
+    /// returned: the batch will be delivered again and may then succeed. A permanent one never
+    /// will, and redelivering it would only use up the broker's delivery count and dead-letter
+    /// it without a reason; so its messages are quarantined with the reason, for an operator to
+    /// replay after a fix, and the batch counts as handled.
+    pub async fn process_delivery(&self, batch: &[InboundMessage]) -> PortResult<ProcessReport> {
+        let error = match self.process(batch).await {
+            Err(e) if e.kind == ErrorKind::Permanent => e,
+            outcome => return outcome,
+        };
+        tracing::error!(error = %error, messages = batch.len(), "process failed permanently; the batch is quarantined");
+        let now = self.ports.clock.now();
+        let entries: Vec<QuarantineEntry> = batch
+            .iter()
+            .map(|message| {
+                let source = message_source(message);
+                let reason = format!("the batch failed permanently: {error}");
+                self.quarantine_entry(now, &source, &source, reason, message.body.clone())
+            })
+            .collect();
+        self.ports.quarantine.put(&entries).await?;
+        Metrics::add(&self.metrics.quarantined, entries.len());
+        Ok(ProcessReport {
+            messages: batch.len(),
+            quarantined: entries.len(),
+            ..Default::default()
+        })
     }
 
     fn quarantine_entry(

@@ -377,17 +377,8 @@ pub async fn connect(settings: &CosmosSettings) -> anyhow::Result<CosmosClient> 
         .map_err(|e| anyhow::anyhow!("EVENTIDE_COSMOS_ENDPOINT is not a valid URL: {e}"))?;
     let account = match &settings.auth {
         CosmosAuth::Key(key) => AccountReference::with_authentication_key(endpoint, key.clone()),
-        CosmosAuth::ManagedIdentity { client_id } => {
-            use azure_identity::{
-                ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId,
-            };
-            let options = ManagedIdentityCredentialOptions {
-                user_assigned_id: client_id.clone().map(UserAssignedId::ClientId),
-                ..Default::default()
-            };
-            let credential = ManagedIdentityCredential::new(Some(options))
-                .map_err(|e| anyhow::anyhow!("creating the managed identity credential: {e}"))?;
-            AccountReference::with_credential(endpoint, credential)
+        CosmosAuth::Entra(credential) => {
+            AccountReference::with_credential(endpoint, credential.clone())
         }
     };
     client_builder(settings)

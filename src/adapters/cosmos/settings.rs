@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use azure_core::credentials::Secret;
+use std::sync::Arc;
+
+use azure_core::credentials::{Secret, TokenCredential};
 
 use super::budget::BudgetSettings;
 
@@ -13,19 +15,16 @@ use super::budget::BudgetSettings;
 pub enum CosmosAuth {
     /// An account key (the local emulator, development accounts).
     Key(Secret),
-    /// Microsoft Entra ID through the host's managed identity; `client_id` selects a
-    /// user-assigned identity, `None` the system-assigned one.
-    ManagedIdentity { client_id: Option<String> },
+    /// Microsoft Entra ID with the application's one credential (managed identity or
+    /// developer sign-in, chosen by the identity settings).
+    Entra(Arc<dyn TokenCredential>),
 }
 
 impl std::fmt::Debug for CosmosAuth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Key(_) => f.write_str("Key(<redacted>)"),
-            Self::ManagedIdentity { client_id } => f
-                .debug_struct("ManagedIdentity")
-                .field("client_id", client_id)
-                .finish(),
+            Self::Entra(_) => f.write_str("Entra"),
         }
     }
 }
@@ -91,19 +90,14 @@ pub struct CosmosArgs {
     /// (the local emulator: `https://localhost:8081/`).
     #[arg(long = "cosmos-endpoint", env = "EVENTIDE_COSMOS_ENDPOINT")]
     pub endpoint: Option<String>,
-    /// Account key; when unset, Microsoft Entra ID through the managed identity is used.
+    /// Account key; when unset, Microsoft Entra ID with the application's credential is used.
     #[arg(
         long = "cosmos-key",
         env = "EVENTIDE_COSMOS_KEY",
-        hide_env_values = true
+        hide_env_values = true,
+        value_parser = parse_key
     )]
-    pub key: Option<String>,
-    /// Client id of a user-assigned managed identity (unset: the system-assigned one).
-    #[arg(
-        long = "cosmos-managed-identity-client-id",
-        env = "EVENTIDE_COSMOS_MANAGED_IDENTITY_CLIENT_ID"
-    )]
-    pub managed_identity_client_id: Option<String>,
+    pub key: Option<Secret>,
     /// Preferred region, e.g. `West Europe` (unset: the account's order).
     #[arg(long = "cosmos-region", env = "EVENTIDE_COSMOS_REGION")]
     pub region: Option<String>,
@@ -131,16 +125,18 @@ pub struct CosmosArgs {
 }
 
 impl CosmosArgs {
-    /// The settings, or `None` when no endpoint is configured.
-    pub fn settings(&self) -> Result<Option<CosmosSettings>, String> {
+    /// The settings, or `None` when no endpoint is configured. Without a key, `entra` is asked
+    /// for the application's Microsoft Entra ID credential.
+    pub fn settings(
+        &self,
+        entra: impl FnOnce() -> Result<Arc<dyn TokenCredential>, String>,
+    ) -> Result<Option<CosmosSettings>, String> {
         let Some(endpoint) = self.endpoint.as_deref().filter(|e| !e.is_empty()) else {
             return Ok(None);
         };
-        let auth = match self.key.as_deref().filter(|k| !k.is_empty()) {
-            Some(key) => CosmosAuth::Key(Secret::new(key.to_string())),
-            None => CosmosAuth::ManagedIdentity {
-                client_id: self.managed_identity_client_id.clone(),
-            },
+        let auth = match &self.key {
+            Some(key) => CosmosAuth::Key(key.clone()),
+            None => CosmosAuth::Entra(entra()?),
         };
         let mut s = CosmosSettings::new(endpoint, auth);
         if let Some(v) = &self.database {
@@ -177,21 +173,33 @@ impl CosmosArgs {
     }
 }
 
+/// An account key: never empty.
+fn parse_key(text: &str) -> Result<Secret, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err("is empty".into());
+    }
+    Ok(Secret::new(text.to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn settings_from_args() {
-        assert!(CosmosArgs::default().settings().unwrap().is_none());
+        let no_entra = || -> Result<Arc<dyn TokenCredential>, String> {
+            panic!("a key was configured; no credential is needed")
+        };
+        assert!(CosmosArgs::default().settings(no_entra).unwrap().is_none());
         let args = CosmosArgs {
             endpoint: Some(EMULATOR_ENDPOINT.into()),
-            key: Some(EMULATOR_KEY.into()),
+            key: Some(Secret::new(EMULATOR_KEY)),
             ttl_seconds: Some(3600),
             ru_per_second: Some(1000.0),
             ..Default::default()
         };
-        let s = args.settings().unwrap().unwrap();
+        let s = args.settings(no_entra).unwrap().unwrap();
         assert!(matches!(s.auth, CosmosAuth::Key(_)));
         assert_eq!(s.ttl, Duration::from_secs(3600));
         assert_eq!(s.budget.ru_per_second, 1000.0);
@@ -200,18 +208,16 @@ mod tests {
             "the key is never printed"
         );
 
-        let mi = CosmosArgs {
+        let entra = CosmosArgs {
             endpoint: Some("https://acct.documents.azure.com:443/".into()),
             ..Default::default()
         };
-        assert!(matches!(
-            mi.settings().unwrap().unwrap().auth,
-            CosmosAuth::ManagedIdentity { client_id: None }
-        ));
+        let refused = entra.settings(|| Err("no credential here".into()));
+        assert_eq!(refused.unwrap_err(), "no credential here");
         let bad = CosmosArgs {
             ttl_seconds: Some(0),
             ..args
         };
-        assert!(bad.settings().is_err());
+        assert!(bad.settings(no_entra).is_err());
     }
 }

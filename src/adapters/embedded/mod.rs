@@ -15,7 +15,10 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, ErrorCode};
 
-use crate::pipeline::ports::{PortError, PortResult};
+use crate::pipeline::ports::{Clock, PortError, PortResult};
+use quarantine::EmbeddedQuarantine;
+use queue::{EmbeddedQueue, QueueSettings};
+use store::EmbeddedStore;
 
 /// Schema versions, applied in order; `PRAGMA user_version` records the last one applied.
 const MIGRATIONS: &[&str] = &[
@@ -143,6 +146,48 @@ impl EmbeddedDb {
             c.query_row("PRAGMA user_version", [], |r| r.get(0))
         })
         .await
+    }
+}
+
+/// Every embedded adapter of one database file, sharing its connection.
+#[derive(Clone)]
+pub struct Embedded {
+    pub db: EmbeddedDb,
+    pub store: EmbeddedStore,
+    pub observations: EmbeddedQueue,
+    pub summaries: EmbeddedQueue,
+    pub quarantine: EmbeddedQuarantine,
+}
+
+impl Embedded {
+    /// Opens (creating and migrating if needed) the file and the adapters on it.
+    pub fn open(path: &Path, queues: QueueSettings, clock: Arc<dyn Clock>) -> PortResult<Self> {
+        let db = EmbeddedDb::open(path)?;
+        Ok(Self {
+            store: EmbeddedStore::new(db.clone(), clock.clone()),
+            observations: EmbeddedQueue::new(
+                db.clone(),
+                "observations",
+                queues.clone(),
+                clock.clone(),
+            ),
+            summaries: EmbeddedQueue::new(db.clone(), "summaries", queues, clock),
+            quarantine: EmbeddedQuarantine::new(db.clone()),
+            db,
+        })
+    }
+
+    /// The embedded TTL: forgets series-days last written before `written_before` and
+    /// duplicate-detection history past its window. Failures are logged; the next run retries.
+    pub async fn housekeeping(&self, written_before: chrono::DateTime<chrono::Utc>) {
+        if let Err(e) = self.store.purge_written_before(written_before).await {
+            tracing::error!(error = %e, "purging expired series-days failed");
+        }
+        for queue in [&self.observations, &self.summaries] {
+            if let Err(e) = queue.purge_dedup().await {
+                tracing::error!(error = %e, queue = queue.name(), "purging duplicate-detection history failed");
+            }
+        }
     }
 }
 

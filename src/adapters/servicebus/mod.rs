@@ -1,4 +1,4 @@
-//! Azure Service Bus over its REST API: a small client of our own (see DESIGN.md for why not
+//! Azure Service Bus over its REST API: a small client of our own (see docs/decisions.md for why not
 //! the legacy crate) and the queue adapter behind the pipeline's message ports.
 //!
 //! - [`auth`]: SAS from a connection string, or Microsoft Entra ID through `azure_identity`.

@@ -1,5 +1,5 @@
 //! The Functions host's invocation envelope, decoded exactly as the host encodes it
-//! (`shared/reference/functions-custom-handler.md` §2) and the reply it accepts (§3).
+//! (documented in docs/architecture.md, fixtures in tests/fixtures/functions-host) and the reply it accepts.
 //!
 //! Quirks handled here so nothing else has to know them:
 //! - trigger strings arrive encoded twice (a JSON string holding a JSON string literal), or once
@@ -16,6 +16,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
+use crate::drivers::reply::Reply;
 use crate::pipeline::process::InboundMessage;
 
 /// `{"Data": {...}, "Metadata": {...}}` as POSTed by the host.
@@ -222,17 +223,22 @@ impl InvocationReply {
 
     /// A reply carrying the HTTP output binding `binding` as an object with `statusCode`,
     /// `headers` and a JSON text `body` (the host writes a string body as it is).
-    pub fn http(binding: &str, status: u16, body: &impl Serialize) -> Self {
-        let mut reply = Self::empty();
-        reply.outputs.insert(
+    pub fn http(binding: &str, reply: &Reply) -> Self {
+        let mut headers = Map::new();
+        headers.insert("Content-Type".into(), json!("application/json"));
+        if let Some(seconds) = reply.retry_after {
+            headers.insert("Retry-After".into(), json!(seconds.to_string()));
+        }
+        let mut invocation = Self::empty();
+        invocation.outputs.insert(
             binding.to_string(),
             json!({
-                "statusCode": status,
-                "headers": { "Content-Type": "application/json" },
-                "body": serde_json::to_string(body).expect("reply bodies serialize"),
+                "statusCode": reply.status.as_u16(),
+                "headers": headers,
+                "body": reply.body.to_string(),
             }),
         );
-        reply
+        invocation
     }
 }
 

@@ -1,10 +1,11 @@
 //! The Azure Functions custom-handler contract: the host POSTs each invocation to
 //! `/{function}` on `127.0.0.1:$FUNCTIONS_CUSTOMHANDLER_PORT` and reads the reply.
 //!
-//! Error semantics (DESIGN.md): bad data is quarantined and the invocation succeeds, so the host
-//! completes the message instead of redelivering it ten times; a transient dependency failure
-//! fails the invocation (non-2xx) so the host abandons and redelivers, which is safe because
-//! processing is idempotent.
+//! Error semantics (docs/semantics.md): bad data, and a batch that failed permanently, is
+//! quarantined and the invocation succeeds, so the host completes the messages instead of
+//! redelivering them until they dead-letter; a transient dependency failure fails the
+//! invocation (non-2xx) so the host abandons and redelivers, which is safe because processing
+//! is idempotent. HTTP callers get the same replies as from the local API.
 
 pub mod envelope;
 
@@ -17,9 +18,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
 
-use crate::domain::parse::{BodyFormat, SUPPORTED_CONTENT_TYPES};
-use crate::pipeline::Pipeline;
-use crate::pipeline::ingest::IngestError;
+use crate::app::App;
+use crate::drivers::reply::{self, Reply};
 use envelope::{Invocation, InvocationReply};
 
 /// Binding names, as in `functions/*/function.json`.
@@ -31,7 +31,7 @@ pub const TIMER_BINDING: &str = "myTimer";
 
 #[derive(Clone)]
 struct HandlerState {
-    pipeline: Pipeline,
+    app: App,
     summarize_budget: Duration,
     max_body_bytes: usize,
 }
@@ -42,7 +42,7 @@ struct HandlerState {
 /// which already bounds them (request size for HTTP, batch size times message size for Service
 /// Bus), and a limit here would fail large batches on every delivery. The ingest body inside
 /// the envelope is held to `max_body_bytes`, as in the local API.
-pub fn router(pipeline: Pipeline, summarize_budget: Duration, max_body_bytes: usize) -> Router {
+pub fn router(app: App, summarize_budget: Duration, max_body_bytes: usize) -> Router {
     Router::new()
         .route(
             "/",
@@ -56,7 +56,7 @@ pub fn router(pipeline: Pipeline, summarize_budget: Duration, max_body_bytes: us
         })
         .layer(DefaultBodyLimit::disable())
         .with_state(HandlerState {
-            pipeline,
+            app,
             summarize_budget,
             max_body_bytes,
         })
@@ -71,13 +71,10 @@ fn reply(reply: InvocationReply) -> Response {
     json_response(StatusCode::OK, &reply)
 }
 
-/// A successful invocation whose HTTP output carries `status` and `body` to the caller.
-fn http_output(status: StatusCode, body: &impl serde::Serialize) -> Response {
-    reply(InvocationReply::http(
-        HTTP_RESPONSE_BINDING,
-        status.as_u16(),
-        body,
-    ))
+/// A successful invocation whose HTTP output carries the reply to the caller: the host itself
+/// never retries an HTTP invocation, so even a 503 for the client is a handled invocation.
+fn http_output(output: &Reply) -> Response {
+    reply(InvocationReply::http(HTTP_RESPONSE_BINDING, output))
 }
 
 /// Why an invocation failed: the host abandons the messages (Service Bus) or answers 500 (HTTP).
@@ -140,37 +137,16 @@ async fn ingest(
         .http_request(HTTP_REQUEST_BINDING)
         .map_err(|e| InvocationError::envelope("ingest", e))?;
     let content_type = request.header("Content-Type").unwrap_or_default();
-    let Some(format) = BodyFormat::from_content_type(&content_type) else {
-        return Ok(http_output(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            &json!({"error": format!("unsupported content type {content_type:?}; use one of {SUPPORTED_CONTENT_TYPES}")}),
-        ));
-    };
     let body = request.body_bytes();
-    if body.len() > state.max_body_bytes {
-        return Ok(http_output(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            &json!({"error": format!("body exceeds the limit of {} bytes", state.max_body_bytes)}),
-        ));
-    }
-    match state.pipeline.ingest(format, &body).await {
-        Ok(report) => {
-            let status = if report.accepted == 0 && !report.rejected.is_empty() {
-                StatusCode::UNPROCESSABLE_ENTITY
-            } else {
-                StatusCode::OK
-            };
-            Ok(http_output(status, &report))
-        }
-        Err(IngestError::Body(e)) => Ok(http_output(
-            StatusCode::BAD_REQUEST,
-            &json!({"error": e.to_string()}),
-        )),
-        // Failing the invocation gives the caller a 500; re-sending is safe.
-        Err(IngestError::Queue(e)) => Err(InvocationError::dependency("ingest", e)),
-    }
+    let outcome = match reply::check_size(body.len(), state.max_body_bytes) {
+        Ok(()) => reply::ingest(&state.app.pipeline, &content_type, &body).await,
+        Err(e) => Err(e),
+    };
+    Ok(http_output(&outcome.unwrap_or_else(Reply::from)))
 }
 
+/// A Service Bus batch: handled (200, the host completes the messages) unless a dependency
+/// failed transiently, when the invocation fails and the host redelivers the batch.
 async fn process(
     State(state): State<HandlerState>,
     body: axum::body::Bytes,
@@ -185,13 +161,15 @@ async fn process(
     }
     .map_err(|e| InvocationError::envelope("process", e))?;
     state
+        .app
         .pipeline
-        .process(&messages)
+        .process_delivery(&messages)
         .await
         .map_err(|e| InvocationError::dependency("process", e))?;
     Ok(reply(InvocationReply::empty()))
 }
 
+/// The timer: the same end of day as the local timer runs.
 async fn summarize(
     State(state): State<HandlerState>,
     body: axum::body::Bytes,
@@ -200,12 +178,7 @@ async fn summarize(
     invocation
         .timer_is_past_due(TIMER_BINDING)
         .map_err(|e| InvocationError::envelope("summarize", e))?;
-    state
-        .pipeline
-        .reconcile()
-        .await
-        .map_err(|e| InvocationError::dependency("summarize", e))?;
-    let report = state.pipeline.summarize_tick(state.summarize_budget).await;
+    let report = state.app.end_of_day(state.summarize_budget).await;
     match report.error {
         None => Ok(reply(InvocationReply::empty())),
         Some(error) => Err(InvocationError::dependency("summarize", error)),

@@ -1,139 +1,83 @@
 //! The local HTTP API: `POST /api/ingest`, `GET /api/summaries`, `GET /api/status`.
 //!
-//! Every error is a JSON body `{"error": "..."}` with a status that says whose fault it is, via
-//! one error type. Successful requests are counted, not logged.
+//! Replies and errors come from [`crate::drivers::reply`], shared with the Functions driver:
+//! every error is a JSON body `{"error": "..."}` with a status that says whose fault it is.
+//! Successful requests are counted, not logged.
 
 use axum::body::Body;
 use axum::extract::{Query, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::json;
 
-use super::Embedded;
-use crate::domain::parse::{BodyFormat, SUPPORTED_CONTENT_TYPES};
-use crate::pipeline::Pipeline;
-use crate::pipeline::ingest::IngestError;
-use crate::pipeline::ports::PortError;
+use crate::app::App;
+use crate::drivers::reply::{self, ApiError, Reply};
 
 #[derive(Clone)]
-pub(super) struct AppState {
-    pub pipeline: Pipeline,
-    pub embedded: Embedded,
-    pub max_body_bytes: usize,
+struct ApiState {
+    app: App,
+    max_body_bytes: usize,
 }
 
-pub(super) fn router(state: AppState) -> Router {
+pub fn router(app: App, max_body_bytes: usize) -> Router {
     Router::new()
         .route("/api/ingest", post(ingest))
         .route("/api/summaries", get(summaries))
         .route("/api/status", get(status))
         .fallback(|| async {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "no such endpoint; see README (HTTP API)",
-            )
+            ApiError::not_found("no such endpoint; see docs/operations.md (HTTP API)")
         })
-        .with_state(state)
+        .with_state(ApiState {
+            app,
+            max_body_bytes,
+        })
 }
 
-/// The one error type of the API.
-#[derive(Debug)]
-pub(super) struct ApiError {
-    status: StatusCode,
-    message: String,
-}
-
-impl ApiError {
-    fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            message: message.into(),
-        }
-    }
-}
-
-impl From<PortError> for ApiError {
-    fn from(e: PortError) -> Self {
-        tracing::error!(error = %e, "local API: dependency failed");
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("temporarily unavailable: {e}"),
-        )
-    }
-}
-
-impl From<IngestError> for ApiError {
-    fn from(e: IngestError) -> Self {
-        match e {
-            IngestError::Body(e) => Self::new(StatusCode::BAD_REQUEST, e.to_string()),
-            IngestError::Queue(e) => e.into(),
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
+impl IntoResponse for Reply {
     fn into_response(self) -> Response {
-        let mut response = (self.status, Json(json!({ "error": self.message }))).into_response();
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+        let mut response = (self.status, Json(self.body)).into_response();
+        if let Some(seconds) = self.retry_after {
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }
 }
 
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        Reply::from(self).into_response()
+    }
+}
+
 async fn ingest(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     headers: HeaderMap,
     request: Request,
-) -> Result<Response, ApiError> {
+) -> Result<Reply, ApiError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let format = BodyFormat::from_content_type(content_type).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!(
-                "unsupported content type {content_type:?}; use one of {SUPPORTED_CONTENT_TYPES}"
-            ),
-        )
-    })?;
     let body = read_body(request.into_body(), state.max_body_bytes).await?;
-    let report = state.pipeline.ingest(format, &body).await?;
-    let status = if report.accepted == 0 && !report.rejected.is_empty() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    };
-    Ok((status, Json(report)).into_response())
+    reply::ingest(&state.app.pipeline, content_type, &body).await
 }
 
 async fn read_body(body: Body, limit: usize) -> Result<axum::body::Bytes, ApiError> {
-    let too_large = || {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("body exceeds the limit of {limit} bytes"),
-        )
-    };
     match axum::body::to_bytes(body, limit).await {
         Ok(bytes) => Ok(bytes),
         Err(e) => {
             let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
             while let Some(err) = source {
                 if err.is::<http_body_util::LengthLimitError>() {
-                    return Err(too_large());
+                    return Err(ApiError::payload_too_large(limit));
                 }
                 source = err.source();
             }
-            Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                format!("body could not be read: {e}"),
-            ))
+            Err(ApiError::bad_request("the body could not be read"))
         }
     }
 }
@@ -145,23 +89,21 @@ struct SummaryQuery {
 }
 
 async fn summaries(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     Query(query): Query<SummaryQuery>,
 ) -> Result<Response, ApiError> {
     let day = match query.day.filter(|d| !d.is_empty()) {
-        Some(day) => Some(day.parse::<chrono::NaiveDate>().map_err(|_| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                format!("day {day:?} is not YYYY-MM-DD"),
-            )
-        })?),
+        Some(day) => Some(
+            day.parse::<chrono::NaiveDate>()
+                .map_err(|_| ApiError::bad_request(format!("day {day:?} is not YYYY-MM-DD")))?,
+        ),
         None => None,
     };
     let series = query.series.filter(|s| !s.is_empty());
-    let rows = state.pipeline.ports.sink.read(series, day).await?;
+    let rows = state.app.pipeline.ports.sink.read(series, day).await?;
     Ok(Json(rows).into_response())
 }
 
-async fn status(State(state): State<AppState>) -> Result<Response, ApiError> {
-    Ok(Json(state.embedded.status(&state.pipeline).await?).into_response())
+async fn status(State(state): State<ApiState>) -> Result<Response, ApiError> {
+    Ok(Json(state.app.status().await?).into_response())
 }

@@ -1,0 +1,214 @@
+//! The application builder: the one place that turns [`Config`] into adapters and a
+//! [`Pipeline`]. Every driver — `eventide local`, `eventide serve`, the one-shot commands, the
+//! demo, the tests and the examples — builds its application here, so a setting means the same
+//! thing everywhere, and the behaviour drivers share (the end of day) lives here once.
+
+pub mod choices;
+pub mod config;
+pub mod identity;
+pub mod open;
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::adapters::embedded::Embedded;
+use crate::adapters::embedded::queue::{EmbeddedQueue, QueueDepth, QueueSettings};
+use crate::adapters::servicebus::ServiceBusQueue;
+use crate::pipeline::metrics::Metrics;
+use crate::pipeline::ports::{Clock, PortResult, Quarantine};
+use crate::pipeline::summarize::TickReport;
+use crate::pipeline::{Pipeline, Ports};
+use choices::PortChoices;
+pub use config::Config;
+use config::{EmbeddedConfig, QueueBackend};
+use identity::Identity;
+use open::QueuePort;
+
+/// Who runs the application: it decides what an unset backend means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Driver {
+    /// `eventide local` and the one-shot commands: unset ports run on the embedded file.
+    Local,
+    /// `eventide serve` under the Azure Functions host: every port must be chosen explicitly.
+    Functions,
+}
+
+/// A built application: the pipeline over its chosen adapters, and what drivers need beside it.
+#[derive(Clone)]
+pub struct App {
+    pub pipeline: Pipeline,
+    /// The observations queue port (what in-process workers pump when it is embedded).
+    pub observations: QueuePort,
+    /// Every quarantine in use, the pipeline's first: with the quarantine elsewhere, embedded
+    /// queues still quarantine messages delivered too often in the embedded table, and
+    /// operators see and replay both.
+    pub quarantines: Vec<Arc<dyn Quarantine>>,
+    /// The embedded adapters, when some port runs on the embedded file.
+    pub embedded: Option<Embedded>,
+    /// How long series-days stay in the embedded store after their last write.
+    retention: chrono::Duration,
+    /// What the sink reported when it was opened (backend and schema version).
+    pub sink_description: String,
+}
+
+impl App {
+    /// Chooses and opens every port's backend, then builds the pipeline over them. The
+    /// embedded file is opened only when some port runs on it.
+    pub async fn build(
+        config: &Config,
+        driver: Driver,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Self> {
+        let choices = PortChoices::decide(&config.backends, driver)?;
+        let settings = config.pipeline.settings()?;
+        let embedded = if choices.uses_embedded() {
+            Some(open_embedded(&config.embedded, clock.clone())?)
+        } else {
+            None
+        };
+        let identity = Identity::new(config.identity.clone());
+        let backends = &config.backends;
+        let service_bus = if choices.uses_service_bus() {
+            Some(open::service_bus_client(backends, &identity)?)
+        } else {
+            None
+        };
+        let queue =
+            |backend: QueueBackend, name: &str, embedded_queue: Option<&EmbeddedQueue>| match (
+                backend,
+                embedded_queue,
+                &service_bus,
+            ) {
+                (QueueBackend::Embedded, Some(queue), _) => Ok(QueuePort::embedded(queue)),
+                (QueueBackend::Servicebus, _, Some(client)) => Ok(QueuePort::service_bus(
+                    ServiceBusQueue::new(client.clone(), name.to_string()),
+                )),
+                _ => Err(anyhow::anyhow!("the {name} queue's backend was not opened")),
+            };
+        let observations = queue(
+            choices.observations,
+            &backends.servicebus.observations_queue,
+            embedded.as_ref().map(|e| &e.observations),
+        )?;
+        let summaries = queue(
+            choices.summaries,
+            &backends.servicebus.summaries_queue,
+            embedded.as_ref().map(|e| &e.summaries),
+        )?;
+        let quarantine =
+            open::quarantine(&choices.quarantine, backends, embedded.as_ref(), &identity).await?;
+        let mut quarantines = vec![quarantine.clone()];
+        if let Some(embedded) = &embedded
+            && choices.uses_embedded_queue()
+            && choices.quarantine != config::QuarantineTarget::Embedded
+        {
+            quarantines.push(Arc::new(embedded.quarantine.clone()));
+        }
+        let sink = open::summary_sink(&choices.sink, embedded.as_ref(), &identity).await?;
+        let ports = Ports {
+            observations: observations.sender.clone(),
+            summaries: summaries.sender,
+            due_summaries: summaries.receiver,
+            store: open::store(choices.store, backends, embedded.as_ref(), &identity).await?,
+            sink: sink.sink,
+            quarantine,
+            clock,
+        };
+        Ok(Self {
+            pipeline: Pipeline::new(ports, settings),
+            observations,
+            quarantines,
+            embedded,
+            retention: chrono::Duration::days(i64::from(config.embedded.retention_days)),
+            sink_description: sink.description,
+        })
+    }
+
+    /// Applies the pending schema migrations of the embedded file (when some port uses it)
+    /// and of the summary sink, opening nothing else; describes what is in force.
+    pub async fn migrate(config: &Config) -> anyhow::Result<String> {
+        let choices = PortChoices::decide(&config.backends, Driver::Local)?;
+        let clock: Arc<dyn Clock> = Arc::new(crate::pipeline::clock::SystemClock);
+        let embedded = if choices.uses_embedded() {
+            Some(open_embedded(&config.embedded, clock)?)
+        } else {
+            None
+        };
+        let identity = Identity::new(config.identity.clone());
+        let sink = open::summary_sink(&choices.sink, embedded.as_ref(), &identity).await?;
+        let mut described = format!("summary sink: {}", sink.description);
+        if let Some(embedded) = &embedded {
+            let version = embedded.db.schema_version().await?;
+            described = format!("embedded database: schema version {version}; {described}");
+        }
+        Ok(described)
+    }
+
+    /// The end of day, as both the in-process timer and the host's timer run it: reconcile
+    /// lost summarize messages, drain the due summaries under `budget`, and expire old
+    /// embedded data. A failing reconcile is logged and counted but never stops the summaries:
+    /// it runs again on the next tick.
+    pub async fn end_of_day(&self, budget: std::time::Duration) -> TickReport {
+        if let Err(e) = self.pipeline.reconcile().await {
+            Metrics::add(&self.pipeline.metrics.transient_failures, 1);
+            tracing::error!(error = %e, "reconcile failed; it runs again on the next tick");
+        }
+        let report = self.pipeline.summarize_tick(budget).await;
+        if let Some(embedded) = &self.embedded {
+            embedded
+                .housekeeping(self.pipeline.ports.clock.now() - self.retention)
+                .await;
+        }
+        report
+    }
+
+    /// Queue depths, counters and quarantine size, as `/api/status` shows them.
+    pub async fn status(&self) -> PortResult<Status> {
+        let (queues, quarantine, schema_version) = match &self.embedded {
+            Some(embedded) => (
+                Some(QueueDepths {
+                    observations: embedded.observations.depth().await?,
+                    summaries: embedded.summaries.depth().await?,
+                }),
+                Some(embedded.quarantine.size().await?),
+                Some(embedded.db.schema_version().await?),
+            ),
+            None => (None, None, None),
+        };
+        Ok(Status {
+            queues,
+            quarantine,
+            counters: self.pipeline.metrics.snapshot(),
+            schema_version,
+        })
+    }
+}
+
+fn open_embedded(config: &EmbeddedConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Embedded> {
+    let queues = QueueSettings {
+        lock_duration: config.lock_duration,
+        max_deliveries: config.max_deliveries,
+        dedup_window: config.dedup_window,
+    };
+    Ok(Embedded::open(&config.db, queues, clock)?)
+}
+
+/// What `/api/status` reports. The embedded figures are absent when nothing runs on the
+/// embedded file.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub queues: Option<QueueDepths>,
+    /// Entries in the embedded quarantine table.
+    pub quarantine: Option<u64>,
+    pub counters: std::collections::BTreeMap<&'static str, u64>,
+    /// The embedded file's schema version.
+    pub schema_version: Option<i64>,
+}
+
+/// Message counts of the embedded queues.
+#[derive(Debug, Clone, Serialize)]
+pub struct QueueDepths {
+    pub observations: QueueDepth,
+    pub summaries: QueueDepth,
+}
