@@ -1,9 +1,10 @@
 # Azurite's Blob service for the test suite: the npm package pinned in tools/azurite (installed
 # with `npm ci` when missing), started in memory on a free loopback port and stopped afterwards.
 # Source it, call `azurite_start` (exports EVENTIDE_TEST_AZURITE, a storage connection string)
-# and `azurite_stop` on exit.
+# and `azurite_stop` on exit; `azurite_install` alone installs it (it may run in the background
+# beforehand).
 
-azurite_start() {
+azurite_install() {
     if ! command -v npm >/dev/null 2>&1; then
         echo "azurite: installing Node.js and npm from the distribution's packages"
         apt-get -o DPkg::Lock::Timeout=600 update -qq
@@ -16,6 +17,11 @@ azurite_start() {
         npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error >/dev/null
         cp "$dir/package-lock.json" "$dir/node_modules/.installed-lock.json"
     fi
+}
+
+azurite_start() {
+    azurite_install
+    local dir=tools/azurite
     AZURITE_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     # Started directly (not through npx) so $! is Azurite's own process.
     "$dir/node_modules/.bin/azurite-blob" --silent --skipApiVersionCheck --disableTelemetry \

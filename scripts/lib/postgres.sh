@@ -1,14 +1,19 @@
 # PostgreSQL for the test suite: installed from Debian's packages when missing, started, given a
 # fresh test role and database, and stopped again afterwards if this script started it.
-# Source it, call `postgres_start` (exports EVENTIDE_TEST_POSTGRES) and `postgres_stop` on exit.
+# Source it, call `postgres_start` (exports EVENTIDE_TEST_POSTGRES) and `postgres_stop` on exit;
+# `postgres_install` alone installs the server (it may run in the background beforehand).
 
-postgres_start() {
+postgres_install() {
     if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
         echo "postgres: installing from the distribution's packages"
         # Another apt run may hold the dpkg lock for a while; wait for it rather than fail.
         apt-get -o DPkg::Lock::Timeout=600 update -qq
         DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq postgresql >/dev/null
     fi
+}
+
+postgres_start() {
+    postgres_install
     local cluster
     cluster=$(pg_lsclusters -h | head -n 1)
     if [ -z "$cluster" ]; then
