@@ -12,6 +12,7 @@ use super::local::{Driver, Embedded, LocalApp};
 use super::quarantine;
 use crate::pipeline::clock::SystemClock;
 use crate::pipeline::ports::Clock;
+use crate::pipeline::summarize::DaySummaryReport;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -116,7 +117,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let clock: Arc<dyn Clock> = Arc::new(SystemClock);
             let embedded = Embedded::open(&local, clock.clone())?;
             let pipeline = embedded.pipeline(&local, clock).await?;
-            let (computed, written) = pipeline
+            let DaySummaryReport { computed, written } = pipeline
                 .summarize_day(day)
                 .await
                 .with_context(|| format!("summarizing {day}"))?;

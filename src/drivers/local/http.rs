@@ -14,6 +14,7 @@ use serde_json::json;
 
 use super::Embedded;
 use crate::domain::parse::{BodyFormat, SUPPORTED_CONTENT_TYPES};
+use crate::domain::series::SeriesId;
 use crate::pipeline::Pipeline;
 use crate::pipeline::ingest::IngestError;
 use crate::pipeline::ports::PortError;
@@ -157,8 +158,14 @@ async fn summaries(
         })?),
         None => None,
     };
-    let series = query.series.filter(|s| !s.is_empty());
-    let rows = state.pipeline.ports.sink.read(series, day).await?;
+    let series = match query.series.filter(|s| !s.is_empty()) {
+        Some(series) => Some(
+            SeriesId::parse(&series)
+                .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?,
+        ),
+        None => None,
+    };
+    let rows = state.pipeline.ports.sink.read(series.as_ref(), day).await?;
     Ok(Json(rows).into_response())
 }
 
