@@ -39,6 +39,7 @@ pub struct CosmosStore {
 }
 
 /// The buckets of one day a merge rewrites: what `prepare` seals and `commit` opens.
+/// It names its own day, so `commit` writes exactly the day `prepare` read.
 struct DayWrites {
     key: SeriesDayKey,
     buckets: Vec<BucketWrite>,

@@ -23,6 +23,7 @@ use crate::pipeline::ports::{
 const HOUR_NS: i64 = 3_600_000_000_000;
 
 /// The rows of one day a merge rewrites: what `prepare` seals and `commit` opens.
+/// It names its own day, so `commit` writes exactly the day `prepare` read.
 struct DayWrites {
     key: SeriesDayKey,
     hours: Vec<HourWrite>,
