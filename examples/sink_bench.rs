@@ -16,12 +16,14 @@ use anyhow::Context;
 use chrono::{NaiveDate, TimeZone, Utc};
 use eventide::adapters::sql::SinkOptions;
 use eventide::adapters::sql::postgres::PostgresSink;
+use eventide::domain::series::SeriesId;
 use eventide::domain::series_day::{DayState, Point, SeriesDayKey};
 use eventide::domain::stats::SummaryRow;
 use eventide::drivers::config::LocalArgs;
 use eventide::drivers::local::Embedded;
 use eventide::pipeline::clock::ManualClock;
-use eventide::pipeline::ports::{DayPoints, SeriesDayStore, SummarySink};
+use eventide::pipeline::ports::{DayPoints, SeriesDayStore, StateWrite, SummarySink};
+use eventide::pipeline::summarize::DaySummaryReport;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Executor};
 
@@ -66,7 +68,7 @@ async fn main() -> anyhow::Result<()> {
     // The whole end of day (read, compute, upsert) into the embedded SQLite table.
     let pipeline = embedded.pipeline(&local, clock.clone()).await?;
     let started = Instant::now();
-    let (computed, written) = pipeline.summarize_day(day).await?;
+    let DaySummaryReport { computed, written } = pipeline.summarize_day(day).await?;
     let into_sqlite = rate(computed, started.elapsed());
     assert_eq!((computed, written), (series, series));
 
@@ -92,7 +94,7 @@ async fn main() -> anyhow::Result<()> {
     let mut to_postgres = pipeline.clone();
     to_postgres.ports.sink = timed.clone();
     let started = Instant::now();
-    let (computed, written) = to_postgres.summarize_day(day).await?;
+    let DaySummaryReport { computed, written } = to_postgres.summarize_day(day).await?;
     let took = started.elapsed();
     let into_postgres = rate(computed, took);
     assert_eq!((computed, written), (series, series));
@@ -206,12 +208,19 @@ async fn populate(
     let step = 86_400_000_000_000 / points as i64;
     let now = Utc.with_ymd_and_hms(2026, 11, 25, 0, 0, 0).unwrap();
     let keys: Vec<SeriesDayKey> = (0..series)
-        .map(|s| SeriesDayKey::new(format!("site-{:03}/meter-{s:05}", s % 97), day))
+        .map(|s| {
+            let name = format!("site-{:03}/meter-{s:05}", s % 97);
+            SeriesDayKey::new(SeriesId::parse(&name).expect("a valid name"), day)
+        })
         .collect();
     for chunk in keys.chunks(100) {
-        let states: Vec<_> = chunk
+        let states: Vec<StateWrite> = chunk
             .iter()
-            .map(|k| (k.clone(), None, DayState::next_epoch(None, now)))
+            .map(|k| StateWrite {
+                key: k.clone(),
+                expected_version: None,
+                state: DayState::next_epoch(None, now),
+            })
             .collect();
         embedded.store.write_states(&states).await?;
         let days: Vec<DayPoints> = chunk
@@ -306,7 +315,7 @@ impl SummarySink for TimedSink {
 
     async fn read(
         &self,
-        series: Option<String>,
+        series: Option<&SeriesId>,
         day: Option<NaiveDate>,
     ) -> eventide::pipeline::ports::PortResult<Vec<SummaryRow>> {
         self.inner.read(series, day).await

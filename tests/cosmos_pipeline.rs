@@ -21,6 +21,7 @@ use cosmos_support::{Emulator, settings};
 use eventide::adapters::cosmos::CosmosStore;
 use eventide::adapters::embedded::queue::EmbeddedQueue;
 use eventide::domain::parse::BodyFormat;
+use eventide::domain::series::SeriesId;
 use eventide::domain::series_day::SeriesDayKey;
 use eventide::drivers::config::LocalArgs;
 use eventide::drivers::local::Embedded;
@@ -200,7 +201,7 @@ impl Harness {
     async fn assert_documents(&self, clean: &BTreeMap<(String, DateTime<Utc>), f64>) {
         let mut keys: Vec<SeriesDayKey> = clean
             .keys()
-            .map(|(s, ts)| SeriesDayKey::new(s.clone(), ts.date_naive()))
+            .map(|(s, ts)| SeriesDayKey::new(SeriesId::parse(s).unwrap(), ts.date_naive()))
             .collect();
         keys.dedup();
         let days = self.store.read_days(&keys).await.unwrap();
@@ -211,7 +212,7 @@ impl Harness {
                 let ts = DateTime::from_timestamp_nanos(p.ts);
                 assert!(
                     stored
-                        .insert((day.key.series.clone(), ts), p.value)
+                        .insert((day.key.series.to_string(), ts), p.value)
                         .is_none()
                 );
             }

@@ -10,13 +10,32 @@ use chrono::{NaiveDate, TimeZone, Utc};
 use cosmos_support::{Emulator, settings};
 use eventide::adapters::cosmos::CosmosStore;
 use eventide::adapters::cosmos::layout::{HOUR_NS, MAX_HOUR_POINTS};
+use eventide::domain::series::SeriesId;
 use eventide::domain::series_day::{DayState, Point, SeriesDayKey, merge_into, normalize};
-use eventide::pipeline::ports::{DayPoints, SeriesDayStore, WriteOutcome};
+use eventide::pipeline::ports::{DayPoints, SeriesDayStore, StateWrite, WriteOutcome};
 
 const SECOND: i64 = 1_000_000_000;
 
 fn day() -> NaiveDate {
     "2026-11-24".parse().unwrap()
+}
+
+/// The key of `series` on the test day.
+fn key_of(series: &str) -> SeriesDayKey {
+    SeriesDayKey::new(SeriesId::parse(series).unwrap(), day())
+}
+
+/// A write of `state` that expects the stored state to have `expected_version`.
+fn state_write(
+    key: &SeriesDayKey,
+    expected_version: Option<String>,
+    state: DayState,
+) -> StateWrite {
+    StateWrite {
+        key: key.clone(),
+        expected_version,
+        state,
+    }
 }
 
 fn day_start() -> i64 {
@@ -110,12 +129,12 @@ async fn setup_creates_the_container_with_partition_key_ttl_and_indexing_policy(
 #[tokio::test]
 async fn states_are_created_once_and_replaced_only_at_their_version() {
     let (_emulator, _client, store) = opened(3600).await;
-    let key = SeriesDayKey::new("plant-1/temp", day());
+    let key = key_of("plant-1/temp");
     assert_eq!(
         store.read_states(std::slice::from_ref(&key)).await.unwrap(),
         vec![None]
     );
-    let w = [(key.clone(), None, state(1))];
+    let w = [state_write(&key, None, state(1))];
     assert_eq!(
         store.write_states(&w).await.unwrap(),
         [WriteOutcome::Written]
@@ -129,7 +148,7 @@ async fn states_are_created_once_and_replaced_only_at_their_version() {
         .clone()
         .unwrap();
     assert_eq!(read.value, state(1));
-    let next = [(key.clone(), Some(read.version.clone()), state(2))];
+    let next = [state_write(&key, Some(read.version.clone()), state(2))];
     assert_eq!(
         store.write_states(&next).await.unwrap(),
         [WriteOutcome::Written]
@@ -144,7 +163,7 @@ async fn states_are_created_once_and_replaced_only_at_their_version() {
         .unwrap();
     assert_eq!(read.value.epoch, 2);
 
-    let other = SeriesDayKey::new("other", day());
+    let other = key_of("other");
     assert_eq!(
         store
             .pending_due_before(Utc.with_ymd_and_hms(2026, 11, 26, 0, 0, 0).unwrap(), 10)
@@ -160,7 +179,7 @@ async fn states_are_created_once_and_replaced_only_at_their_version() {
             .is_empty()
     );
     store
-        .write_states(&[(other.clone(), None, state(1))])
+        .write_states(&[state_write(&other, None, state(1))])
         .await
         .unwrap();
     assert_eq!(store.series_of_day(day()).await.unwrap(), vec![other, key]);
@@ -169,7 +188,7 @@ async fn states_are_created_once_and_replaced_only_at_their_version() {
 #[tokio::test]
 async fn points_merge_read_back_and_carry_the_ttl() {
     let (_emulator, client, store) = opened(3600).await;
-    let key = SeriesDayKey::new("plant-1/temp", day());
+    let key = key_of("plant-1/temp");
     assert!(store.read_days(std::slice::from_ref(&key)).await.unwrap()[0].is_none());
 
     // Two hours of minute data in 10-point chunks, then a correction and a duplicate.
@@ -223,7 +242,7 @@ async fn points_merge_read_back_and_carry_the_ttl() {
         "an hour of minute data stays under 1 KB: {doc}"
     );
     store
-        .write_states(&[(key.clone(), None, state(1))])
+        .write_states(&[state_write(&key, None, state(1))])
         .await
         .unwrap();
     let header: serde_json::Value = container
@@ -238,7 +257,7 @@ async fn points_merge_read_back_and_carry_the_ttl() {
 #[tokio::test]
 async fn two_writers_on_one_series_day_lose_no_update() {
     let (_emulator, _client, store) = opened(3600).await;
-    let key = SeriesDayKey::new("s-5", day());
+    let key = key_of("s-5");
     merge(&store, &key, points(0, 5, 60, 1)).await;
 
     // Both prepare against the same stored hour, then both commit.
@@ -287,7 +306,7 @@ async fn two_writers_on_one_series_day_lose_no_update() {
 #[tokio::test]
 async fn a_series_reporting_every_second_splits_into_small_slot_buckets() {
     let (_emulator, client, store) = opened(3600).await;
-    let key = SeriesDayKey::new("fast", day());
+    let key = key_of("fast");
     let mut truth = Vec::new();
     // Two hours of 1 s data: the first hour in 60-point chunks (it outgrows the hour bucket
     // and is split on the way), the second delivered whole (split at once).

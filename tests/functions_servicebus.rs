@@ -101,7 +101,7 @@ async fn queues_on_service_bus_are_chosen_by_settings_and_left_to_the_host() {
     let rows = h.app.pipeline.ports.sink.read(None, None).await.unwrap();
     let counts: Vec<(String, u64)> = rows
         .iter()
-        .map(|r| (r.series.clone(), r.stats.count))
+        .map(|r| (r.series.to_string(), r.stats.count))
         .collect();
     assert_eq!(counts, [("s-0".to_string(), 3), ("s-1".to_string(), 3)]);
     h.app.shutdown().await;

@@ -21,6 +21,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use common::{Lcg, assert_rows_match, expected, start};
 use eventide::domain::parse::BodyFormat;
+use eventide::domain::series::SeriesId;
 use eventide::domain::stats::SummaryRow;
 use eventide::pipeline::Settings;
 use eventide::pipeline::clock::ManualClock;
@@ -255,7 +256,7 @@ struct FlakySink {
 #[async_trait]
 impl SummarySink for FlakySink {
     async fn upsert(&self, rows: &[SummaryRow]) -> PortResult<usize> {
-        if rows.iter().any(|r| r.series == self.fail_series)
+        if rows.iter().any(|r| r.series.as_str() == self.fail_series)
             && !self.failed.swap(true, Ordering::SeqCst)
         {
             return Err(PortError::transient(
@@ -266,14 +267,16 @@ impl SummarySink for FlakySink {
         let written = self.inner.upsert(rows).await?;
         let mut upserted = self.upserted.lock().unwrap();
         for row in rows {
-            *upserted.entry((row.series.clone(), row.day)).or_insert(0) += 1;
+            *upserted
+                .entry((row.series.to_string(), row.day))
+                .or_insert(0) += 1;
         }
         Ok(written)
     }
 
     async fn read(
         &self,
-        series: Option<String>,
+        series: Option<&SeriesId>,
         day: Option<NaiveDate>,
     ) -> PortResult<Vec<SummaryRow>> {
         self.inner.read(series, day).await
@@ -381,7 +384,10 @@ async fn summarize_drains_5000_due_messages_over_several_ticks_under_a_2s_budget
     assert!(app.fake.dead_letters(SUMMARIES).is_empty());
     let rows = app.pipeline.ports.sink.read(None, None).await.unwrap();
     assert_eq!(rows.len(), SERIES);
-    let r = rows.iter().find(|r| r.series == "due-04321").unwrap();
+    let r = rows
+        .iter()
+        .find(|r| r.series.as_str() == "due-04321")
+        .unwrap();
     assert_eq!(
         (r.stats.count, r.stats.min, r.stats.max),
         (2, 4322.5, 4325.0)

@@ -23,6 +23,7 @@ use eventide::adapters::sql::SinkOptions;
 use eventide::adapters::sql::mssql::{Auth, MssqlSink, Target, parse_connection_string};
 use eventide::adapters::sql::postgres::PostgresSink;
 use eventide::adapters::sql::sqlite::SqliteSink;
+use eventide::domain::series::SeriesId;
 use eventide::domain::stats::{DailyStats, SummaryRow};
 use eventide::pipeline::ports::{ErrorKind, SummarySink};
 use sqlx::postgres::PgConnectOptions;
@@ -157,17 +158,21 @@ fn day(s: &str) -> NaiveDate {
     s.parse().unwrap()
 }
 
+fn series(name: &str) -> SeriesId {
+    SeriesId::parse(name).unwrap()
+}
+
 fn at(s: &str) -> DateTime<Utc> {
     s.parse().unwrap()
 }
 
 /// A row whose every number depends on `seed`, so a replaced row is told from the original.
 /// Timestamps are whole microseconds (what every backend stores exactly).
-fn row(series: &str, on: &str, revision: i64, seed: f64) -> SummaryRow {
+fn row(name: &str, on: &str, revision: i64, seed: f64) -> SummaryRow {
     let d = day(on);
     let start = d.and_hms_opt(0, 0, 0).unwrap().and_utc();
     SummaryRow {
-        series: series.to_string(),
+        series: series(name),
         day: d,
         stats: DailyStats {
             count: 1440 + seed as u64 % 7,
@@ -223,19 +228,19 @@ mod cases {
         assert_eq!(one_day, vec![rows[0].clone(), rows[1].clone()]);
         let one_series = b
             .sink
-            .read(Some("plant-1/temp".into()), None)
+            .read(Some(&series("plant-1/temp")), None)
             .await
             .unwrap();
         assert_eq!(one_series, vec![rows[2].clone(), rows[0].clone()]);
         let one = b
             .sink
-            .read(Some("plant-2/temp".into()), Some(day("2026-11-24")))
+            .read(Some(&series("plant-2/temp")), Some(day("2026-11-24")))
             .await
             .unwrap();
         assert_eq!(one, vec![rows[1].clone()]);
         assert!(
             b.sink
-                .read(Some("nope".into()), None)
+                .read(Some(&series("nope")), None)
                 .await
                 .unwrap()
                 .is_empty()
@@ -288,7 +293,7 @@ mod cases {
             .map(|(i, r)| {
                 let bump = if i % 2 == 0 { 1 } else { 0 };
                 row(
-                    &r.series,
+                    r.series.as_str(),
                     &r.day.to_string(),
                     r.revision + bump,
                     (i + bump as usize * 7) as f64,
@@ -412,7 +417,7 @@ mod cases {
                 .collect::<Vec<_>>()
         );
         for r in &rows {
-            let found = b.sink.read(Some(r.series.clone()), None).await.unwrap();
+            let found = b.sink.read(Some(&r.series), None).await.unwrap();
             assert_eq!(found, vec![r.clone()], "{}", r.series);
         }
     }

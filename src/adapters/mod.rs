@@ -6,3 +6,4 @@ pub mod embedded;
 pub mod retry;
 pub mod servicebus;
 pub mod sql;
+pub mod stored_series;

@@ -18,8 +18,9 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::observation::{Observation, validate_series};
+use super::observation::Observation;
 use super::parse::{BodyError, BodyFormat, Rejection, parse_body};
+use super::series::SeriesId;
 use super::series_day::SeriesDayKey;
 
 /// Largest chunk body. Service Bus Standard caps a message at 256 KB including its properties,
@@ -32,7 +33,7 @@ const CHUNK_PREFIX: &[u8] = b"{\"eventide\":1,";
 /// One message for the observations queue: observations of a single series.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Chunk {
-    pub series: String,
+    pub series: SeriesId,
     pub message_id: String,
     pub body: Vec<u8>,
     pub observations: usize,
@@ -48,21 +49,24 @@ pub fn chunk_observations(
     stamp: i64,
     max_bytes: usize,
 ) -> Vec<Chunk> {
-    let mut per_series: HashMap<String, Vec<(i64, f64)>> = HashMap::new();
+    let mut per_series: HashMap<SeriesId, Vec<TimedValue>> = HashMap::new();
     for obs in observations {
-        per_series
-            .entry(obs.series)
-            .or_default()
-            .push((obs.ts, obs.value));
+        per_series.entry(obs.series).or_default().push(TimedValue {
+            ts: obs.ts,
+            value: obs.value,
+        });
     }
-    let mut per_series: Vec<(String, Vec<(i64, f64)>)> = per_series.into_iter().collect();
-    per_series.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let mut per_series: Vec<SeriesPoints> = per_series
+        .into_iter()
+        .map(|(series, points)| SeriesPoints { series, points })
+        .collect();
+    per_series.sort_unstable_by(|a, b| a.series.cmp(&b.series));
     let mut chunks = Vec::new();
-    for (series, mut points) in per_series {
+    for SeriesPoints { series, mut points } in per_series {
         // A stable sort keeps request order among equal timestamps; the last one wins.
-        points.sort_by_key(|p| p.0);
+        points.sort_by_key(|p| p.ts);
         points.dedup_by(|later, earlier| {
-            if later.0 == earlier.0 {
+            if later.ts == earlier.ts {
                 *earlier = *later;
                 true
             } else {
@@ -73,7 +77,7 @@ pub fn chunk_observations(
         let mut items: Vec<u8> = Vec::new();
         let mut count = 0;
         let mut encoded = Vec::with_capacity(48);
-        for (ts, value) in points {
+        for TimedValue { ts, value } in points {
             encoded.clear();
             write!(encoded, "[{ts},").expect("writing to a Vec");
             serde_json::to_writer(&mut encoded, &value).expect("finite values serialize");
@@ -97,7 +101,7 @@ pub fn chunk_observations(
     chunks
 }
 
-fn chunk_head(series: &str, stamp: i64) -> Vec<u8> {
+fn chunk_head(series: &SeriesId, stamp: i64) -> Vec<u8> {
     let mut head = CHUNK_PREFIX.to_vec();
     head.extend_from_slice(b"\"series\":");
     serde_json::to_writer(&mut head, series).expect("strings serialize");
@@ -105,9 +109,9 @@ fn chunk_head(series: &str, stamp: i64) -> Vec<u8> {
     head
 }
 
-fn seal(series: &str, head: &[u8], items: &[u8], count: usize) -> Chunk {
+fn seal(series: &SeriesId, head: &[u8], items: &[u8], count: usize) -> Chunk {
     let mut hasher = Sha256::new();
-    hasher.update(series.as_bytes());
+    hasher.update(series.as_str().as_bytes());
     hasher.update([0]);
     hasher.update(items);
     let hex: String = hasher.finalize()[..20]
@@ -119,19 +123,34 @@ fn seal(series: &str, head: &[u8], items: &[u8], count: usize) -> Chunk {
     body.extend_from_slice(items);
     body.extend_from_slice(b"]}");
     Chunk {
-        series: series.to_string(),
+        series: series.clone(),
         message_id: format!("obs-{hex}"),
         body,
         observations: count,
     }
 }
 
+/// One value of a series at one instant, as a message carries it (a chunk writes it as the
+/// pair `[ts, value]`).
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(from = "(i64, f64)")]
+pub struct TimedValue {
+    /// Nanoseconds since the Unix epoch, UTC.
+    pub ts: i64,
+    pub value: f64,
+}
+
+impl From<(i64, f64)> for TimedValue {
+    fn from((ts, value): (i64, f64)) -> Self {
+        Self { ts, value }
+    }
+}
+
 /// The valid points of one series in a message.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SeriesPoints {
-    pub series: String,
-    /// `(ts in UTC nanoseconds, value)`.
-    pub points: Vec<(i64, f64)>,
+    pub series: SeriesId,
+    pub points: Vec<TimedValue>,
 }
 
 /// An observations message, decoded and validated.
@@ -155,7 +174,7 @@ struct CompactChunk<'a> {
     #[serde(borrow)]
     series: std::borrow::Cow<'a, str>,
     stamp: i64,
-    points: Vec<(i64, f64)>,
+    points: Vec<TimedValue>,
 }
 
 /// Decodes an observations-queue message: a compact chunk from ingest, or any public JSON form.
@@ -163,18 +182,19 @@ pub fn decode_observations_message(body: &[u8]) -> Result<DecodedMessage, BodyEr
     if body.starts_with(CHUNK_PREFIX) {
         let chunk: CompactChunk<'_> =
             serde_json::from_slice(body).map_err(|e| BodyError::Json(e.to_string()))?;
-        validate_series(&chunk.series).map_err(BodyError::Invalid)?;
+        let series =
+            SeriesId::parse(&chunk.series).map_err(|e| BodyError::Invalid(e.to_string()))?;
         return Ok(DecodedMessage {
             stamp: Some(chunk.stamp),
             series: vec![SeriesPoints {
-                series: chunk.series.into_owned(),
+                series,
                 points: chunk.points,
             }],
             rejected: Vec::new(),
         });
     }
     let parsed = parse_body(BodyFormat::Json, body)?;
-    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut index: HashMap<SeriesId, usize> = HashMap::new();
     let mut series: Vec<SeriesPoints> = Vec::new();
     for obs in parsed.accepted {
         let slot = *index.entry(obs.series.clone()).or_insert_with(|| {
@@ -184,7 +204,10 @@ pub fn decode_observations_message(body: &[u8]) -> Result<DecodedMessage, BodyEr
             });
             series.len() - 1
         });
-        series[slot].points.push((obs.ts, obs.value));
+        series[slot].points.push(TimedValue {
+            ts: obs.ts,
+            value: obs.value,
+        });
     }
     Ok(DecodedMessage {
         stamp: parsed.stamp,
@@ -196,7 +219,8 @@ pub fn decode_observations_message(body: &[u8]) -> Result<DecodedMessage, BodyEr
 /// The request to summarize one series-day at one epoch.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SummarizeRequest {
-    pub series: String,
+    /// Validated when the body is decoded, like every series entering the process.
+    pub series: SeriesId,
     pub day: NaiveDate,
     pub epoch: u32,
 }
@@ -235,7 +259,7 @@ mod tests {
 
     fn obs(series: &str, minute: i64, value: f64) -> Observation {
         Observation {
-            series: series.into(),
+            series: SeriesId::parse(series).unwrap(),
             ts: 1_764_028_800_000_000_000 + minute * 60_000_000_000,
             value,
             source: None,
@@ -270,7 +294,7 @@ mod tests {
                 message.series[0]
                     .points
                     .iter()
-                    .map(|&(ts, v)| (chunk.series.clone(), ts, v)),
+                    .map(|p| (chunk.series.clone(), p.ts, p.value)),
             );
         }
         decoded.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
@@ -305,7 +329,13 @@ mod tests {
         let t0 = 1_764_028_800_000_000_000;
         assert_eq!(
             message.series[0].points,
-            vec![(t0, 3.0), (t0 + 60_000_000_000, 5.0)]
+            vec![
+                TimedValue { ts: t0, value: 3.0 },
+                TimedValue {
+                    ts: t0 + 60_000_000_000,
+                    value: 5.0
+                }
+            ]
         );
     }
 
@@ -337,10 +367,16 @@ mod tests {
 
     #[test]
     fn summarize_request_round_trips() {
-        let key = SeriesDayKey::new("plant-1/temp", "2026-11-25".parse().unwrap());
+        let key = SeriesDayKey::new(
+            SeriesId::parse("plant-1/temp").unwrap(),
+            "2026-11-25".parse().unwrap(),
+        );
         let req = SummarizeRequest::new(&key, 3);
         assert_eq!(req.message_id(), "summarize:plant-1/temp:2026-11-25:3");
         assert_eq!(SummarizeRequest::from_body(&req.to_body()).unwrap(), req);
         assert!(SummarizeRequest::from_body(b"{}").is_err());
+        let bad_series = br#"{"series":"a b","day":"2026-11-25","epoch":1}"#;
+        let reason = SummarizeRequest::from_body(bad_series).unwrap_err();
+        assert!(reason.contains("series contains ' '"), "{reason}");
     }
 }

@@ -6,5 +6,6 @@ pub mod message;
 pub mod observation;
 pub mod parse;
 pub mod schedule;
+pub mod series;
 pub mod series_day;
 pub mod stats;

@@ -10,6 +10,8 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::series::SeriesId;
+
 /// Milliseconds since 2020-01-01T00:00:00Z, the epoch of ingest stamps. Kept small so that the
 /// sum of a day's stamps (its revision) fits an `i64` with room to spare even for a series that
 /// reports every 10 ms for a whole day.
@@ -23,16 +25,13 @@ pub fn stamp_at(at: DateTime<Utc>) -> i64 {
 /// Identifies a series-day.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct SeriesDayKey {
-    pub series: String,
+    pub series: SeriesId,
     pub day: NaiveDate,
 }
 
 impl SeriesDayKey {
-    pub fn new(series: impl Into<String>, day: NaiveDate) -> Self {
-        Self {
-            series: series.into(),
-            day,
-        }
+    pub fn new(series: SeriesId, day: NaiveDate) -> Self {
+        Self { series, day }
     }
 }
 

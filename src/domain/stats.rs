@@ -9,6 +9,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
 use super::observation::format_ts;
+use super::series::SeriesId;
 use super::series_day::Point;
 
 /// The statistics of a non-empty series-day.
@@ -36,7 +37,7 @@ pub struct DailyStats {
 /// A row of `daily_summary`; serializes flat, with the table's column names.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SummaryRow {
-    pub series: String,
+    pub series: SeriesId,
     pub day: NaiveDate,
     #[serde(flatten)]
     pub stats: DailyStats,

@@ -13,6 +13,7 @@ use super::server::Server;
 use crate::app::{App, Config, Driver};
 use crate::pipeline::clock::SystemClock;
 use crate::pipeline::ports::Clock;
+use crate::pipeline::summarize::DaySummaryReport;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -116,7 +117,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Summarize { day, config } => {
             let app = App::build(&config, Driver::Local, clock).await?;
-            let (computed, written) = app
+            let DaySummaryReport { computed, written } = app
                 .pipeline
                 .summarize_day(day)
                 .await

@@ -45,7 +45,7 @@ impl Pipeline {
             .into_iter()
             .map(|chunk| OutgoingMessage {
                 message_id: chunk.message_id,
-                session_id: Some(chunk.series),
+                session_id: Some(chunk.series.into()),
                 body: chunk.body,
                 scheduled_at: None,
             })

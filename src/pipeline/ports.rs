@@ -1,9 +1,13 @@
 //! The small traits the use cases are written against. Each backend (embedded SQLite, Azure,
 //! SQL servers) implements the ones it serves; drivers choose implementations by configuration.
 
+use std::any::Any;
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 
+use crate::domain::series::SeriesId;
 use crate::domain::series_day::{DayState, Point, SeriesDayKey};
 use crate::domain::stats::SummaryRow;
 
@@ -114,13 +118,40 @@ pub struct DayPoints {
     pub points: Vec<Point>,
 }
 
-/// Stored parts of a series-day rewritten by a merge. The layout (hour buckets, one document,
-/// rows) belongs to the adapter; the pipeline only carries it from `prepare` to `commit`.
-#[derive(Debug, Clone)]
-pub struct PartWrite {
-    pub part: i64,
-    pub expected_version: Option<String>,
-    pub points: Vec<Point>,
+/// The writes a store's `prepare` computed for one series-day, sealed for its own `commit`.
+///
+/// How a day is laid out (hour rows, buckets and slots, one document) and which version each
+/// stored piece had is the adapter's business; the pipeline only carries this from `prepare` to
+/// `commit` and cannot look inside. Shared rather than boxed so that an adapter can hand it to a
+/// blocking task without copying the points.
+#[derive(Clone)]
+pub struct PreparedWrites(Arc<dyn Any + Send + Sync>);
+
+impl PreparedWrites {
+    /// Seals an adapter's own description of the writes.
+    pub fn seal<T: Any + Send + Sync>(writes: T) -> Self {
+        Self(Arc::new(writes))
+    }
+
+    /// The writes as the adapter sealed them. Writes sealed by another adapter can only come
+    /// from wiring two stores to one pipeline, a defect retrying cannot fix: a permanent error.
+    pub fn open<T: Any + Send + Sync>(&self) -> PortResult<Arc<T>> {
+        Arc::clone(&self.0).downcast::<T>().map_err(|_| {
+            PortError::permanent(
+                "committing a prepared merge",
+                format!(
+                    "it was not prepared by this store (expected {})",
+                    std::any::type_name::<T>()
+                ),
+            )
+        })
+    }
+}
+
+impl std::fmt::Debug for PreparedWrites {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PreparedWrites(sealed)")
+    }
 }
 
 /// A merge computed against the stored day but not yet written.
@@ -131,7 +162,19 @@ pub struct PreparedMerge {
     pub changed: bool,
     /// The day's summary state when the merge was prepared.
     pub state: Option<Versioned<DayState>>,
-    pub writes: Vec<PartWrite>,
+    /// What `commit` writes, conditional on the versions read by `prepare`.
+    pub writes: PreparedWrites,
+}
+
+/// A conditional write of one day's summary state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateWrite {
+    pub key: SeriesDayKey,
+    /// The version the state must still have for the write to apply; `None`: the day must have
+    /// no state yet (its first epoch).
+    pub expected_version: Option<String>,
+    /// The state to store.
+    pub state: DayState,
 }
 
 /// Outcome of a conditional write.
@@ -164,11 +207,8 @@ pub trait SeriesDayStore: Send + Sync {
         &self,
         keys: &[SeriesDayKey],
     ) -> PortResult<Vec<Option<Versioned<DayState>>>>;
-    /// Writes each state if its version is still `expected` (`None`: only if absent).
-    async fn write_states(
-        &self,
-        writes: &[(SeriesDayKey, Option<String>, DayState)],
-    ) -> PortResult<Vec<WriteOutcome>>;
+    /// Writes each state if its version is still the expected one (`None`: only if absent).
+    async fn write_states(&self, writes: &[StateWrite]) -> PortResult<Vec<WriteOutcome>>;
     /// Reads whole days; `None` for a day that is not stored (never written, or expired).
     async fn read_days(&self, keys: &[SeriesDayKey]) -> PortResult<Vec<Option<StoredDay>>>;
     /// Days whose summary is pending and was due before `due_before`, oldest first.
@@ -190,7 +230,7 @@ pub trait SummarySink: Send + Sync {
     /// Stored rows, optionally of one series and/or one day, ordered by day then series.
     async fn read(
         &self,
-        series: Option<String>,
+        series: Option<&SeriesId>,
         day: Option<NaiveDate>,
     ) -> PortResult<Vec<SummaryRow>>;
 }
@@ -219,4 +259,21 @@ pub trait Quarantine: Send + Sync {
     async fn list(&self, limit: usize) -> PortResult<Vec<QuarantineEntry>>;
     /// Removes an entry (after it was replayed); returns whether it existed.
     async fn remove(&self, id: &str) -> PortResult<bool>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prepared_writes_open_only_as_what_was_sealed() {
+        let sealed = PreparedWrites::seal(vec![1u8, 2, 3]);
+        assert_eq!(*sealed.open::<Vec<u8>>().unwrap(), vec![1, 2, 3]);
+        let foreign = sealed.open::<String>().unwrap_err();
+        assert_eq!(foreign.kind, ErrorKind::Permanent);
+        assert!(
+            foreign.to_string().contains("not prepared by this store"),
+            "{foreign}"
+        );
+    }
 }

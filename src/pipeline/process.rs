@@ -17,15 +17,16 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, NaiveDate, Utc};
 use sha2::{Digest, Sha256};
 
-use crate::domain::message::{SeriesPoints, decode_observations_message};
+use crate::domain::message::{SeriesPoints, TimedValue, decode_observations_message};
 use crate::domain::series_day::{Point, SeriesDayKey, normalize, stamp_at};
 
 use super::Pipeline;
 use super::metrics::Metrics;
 use super::ports::{
     DayPoints, ErrorKind, PortError, PortResult, PreparedMerge, QuarantineEntry, ReceivedMessage,
-    WriteOutcome,
+    StateWrite, WriteOutcome,
 };
+use super::scheduling::EpochOpening;
 
 /// How often one batch redoes a merge that lost a race before failing (and being redelivered).
 const MAX_ATTEMPTS: usize = 8;
@@ -115,7 +116,7 @@ impl Pipeline {
             for SeriesPoints { series, points } in decoded.series {
                 // A message spans few days: group locally, then clone the series once per day.
                 let mut by_day: Vec<(NaiveDate, Vec<Point>)> = Vec::new();
-                for (ts, value) in points {
+                for TimedValue { ts, value } in points {
                     let day = self.settings.calendar.day_of(ts);
                     let point = Point { ts, value, stamp };
                     match by_day.iter_mut().find(|(d, _)| *d == day) {
@@ -215,7 +216,11 @@ impl Pipeline {
             let openings = prepared
                 .iter()
                 .filter(|m| m.changed && !m.state.as_ref().is_some_and(|s| s.value.pending))
-                .map(|m| (m.key.clone(), m.state.clone(), self.due_at(m.key.day, now)))
+                .map(|m| EpochOpening {
+                    key: m.key.clone(),
+                    previous: m.state.clone(),
+                    due_at: self.due_at(m.key.day, now),
+                })
                 .collect();
             retry.extend(self.open_epochs(openings).await?);
 
@@ -272,12 +277,17 @@ impl Pipeline {
                     Some(s) if s.value.pending => {
                         let mut bumped = s.value.clone();
                         bumped.touched += 1;
-                        writes.push((key, Some(s.version), bumped));
+                        writes.push(StateWrite {
+                            key,
+                            expected_version: Some(s.version),
+                            state: bumped,
+                        });
                     }
-                    previous => {
-                        let due = self.due_at(key.day, now);
-                        openings.push((key, previous, due));
-                    }
+                    previous => openings.push(EpochOpening {
+                        due_at: self.due_at(key.day, now),
+                        key,
+                        previous,
+                    }),
                 }
             }
             keys = self.open_epochs(openings).await?;
@@ -287,7 +297,7 @@ impl Pipeline {
                     .into_iter()
                     .zip(outcomes)
                     .filter(|(_, o)| *o == WriteOutcome::Conflict)
-                    .map(|((key, _, _), _)| key),
+                    .map(|(write, _)| write.key),
             );
         }
         Err(PortError::transient(

@@ -7,6 +7,7 @@
 use super::Pipeline;
 use super::metrics::Metrics;
 use super::ports::PortResult;
+use super::scheduling::EpochOpening;
 
 /// Days looked at per reconcile run.
 const RECONCILE_LIMIT: usize = 1_000;
@@ -33,7 +34,11 @@ impl Pipeline {
                     .as_ref()
                     .is_some_and(|s| s.value.pending && s.value.due_at < overdue)
             })
-            .map(|(key, state)| (key, state, now))
+            .map(|(key, previous)| EpochOpening {
+                key,
+                previous,
+                due_at: now,
+            })
             .collect();
         let attempted = openings.len();
         // A conflict means the day moved on by itself (summarized, or touched); nothing to do.

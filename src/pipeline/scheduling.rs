@@ -12,7 +12,17 @@ use crate::domain::series_day::{DayState, SeriesDayKey};
 
 use super::Pipeline;
 use super::metrics::Metrics;
-use super::ports::{OutgoingMessage, PortResult, Versioned, WriteOutcome};
+use super::ports::{OutgoingMessage, PortResult, StateWrite, Versioned, WriteOutcome};
+
+/// A day whose next summarize epoch is to be opened.
+pub(super) struct EpochOpening {
+    pub key: SeriesDayKey,
+    /// The state the next epoch follows, as read; the new state is written only if it is
+    /// still this one.
+    pub previous: Option<Versioned<DayState>>,
+    /// When the new epoch's summarize message is delivered.
+    pub due_at: DateTime<Utc>,
+}
 
 impl Pipeline {
     /// When a summary of `day` opened at `now` becomes due: the day's end plus the grace
@@ -26,7 +36,7 @@ impl Pipeline {
     /// changed under us; their caller reads again and decides anew.
     pub(super) async fn open_epochs(
         &self,
-        days: Vec<(SeriesDayKey, Option<Versioned<DayState>>, DateTime<Utc>)>,
+        days: Vec<EpochOpening>,
     ) -> PortResult<Vec<SeriesDayKey>> {
         if days.is_empty() {
             return Ok(Vec::new());
@@ -34,16 +44,25 @@ impl Pipeline {
         let sent = days.len();
         let mut messages = Vec::with_capacity(sent);
         let mut writes = Vec::with_capacity(days.len());
-        for (key, previous, due_at) in days {
+        for EpochOpening {
+            key,
+            previous,
+            due_at,
+        } in days
+        {
             let state = DayState::next_epoch(previous.as_ref().map(|v| &v.value), due_at);
             let request = SummarizeRequest::new(&key, state.epoch);
             messages.push(OutgoingMessage {
                 message_id: request.message_id(),
-                session_id: Some(key.series.clone()),
+                session_id: Some(key.series.to_string()),
                 body: request.to_body(),
                 scheduled_at: Some(due_at),
             });
-            writes.push((key, previous.map(|v| v.version), state));
+            writes.push(StateWrite {
+                key,
+                expected_version: previous.map(|v| v.version),
+                state,
+            });
         }
         self.ports.summaries.send(messages).await?;
         let outcomes = self.ports.store.write_states(&writes).await?;
@@ -51,7 +70,7 @@ impl Pipeline {
             .into_iter()
             .zip(outcomes)
             .filter(|(_, outcome)| *outcome == WriteOutcome::Conflict)
-            .map(|((key, _, _), _)| key)
+            .map(|(write, _)| write.key)
             .collect();
         // A lost race means another worker recorded the same epoch after sending the same
         // MessageId, which duplicate detection dropped.

@@ -23,7 +23,9 @@ use crate::domain::stats::{DailyStats, SummaryRow};
 
 use super::Pipeline;
 use super::metrics::Metrics;
-use super::ports::{PortResult, QuarantineEntry, ReceivedMessage, StoredDay, WriteOutcome};
+use super::ports::{
+    PortResult, QuarantineEntry, ReceivedMessage, StateWrite, StoredDay, Versioned, WriteOutcome,
+};
 
 /// What one tick did.
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
@@ -41,13 +43,39 @@ pub struct TickReport {
     pub error: Option<String>,
 }
 
+/// What a manual run of one day did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct DaySummaryReport {
+    /// Series-days with data whose statistics were computed.
+    pub computed: usize,
+    /// Rows written; the others were already stored at the same or a newer revision.
+    pub written: usize,
+}
+
+/// The summarize messages of one batch for one series-day.
+#[derive(Default)]
+struct Requested {
+    /// The highest epoch asked for; older ones are covered by it.
+    epoch: u32,
+    /// The locks of every message asking, all settled together.
+    locks: Vec<String>,
+}
+
 /// One summary to write and the message(s) it settles.
 struct Planned {
     key: SeriesDayKey,
     row: SummaryRow,
     epoch: u32,
-    state: Option<(String, DayState)>,
+    /// The day's state as read with its points; the finished state is written against it.
+    state: Option<Versioned<DayState>>,
     locks: Vec<String>,
+}
+
+/// What one receive loop of a tick leaves behind.
+struct LoopOutcome {
+    report: TickReport,
+    /// Locks of a failed batch, released by the tick once every loop has stopped.
+    failed: Vec<String>,
 }
 
 /// Batches one tick keeps in flight, each with its own receive loop.
@@ -77,9 +105,9 @@ impl Pipeline {
         let loops = (0..CONCURRENT_BATCHES).map(|_| self.summarize_loop(started, budget, &stop));
         let mut report = TickReport::default();
         let mut failed = Vec::new();
-        for (part, locks) in futures::future::join_all(loops).await {
-            report.merge(part);
-            failed.extend(locks);
+        for outcome in futures::future::join_all(loops).await {
+            report.merge(outcome.report);
+            failed.extend(outcome.failed);
         }
         // Released only now, so the other loops of this tick cannot pick them up again while
         // the dependency that failed them is probably still failing: they wait for a later tick.
@@ -88,14 +116,13 @@ impl Pipeline {
     }
 
     /// One receive loop of a tick; it stops when the queue is empty, the budget is spent, or
-    /// any loop of the tick failed. Returns what it did and the locks of a failed batch, which
-    /// the tick releases once every loop has stopped.
+    /// any loop of the tick failed.
     async fn summarize_loop(
         &self,
         started: Instant,
         budget: Duration,
         stop: &AtomicBool,
-    ) -> (TickReport, Vec<String>) {
+    ) -> LoopOutcome {
         let mut report = TickReport::default();
         let mut failed = Vec::new();
         while started.elapsed() < budget && !stop.load(Ordering::Relaxed) {
@@ -128,7 +155,7 @@ impl Pipeline {
                 break;
             }
         }
-        (report, failed)
+        LoopOutcome { report, failed }
     }
 
     async fn summarize_batch(
@@ -140,13 +167,13 @@ impl Pipeline {
         let now = self.ports.clock.now();
         let mut done: Vec<String> = Vec::new();
         let mut bad = Vec::new();
-        let mut requests: HashMap<SeriesDayKey, (u32, Vec<String>)> = HashMap::new();
+        let mut requests: HashMap<SeriesDayKey, Requested> = HashMap::new();
         for message in messages {
             match SummarizeRequest::from_body(&message.body) {
                 Ok(request) => {
-                    let entry = requests.entry(request.key()).or_insert((0, Vec::new()));
-                    entry.0 = entry.0.max(request.epoch);
-                    entry.1.push(message.lock_token);
+                    let entry = requests.entry(request.key()).or_default();
+                    entry.epoch = entry.epoch.max(request.epoch);
+                    entry.locks.push(message.lock_token);
                 }
                 Err(reason) => {
                     bad.push(QuarantineEntry {
@@ -171,13 +198,14 @@ impl Pipeline {
         let days = match self.ports.store.read_days(&keys).await {
             Ok(days) => days,
             Err(e) => {
-                hold(requests.into_values().flat_map(|r| r.1), report, failed);
+                hold(requests.into_values().flat_map(|r| r.locks), report, failed);
                 return Err(e);
             }
         };
         let mut planned = Vec::new();
         for (key, day) in keys.into_iter().zip(days) {
-            let (epoch, locks) = requests.remove(&key).expect("every key came from requests");
+            let Requested { epoch, locks } =
+                requests.remove(&key).expect("every key came from requests");
             let Some(day) = day else {
                 report.missing += 1;
                 done.extend(locks);
@@ -195,7 +223,7 @@ impl Pipeline {
                     key,
                     row,
                     epoch,
-                    state: day.state.map(|s| (s.version, s.value)),
+                    state: day.state,
                     locks,
                 }),
                 None => {
@@ -219,20 +247,23 @@ impl Pipeline {
         Metrics::add(&self.metrics.summaries_written, written);
         Metrics::add(&self.metrics.summaries_unchanged, rows.len() - written);
 
-        let writes: Vec<_> = planned
+        let writes: Vec<StateWrite> = planned
             .iter()
             .map(|p| {
-                let (version, state) = match &p.state {
-                    Some((version, state)) => (Some(version.clone()), state.clone()),
+                let (expected_version, state) = match &p.state {
+                    Some(read) => (Some(read.version.clone()), read.value.clone()),
                     None => (None, DayState::next_epoch(None, now)),
                 };
-                let finished = DayState {
-                    epoch: state.epoch.max(p.epoch),
-                    pending: false,
-                    summarized_revision: Some(p.row.revision),
-                    ..state
-                };
-                (p.key.clone(), version, finished)
+                StateWrite {
+                    key: p.key.clone(),
+                    expected_version,
+                    state: DayState {
+                        epoch: state.epoch.max(p.epoch),
+                        pending: false,
+                        summarized_revision: Some(p.row.revision),
+                        ..state
+                    },
+                }
             })
             .collect();
         let outcomes = self.ports.store.write_states(&writes).await?;
@@ -269,10 +300,10 @@ impl Pipeline {
 
     /// Summarizes every stored series of `day` now, whatever is scheduled (backfill, manual
     /// runs). Rows are still guarded by revision, so this never replaces newer data.
-    pub async fn summarize_day(&self, day: NaiveDate) -> PortResult<(usize, usize)> {
+    pub async fn summarize_day(&self, day: NaiveDate) -> PortResult<DaySummaryReport> {
         let now = self.ports.clock.now();
         let keys = self.ports.store.series_of_day(day).await?;
-        let (mut computed, mut written) = (0, 0);
+        let mut report = DaySummaryReport::default();
         for batch in keys.chunks(self.settings.summarize_batch.max(1)) {
             let rows: Vec<SummaryRow> = self
                 .ports
@@ -283,11 +314,11 @@ impl Pipeline {
                 .flatten()
                 .filter_map(|day| summary_row(day, now))
                 .collect();
-            computed += rows.len();
-            written += self.ports.sink.upsert(&rows).await?;
+            report.computed += rows.len();
+            report.written += self.ports.sink.upsert(&rows).await?;
         }
-        Metrics::add(&self.metrics.summaries_written, written);
-        Ok((computed, written))
+        Metrics::add(&self.metrics.summaries_written, report.written);
+        Ok(report)
     }
 }
 

@@ -19,6 +19,8 @@
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
+use crate::domain::series::SeriesId;
+
 pub const HOUR_NS: i64 = 3_600_000_000_000;
 pub const SLOT_NS: i64 = 120_000_000_000;
 pub const SLOTS_PER_HOUR: i64 = HOUR_NS / SLOT_NS;
@@ -28,7 +30,8 @@ const MARKER: i64 = PARTS_PER_HOUR - 1;
 /// An hour bucket holding more points than this is split into slots.
 pub const MAX_HOUR_POINTS: usize = 240;
 
-/// What a part number (the pipeline's opaque `PartWrite::part`) stands for.
+/// One of a day's bucket documents: an hour, a slot of a split hour, or the marker that splits an
+/// hour. [`Part::number`] is what the document stores as `part`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Part {
     /// The bucket of an absolute UTC hour (ns / 3.6e12).
@@ -93,7 +96,7 @@ pub fn header_id(day: NaiveDate) -> String {
 pub struct HeaderDoc {
     pub id: String,
     #[serde(rename = "seriesId")]
-    pub series_id: String,
+    pub series_id: SeriesId,
     pub day: String,
     /// Always `"h"`; queries select headers by it.
     pub kind: String,
@@ -113,7 +116,7 @@ pub struct HeaderDoc {
 pub struct BucketDoc {
     pub id: String,
     #[serde(rename = "seriesId")]
-    pub series_id: String,
+    pub series_id: SeriesId,
     pub day: String,
     pub part: i64,
     /// The points, encoded by `codec` relative to the part's base.

@@ -5,7 +5,8 @@
 //! (`If-Match`; create-if-absent for a new bucket). Never one request per observation. A lost
 //! race is reported as `Conflict`; the pipeline re-reads and redoes it (a bounded loop in
 //! `pipeline::process`). All the days of a batch are read and written concurrently, as far as
-//! the request-unit budget lets them.
+//! the request-unit budget lets them. The buckets a merge rewrites travel from `prepare` to
+//! `commit` sealed in the port's `PreparedWrites`, so the pipeline never sees this layout.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -20,10 +21,11 @@ use super::codec;
 use super::layout::{BucketDoc, HeaderDoc, MAX_HOUR_POINTS, Part, header_id};
 use super::settings::CosmosSettings;
 use super::stats::CosmosStats;
+use crate::adapters::stored_series;
 use crate::domain::series_day::{DayState, Point, SeriesDayKey, merge_into, normalize};
 use crate::pipeline::ports::{
-    DayPoints, PartWrite, PortError, PortResult, PreparedMerge, SeriesDayStore, StoredDay,
-    Versioned, WriteOutcome,
+    DayPoints, PortError, PortResult, PreparedMerge, PreparedWrites, SeriesDayStore, StateWrite,
+    StoredDay, Versioned, WriteOutcome,
 };
 use azure_data_cosmos::clients::ContainerClient;
 use azure_data_cosmos::{FeedScope, Query};
@@ -34,6 +36,21 @@ pub struct CosmosStore {
     gateway: Arc<Gateway>,
     stats: Arc<CosmosStats>,
     ttl_seconds: i64,
+}
+
+/// The buckets of one day a merge rewrites: what `prepare` seals and `commit` opens.
+/// It names its own day, so `commit` writes exactly the day `prepare` read.
+struct DayWrites {
+    key: SeriesDayKey,
+    buckets: Vec<BucketWrite>,
+}
+
+/// One bucket document as it will be after the merge.
+struct BucketWrite {
+    part: Part,
+    /// The etag the bucket had when read; `None`: it did not exist (create-if-absent).
+    expected_etag: Option<String>,
+    points: Vec<Point>,
 }
 
 /// A bucket as read: its etag and decoded points.
@@ -78,7 +95,7 @@ impl CosmosStore {
     ) -> Result<Option<Versioned<DayState>>, CallError> {
         match self
             .gateway
-            .read::<HeaderDoc>(&key.series, &header_id(key.day))
+            .read::<HeaderDoc>(key.series.as_str(), &header_id(key.day))
             .await?
         {
             Read::Missing => Ok(None),
@@ -96,7 +113,7 @@ impl CosmosStore {
     ) -> Result<Option<Bucket>, CallError> {
         match self
             .gateway
-            .read::<BucketDoc>(&key.series, &part.id(key.day))
+            .read::<BucketDoc>(key.series.as_str(), &part.id(key.day))
             .await?
         {
             Read::Missing => Ok(None),
@@ -126,16 +143,19 @@ impl CosmosStore {
             .iter()
             .zip(hours)
             .map(|(run, bucket)| self.prepare_hour(&day.key, run, bucket));
-        let writes: Vec<PartWrite> = try_join_all(per_hour)
+        let buckets: Vec<BucketWrite> = try_join_all(per_hour)
             .await?
             .into_iter()
             .flatten()
             .collect();
         Ok(PreparedMerge {
             key: day.key.clone(),
-            changed: !writes.is_empty(),
+            changed: !buckets.is_empty(),
             state,
-            writes,
+            writes: PreparedWrites::seal(DayWrites {
+                key: day.key.clone(),
+                buckets,
+            }),
         })
     }
 
@@ -145,7 +165,7 @@ impl CosmosStore {
         key: &SeriesDayKey,
         run: &[Point],
         bucket: Option<Bucket>,
-    ) -> Result<Vec<PartWrite>, CallError> {
+    ) -> Result<Vec<BucketWrite>, CallError> {
         let hour = Part::hour_of(run[0].ts);
         match bucket {
             Some(b) if b.split => self.prepare_slots(key, run).await,
@@ -155,31 +175,31 @@ impl CosmosStore {
                     return Ok(Vec::new());
                 }
                 if points.len() <= MAX_HOUR_POINTS {
-                    return Ok(vec![PartWrite {
-                        part: Part::Hour(hour).number(),
-                        expected_version: Some(b.etag),
+                    return Ok(vec![BucketWrite {
+                        part: Part::Hour(hour),
+                        expected_etag: Some(b.etag),
                         points,
                     }]);
                 }
                 // Outgrown: move every point of the hour to its slots, then mark the hour.
                 let mut writes = self.prepare_slots(key, &points).await?;
-                writes.push(PartWrite {
-                    part: Part::SplitMarker(hour).number(),
-                    expected_version: Some(b.etag),
+                writes.push(BucketWrite {
+                    part: Part::SplitMarker(hour),
+                    expected_etag: Some(b.etag),
                     points: Vec::new(),
                 });
                 Ok(writes)
             }
-            None if run.len() <= MAX_HOUR_POINTS => Ok(vec![PartWrite {
-                part: Part::Hour(hour).number(),
-                expected_version: None,
+            None if run.len() <= MAX_HOUR_POINTS => Ok(vec![BucketWrite {
+                part: Part::Hour(hour),
+                expected_etag: None,
                 points: run.to_vec(),
             }]),
             None => {
                 let mut writes = self.prepare_slots(key, run).await?;
-                writes.push(PartWrite {
-                    part: Part::SplitMarker(hour).number(),
-                    expected_version: None,
+                writes.push(BucketWrite {
+                    part: Part::SplitMarker(hour),
+                    expected_etag: None,
                     points: Vec::new(),
                 });
                 Ok(writes)
@@ -192,7 +212,7 @@ impl CosmosStore {
         &self,
         key: &SeriesDayKey,
         points: &[Point],
-    ) -> Result<Vec<PartWrite>, CallError> {
+    ) -> Result<Vec<BucketWrite>, CallError> {
         let runs: Vec<&[Point]> = points
             .chunk_by(|a, b| Part::slot_of(a.ts) == Part::slot_of(b.ts))
             .collect();
@@ -205,18 +225,18 @@ impl CosmosStore {
             .into_iter()
             .zip(stored)
             .filter_map(|(run, bucket)| {
-                let part = Part::slot_of(run[0].ts).number();
+                let part = Part::slot_of(run[0].ts);
                 match bucket {
-                    None => Some(PartWrite {
+                    None => Some(BucketWrite {
                         part,
-                        expected_version: None,
+                        expected_etag: None,
                         points: run.to_vec(),
                     }),
                     Some(b) => {
                         let mut merged = b.points;
-                        merge_into(&mut merged, run).then_some(PartWrite {
+                        merge_into(&mut merged, run).then_some(BucketWrite {
                             part,
-                            expected_version: Some(b.etag),
+                            expected_etag: Some(b.etag),
                             points: merged,
                         })
                     }
@@ -225,12 +245,12 @@ impl CosmosStore {
             .collect())
     }
 
-    async fn write_part(
+    async fn write_bucket(
         &self,
         key: &SeriesDayKey,
-        write: &PartWrite,
+        write: &BucketWrite,
     ) -> Result<Written, CallError> {
-        let part = Part::from_number(write.part);
+        let part = write.part;
         let doc = BucketDoc {
             id: part.id(key.day),
             series_id: key.series.clone(),
@@ -243,22 +263,23 @@ impl CosmosStore {
             split: matches!(part, Part::SplitMarker(_)),
             ttl: self.ttl_seconds,
         };
-        match &write.expected_version {
-            None => self.gateway.create(&key.series, &doc.id, &doc).await,
-            Some(etag) => self.gateway.replace(&key.series, &doc.id, &doc, etag).await,
+        let pk = key.series.as_str();
+        match &write.expected_etag {
+            None => self.gateway.create(pk, &doc.id, &doc).await,
+            Some(etag) => self.gateway.replace(pk, &doc.id, &doc, etag).await,
         }
     }
 
     /// Writes one merge: its buckets first, split markers last, and stops at the first
     /// conflict (what was written is a subset of the merge, which a redo completes).
-    async fn commit_one(&self, merge: &PreparedMerge) -> Result<WriteOutcome, CallError> {
-        let (markers, buckets): (Vec<&PartWrite>, Vec<&PartWrite>) = merge
-            .writes
+    async fn commit_one(&self, merge: &DayWrites) -> Result<WriteOutcome, CallError> {
+        let (markers, buckets): (Vec<&BucketWrite>, Vec<&BucketWrite>) = merge
+            .buckets
             .iter()
-            .partition(|w| matches!(Part::from_number(w.part), Part::SplitMarker(_)));
+            .partition(|w| matches!(w.part, Part::SplitMarker(_)));
         for group in [buckets, markers] {
             let outcomes =
-                try_join_all(group.iter().map(|w| self.write_part(&merge.key, w))).await?;
+                try_join_all(group.iter().map(|w| self.write_bucket(&merge.key, w))).await?;
             if outcomes.contains(&Written::Conflict) {
                 return Ok(WriteOutcome::Conflict);
             }
@@ -266,12 +287,12 @@ impl CosmosStore {
         Ok(WriteOutcome::Written)
     }
 
-    async fn write_state(
-        &self,
-        key: &SeriesDayKey,
-        expected: Option<&str>,
-        state: &DayState,
-    ) -> Result<WriteOutcome, CallError> {
+    async fn write_state(&self, write: &StateWrite) -> Result<WriteOutcome, CallError> {
+        let StateWrite {
+            key,
+            expected_version,
+            state,
+        } = write;
         let doc = HeaderDoc {
             id: header_id(key.day),
             series_id: key.series.clone(),
@@ -284,13 +305,10 @@ impl CosmosStore {
             summarized_revision: state.summarized_revision,
             ttl: self.ttl_seconds,
         };
-        let written = match expected {
-            None => self.gateway.create(&key.series, &doc.id, &doc).await?,
-            Some(etag) => {
-                self.gateway
-                    .replace(&key.series, &doc.id, &doc, etag)
-                    .await?
-            }
+        let pk = key.series.as_str();
+        let written = match expected_version {
+            None => self.gateway.create(pk, &doc.id, &doc).await?,
+            Some(etag) => self.gateway.replace(pk, &doc.id, &doc, etag).await?,
         };
         Ok(match written {
             Written::Done => WriteOutcome::Written,
@@ -305,7 +323,7 @@ impl CosmosStore {
             .map_err(|e| CallError::Document(format!("building a query: {e}")))?;
         let docs: Vec<serde_json::Value> = self
             .gateway
-            .query(&query, &FeedScope::partition(key.series.clone()))
+            .query(&query, &FeedScope::partition(key.series.to_string()))
             .await?;
         if docs.is_empty() {
             return Ok(None);
@@ -373,8 +391,12 @@ impl SeriesDayStore for CosmosStore {
     }
 
     async fn commit(&self, merges: &[PreparedMerge]) -> PortResult<Vec<WriteOutcome>> {
+        let days = merges
+            .iter()
+            .map(|m| m.writes.open::<DayWrites>())
+            .collect::<PortResult<Vec<_>>>()?;
         // Every merge runs to its end even when another fails, so nothing is left half-sent.
-        let results = join_all(merges.iter().map(|m| self.commit_one(m))).await;
+        let results = join_all(days.iter().map(|d| self.commit_one(d))).await;
         results
             .into_iter()
             .collect::<Result<Vec<_>, _>>()
@@ -390,16 +412,8 @@ impl SeriesDayStore for CosmosStore {
             .map_err(port_error("reading series-day states from Cosmos DB"))
     }
 
-    async fn write_states(
-        &self,
-        writes: &[(SeriesDayKey, Option<String>, DayState)],
-    ) -> PortResult<Vec<WriteOutcome>> {
-        let results = join_all(
-            writes
-                .iter()
-                .map(|(key, expected, state)| self.write_state(key, expected.as_deref(), state)),
-        )
-        .await;
+    async fn write_states(&self, writes: &[StateWrite]) -> PortResult<Vec<WriteOutcome>> {
+        let results = join_all(writes.iter().map(|w| self.write_state(w))).await;
         results
             .into_iter()
             .collect::<Result<Vec<_>, _>>()
@@ -438,11 +452,11 @@ impl SeriesDayStore for CosmosStore {
             .await
             .map_err(port_error(context))?;
         due.sort_by(|a, b| (a.due_at, &a.series, a.day).cmp(&(b.due_at, &b.series, b.day)));
-        Ok(due
-            .into_iter()
+        due.into_iter()
             .take(limit)
-            .map(|d| SeriesDayKey::new(d.series, d.day))
-            .collect())
+            .map(|d| stored_series::parse(&d.series).map(|series| SeriesDayKey::new(series, d.day)))
+            .collect::<Result<_, _>>()
+            .map_err(|e| PortError::permanent(context, e))
     }
 
     async fn series_of_day(&self, day: NaiveDate) -> PortResult<Vec<SeriesDayKey>> {
@@ -461,9 +475,10 @@ impl SeriesDayStore for CosmosStore {
             .await
             .map_err(port_error(context))?;
         let series: BTreeMap<String, ()> = found.into_iter().map(|s| (s.series, ())).collect();
-        Ok(series
+        series
             .into_keys()
-            .map(|s| SeriesDayKey::new(s, day))
-            .collect())
+            .map(|s| stored_series::parse(&s).map(|series| SeriesDayKey::new(series, day)))
+            .collect::<Result<_, _>>()
+            .map_err(|e| PortError::permanent(context, e))
     }
 }

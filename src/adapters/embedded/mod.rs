@@ -13,8 +13,11 @@ pub mod store;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use rusqlite::{Connection, ErrorCode};
 
+use crate::adapters::stored_series;
+use crate::domain::series::SeriesId;
 use crate::pipeline::ports::{Clock, PortError, PortResult};
 use quarantine::EmbeddedQuarantine;
 use queue::{EmbeddedQueue, QueueSettings};
@@ -232,6 +235,23 @@ fn classify(context: &str, error: rusqlite::Error) -> PortError {
         PortError::transient(context, error)
     } else {
         PortError::permanent(context, error)
+    }
+}
+
+/// A series is stored as its name, as text.
+impl ToSql for SeriesId {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::Borrowed(ValueRef::Text(
+            self.as_str().as_bytes(),
+        )))
+    }
+}
+
+/// A stored name is parsed again when read back: one that no longer follows the rules was
+/// written by something else, and fails the read (a permanent error) instead of travelling on.
+impl FromSql for SeriesId {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        stored_series::parse(value.as_str()?).map_err(|e| FromSqlError::Other(Box::new(e)))
     }
 }
 

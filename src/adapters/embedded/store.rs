@@ -3,7 +3,8 @@
 //! A day is a small state row plus one row per UTC hour ("part") holding that hour's points in
 //! the compact codec. A merge reads and rewrites only the hours it touches, so a day's cost per
 //! write stays bounded however often the series reports. Versions are per-row counters checked
-//! by every conditional write.
+//! by every conditional write. The hour rows a merge rewrites travel from `prepare` to `commit`
+//! sealed in the port's `PreparedWrites`, so the pipeline never sees this layout.
 
 use std::sync::Arc;
 
@@ -12,13 +13,30 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use super::{EmbeddedDb, codec, from_millis, millis};
+use crate::domain::series::SeriesId;
 use crate::domain::series_day::{DayState, Point, SeriesDayKey, merge_into};
 use crate::pipeline::ports::{
-    Clock, DayPoints, PartWrite, PortResult, PreparedMerge, SeriesDayStore, StoredDay, Versioned,
-    WriteOutcome,
+    Clock, DayPoints, PortResult, PreparedMerge, PreparedWrites, SeriesDayStore, StateWrite,
+    StoredDay, Versioned, WriteOutcome,
 };
 
 const HOUR_NS: i64 = 3_600_000_000_000;
+
+/// The rows of one day a merge rewrites: what `prepare` seals and `commit` opens.
+/// It names its own day, so `commit` writes exactly the day `prepare` read.
+struct DayWrites {
+    key: SeriesDayKey,
+    hours: Vec<HourWrite>,
+}
+
+/// One hour row of a day as it will be after the merge.
+struct HourWrite {
+    /// The absolute UTC hour (ns / 3.6e12): the row's `part`.
+    hour: i64,
+    /// The row's version when it was read; `None`: the hour had no row yet.
+    expected_version: Option<i64>,
+    points: Vec<Point>,
+}
 
 /// The embedded series-day store.
 #[derive(Clone)]
@@ -115,50 +133,49 @@ fn read_part(
 
 fn prepare_one(tx: &Connection, day: &DayPoints) -> rusqlite::Result<PreparedMerge> {
     let state = read_state(tx, &day.key)?;
-    let mut writes = Vec::new();
+    let mut hours = Vec::new();
     // `day.points` is sorted, so each hour is one contiguous run.
     for run in day
         .points
         .chunk_by(|a, b| a.ts.div_euclid(HOUR_NS) == b.ts.div_euclid(HOUR_NS))
     {
-        let part = run[0].ts.div_euclid(HOUR_NS);
-        let (version, mut points) = match read_part(tx, &day.key, part)? {
-            Some((version, points)) => (Some(version.to_string()), points),
+        let hour = run[0].ts.div_euclid(HOUR_NS);
+        let (expected_version, mut points) = match read_part(tx, &day.key, hour)? {
+            Some((version, points)) => (Some(version), points),
             None => (None, Vec::new()),
         };
         if merge_into(&mut points, run) {
-            writes.push(PartWrite {
-                part,
-                expected_version: version,
+            hours.push(HourWrite {
+                hour,
+                expected_version,
                 points,
             });
         }
     }
     Ok(PreparedMerge {
         key: day.key.clone(),
-        changed: !writes.is_empty(),
+        changed: !hours.is_empty(),
         state,
-        writes,
+        writes: PreparedWrites::seal(DayWrites {
+            key: day.key.clone(),
+            hours,
+        }),
     })
 }
 
-/// Writes all parts of one merge or none of them.
-fn commit_one(
-    tx: &Transaction<'_>,
-    merge: &PreparedMerge,
-    now: i64,
-) -> rusqlite::Result<WriteOutcome> {
+/// Writes all hours of one merge or none of them.
+fn commit_one(tx: &Transaction<'_>, merge: &DayWrites, now: i64) -> rusqlite::Result<WriteOutcome> {
     let day = merge.key.day.to_string();
     tx.execute_batch("SAVEPOINT merge_one")?;
-    for write in &merge.writes {
+    for write in &merge.hours {
         let blob = codec::encode(&write.points);
-        let applied = match &write.expected_version {
+        let applied = match write.expected_version {
             None => tx
                 .prepare_cached(
                     "INSERT INTO day_part (series, day, part, version, points, written_at)
                      VALUES (?1, ?2, ?3, 1, ?4, ?5) ON CONFLICT DO NOTHING",
                 )?
-                .execute(params![merge.key.series, day, write.part, blob, now])?,
+                .execute(params![merge.key.series, day, write.hour, blob, now])?,
             Some(version) => tx
                 .prepare_cached(
                     "UPDATE day_part SET points = ?4, version = version + 1, written_at = ?6
@@ -167,7 +184,7 @@ fn commit_one(
                 .execute(params![
                     merge.key.series,
                     day,
-                    write.part,
+                    write.hour,
                     blob,
                     version,
                     now
@@ -182,23 +199,19 @@ fn commit_one(
     Ok(WriteOutcome::Written)
 }
 
-fn write_state(
-    tx: &Connection,
-    key: &SeriesDayKey,
-    expected: Option<&str>,
-    state: &DayState,
-) -> rusqlite::Result<WriteOutcome> {
+fn write_state(tx: &Connection, write: &StateWrite) -> rusqlite::Result<WriteOutcome> {
+    let state = &write.state;
     let values = params![
-        key.series,
-        key.day.to_string(),
+        write.key.series,
+        write.key.day.to_string(),
         state.epoch,
         state.pending,
         millis(state.due_at),
         state.touched as i64,
         state.summarized_revision,
-        expected,
+        write.expected_version,
     ];
-    let applied = match expected {
+    let applied = match write.expected_version {
         None => tx
             .prepare_cached(
                 "INSERT INTO day_state (series, day, version, epoch, pending, due_at, touched, summarized_revision)
@@ -263,7 +276,10 @@ impl SeriesDayStore for EmbeddedStore {
         if merges.is_empty() {
             return Ok(Vec::new());
         }
-        let merges = merges.to_vec();
+        let merges = merges
+            .iter()
+            .map(|m| m.writes.open::<DayWrites>())
+            .collect::<PortResult<Vec<_>>>()?;
         let now = millis(self.clock.now());
         self.db
             .call("writing merged series-days", move |c| {
@@ -291,10 +307,7 @@ impl SeriesDayStore for EmbeddedStore {
             .await
     }
 
-    async fn write_states(
-        &self,
-        writes: &[(SeriesDayKey, Option<String>, DayState)],
-    ) -> PortResult<Vec<WriteOutcome>> {
+    async fn write_states(&self, writes: &[StateWrite]) -> PortResult<Vec<WriteOutcome>> {
         if writes.is_empty() {
             return Ok(Vec::new());
         }
@@ -304,7 +317,7 @@ impl SeriesDayStore for EmbeddedStore {
                 let tx = c.transaction()?;
                 let outcomes = writes
                     .iter()
-                    .map(|(key, expected, state)| write_state(&tx, key, expected.as_deref(), state))
+                    .map(|w| write_state(&tx, w))
                     .collect::<rusqlite::Result<Vec<_>>>()?;
                 tx.commit()?;
                 Ok(outcomes)
@@ -334,7 +347,7 @@ impl SeriesDayStore for EmbeddedStore {
                     "SELECT series, day FROM day_state WHERE pending = 1 AND due_at < ?1 ORDER BY due_at LIMIT ?2",
                 )?;
                 let rows = stmt.query_map(params![due_before, limit as i64], |r| {
-                    Ok(SeriesDayKey::new(r.get::<_, String>(0)?, parse_day(r.get(1)?)?))
+                    Ok(SeriesDayKey::new(r.get::<_, SeriesId>(0)?, parse_day(r.get(1)?)?))
                 })?;
                 rows.collect()
             })
@@ -349,10 +362,67 @@ impl SeriesDayStore for EmbeddedStore {
                     "SELECT series FROM day_state WHERE day = ?1 ORDER BY series",
                 )?;
                 let rows = stmt.query_map([day.to_string()], |r| {
-                    Ok(SeriesDayKey::new(r.get::<_, String>(0)?, day))
+                    Ok(SeriesDayKey::new(r.get::<_, SeriesId>(0)?, day))
                 })?;
                 rows.collect()
             })
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::clock::ManualClock;
+    use crate::pipeline::ports::ErrorKind;
+
+    fn store() -> (EmbeddedStore, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = EmbeddedDb::open(&dir.path().join("s.db")).unwrap();
+        let clock = Arc::new(ManualClock::new("2026-11-25T00:00:00Z".parse().unwrap()));
+        (EmbeddedStore::new(db, clock), dir)
+    }
+
+    fn key() -> SeriesDayKey {
+        SeriesDayKey::new(
+            SeriesId::parse("plant-1/temp").unwrap(),
+            "2026-11-24".parse().unwrap(),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_merge_prepared_elsewhere_is_refused_permanently() {
+        let (store, _dir) = store();
+        let foreign = PreparedMerge {
+            key: key(),
+            changed: true,
+            state: None,
+            writes: PreparedWrites::seal("another store's layout"),
+        };
+        let e = store.commit(&[foreign]).await.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Permanent);
+        assert!(e.to_string().contains("not prepared by this store"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_stored_series_that_breaks_the_rules_fails_the_read_permanently() {
+        let (store, _dir) = store();
+        store
+            .db
+            .call("writing a row by hand", |c| {
+                c.execute(
+                    "INSERT INTO day_state (series, day, version, epoch, pending, due_at, touched)
+                     VALUES ('a b', '2026-11-24', 1, 1, 1, 0, 0)",
+                    [],
+                )
+            })
+            .await
+            .unwrap();
+        let e = store
+            .series_of_day("2026-11-24".parse().unwrap())
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Permanent);
+        assert!(e.to_string().contains(r#"stored series "a b""#), "{e}");
     }
 }

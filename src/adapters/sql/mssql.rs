@@ -25,6 +25,8 @@ use super::SinkOptions;
 use super::migrations;
 use super::rows::{COLUMNS, check_schema_name, latest_per_key, validate};
 use crate::adapters::retry::Verdict;
+use crate::adapters::stored_series;
+use crate::domain::series::SeriesId;
 use crate::domain::stats::{DailyStats, SummaryRow};
 use crate::pipeline::ports::{PortError, PortResult, SummarySink};
 
@@ -405,7 +407,7 @@ pub fn params(row: &SummaryRow) -> [Param; 17] {
     let s = &row.stats;
     let f = |v: f64| Param::Float(Some(v));
     [
-        Param::Text(row.series.clone()),
+        Param::Text(row.series.to_string()),
         Param::Date(row.day),
         Param::BigInt(s.count as i64),
         f(s.sum),
@@ -585,7 +587,8 @@ fn stored_row(row: &tiberius::Row) -> Result<SummaryRow, MssqlError> {
     }
     let count: i64 = need(row, 2)?;
     Ok(SummaryRow {
-        series: need::<&str>(row, 0)?.to_string(),
+        series: stored_series::parse(need(row, 0)?)
+            .map_err(|e| MssqlError::Unexpected(e.to_string()))?,
         day: need(row, 1)?,
         stats: DailyStats {
             count: u64::try_from(count)
@@ -651,17 +654,18 @@ impl SummarySink for MssqlSink {
 
     async fn read(
         &self,
-        series: Option<String>,
+        series: Option<&SeriesId>,
         day: Option<NaiveDate>,
     ) -> PortResult<Vec<SummaryRow>> {
         let statement = self.statements.read.as_str();
+        let series = series.map(SeriesId::as_str);
         let (series, day) = (&series, &day);
         on_connection!(
             self,
             "reading daily summaries from SQL Server",
             |client| async {
                 let rows = client
-                    .query(statement, &[&series.as_deref(), day])
+                    .query(statement, &[series, day])
                     .await?
                     .into_first_result()
                     .await?;

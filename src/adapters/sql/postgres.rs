@@ -24,6 +24,8 @@ use super::SinkOptions;
 use super::migrations::{self, Migration};
 use super::rows::{check_schema_name, latest_per_key, validate};
 use crate::adapters::retry::Verdict;
+use crate::adapters::stored_series;
+use crate::domain::series::SeriesId;
 use crate::domain::stats::{DailyStats, SummaryRow};
 use crate::pipeline::ports::{PortError, PortResult, SummarySink};
 
@@ -301,7 +303,7 @@ impl Columns {
         let mut c = Columns::default();
         for row in rows {
             let s = &row.stats;
-            c.series.push(row.series.clone());
+            c.series.push(row.series.to_string());
             c.day.push(row.day);
             c.count.push(s.count as i64);
             c.sum.push(s.sum);
@@ -355,7 +357,8 @@ fn nanos(at: DateTime<Utc>) -> Result<i64, sqlx::Error> {
 fn stored_row(r: &PgRow) -> Result<SummaryRow, sqlx::Error> {
     let count: i64 = r.try_get(2)?;
     Ok(SummaryRow {
-        series: r.try_get(0)?,
+        series: stored_series::parse(r.try_get(0)?)
+            .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
         day: r.try_get(1)?,
         stats: DailyStats {
             count: u64::try_from(count).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
@@ -401,12 +404,12 @@ impl SummarySink for PostgresSink {
 
     async fn read(
         &self,
-        series: Option<String>,
+        series: Option<&SeriesId>,
         day: Option<NaiveDate>,
     ) -> PortResult<Vec<SummaryRow>> {
         self.run("reading daily summaries from PostgreSQL", || async {
             let rows = sqlx::query(AssertSqlSafe(self.statements.read.clone()))
-                .bind(series.as_deref())
+                .bind(series.map(SeriesId::as_str))
                 .bind(day)
                 .fetch_all(&self.pool)
                 .await?;

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
 
+use crate::domain::series::SeriesId;
 use crate::domain::stats::SummaryRow;
 use crate::pipeline::ports::{PortError, PortResult};
 
@@ -57,14 +58,14 @@ fn numbers(row: &SummaryRow) -> [(&'static str, Option<f64>); 11] {
 pub enum RowError {
     #[error("series {series:?} day {day}: {column} is {value}, which SQL cannot store")]
     NotFinite {
-        series: String,
+        series: SeriesId,
         day: NaiveDate,
         column: &'static str,
         value: f64,
     },
     #[error("series {series:?} day {day}: count {count} does not fit a signed 64-bit column")]
     CountTooLarge {
-        series: String,
+        series: SeriesId,
         day: NaiveDate,
         count: u64,
     },
@@ -142,7 +143,7 @@ pub(crate) mod tests {
 
     pub(crate) fn row(series: &str, day: &str, revision: i64, value: f64) -> SummaryRow {
         SummaryRow {
-            series: series.into(),
+            series: SeriesId::parse(series).unwrap(),
             day: day.parse().unwrap(),
             stats: DailyStats {
                 count: 2,

@@ -7,6 +7,7 @@ use rusqlite::params;
 use super::rows::validate;
 use crate::adapters::embedded::EmbeddedDb;
 use crate::domain::observation::{format_ts, parse_ts};
+use crate::domain::series::SeriesId;
 use crate::domain::stats::{DailyStats, SummaryRow};
 use crate::pipeline::ports::{PortResult, SummarySink};
 
@@ -118,9 +119,10 @@ impl SummarySink for SqliteSink {
 
     async fn read(
         &self,
-        series: Option<String>,
+        series: Option<&SeriesId>,
         day: Option<NaiveDate>,
     ) -> PortResult<Vec<SummaryRow>> {
+        let series = series.cloned();
         let day = day.map(|d| d.to_string());
         self.db
             .call("reading daily summaries", move |c| {

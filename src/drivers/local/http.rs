@@ -13,6 +13,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 
 use crate::app::App;
+use crate::domain::series::SeriesId;
 use crate::drivers::reply::{self, ApiError, Reply};
 
 #[derive(Clone)]
@@ -99,8 +100,19 @@ async fn summaries(
         ),
         None => None,
     };
-    let series = query.series.filter(|s| !s.is_empty());
-    let rows = state.app.pipeline.ports.sink.read(series, day).await?;
+    let series = match query.series.filter(|s| !s.is_empty()) {
+        Some(series) => {
+            Some(SeriesId::parse(&series).map_err(|e| ApiError::bad_request(e.to_string()))?)
+        }
+        None => None,
+    };
+    let rows = state
+        .app
+        .pipeline
+        .ports
+        .sink
+        .read(series.as_ref(), day)
+        .await?;
     Ok(Json(rows).into_response())
 }
 
