@@ -352,14 +352,14 @@ async fn open_summary_sink(
     }
     if target.starts_with("postgres://") || target.starts_with("postgresql://") {
         let sink = PostgresSink::connect(target, SinkOptions::default()).await?;
-        let version = sink.migrate().await?;
+        let version = sink.schema_version();
         return Ok((
             Arc::new(sink),
             format!("PostgreSQL, schema version {version}"),
         ));
     }
     if mssql::is_mssql_connection_string(target) {
-        let (config, entra) = mssql::parse_connection_string(target)
+        let mssql::ConnectionSettings { config, entra } = mssql::parse_connection_string(target)
             .context("EVENTIDE_SUMMARY_SINK: SQL Server connection string")?;
         let auth = match entra {
             None => Auth::FromConnectionString,
@@ -369,7 +369,7 @@ async fn open_summary_sink(
             )),
         };
         let sink = MssqlSink::connect(Target { config, auth }, SinkOptions::default()).await?;
-        let version = sink.migrate().await?;
+        let version = sink.schema_version();
         return Ok((
             Arc::new(sink),
             format!("SQL Server, schema version {version}"),
