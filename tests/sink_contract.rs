@@ -20,7 +20,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use eventide::adapters::embedded::EmbeddedDb;
 use eventide::adapters::retry::RetryPolicy;
 use eventide::adapters::sql::SinkOptions;
-use eventide::adapters::sql::mssql::{Auth, MssqlSink, Target, parse_connection_string};
+use eventide::adapters::sql::mssql::{
+    Auth, ConnectionSettings, MssqlSink, Target, parse_connection_string,
+};
 use eventide::adapters::sql::postgres::PostgresSink;
 use eventide::adapters::sql::sqlite::SqliteSink;
 use eventide::domain::series::SeriesId;
@@ -128,7 +130,8 @@ async fn mssql(test: &str) -> Option<Backend> {
         );
         return None;
     };
-    let (config, entra) = parse_connection_string(&connection).expect("EVENTIDE_MSSQL parses");
+    let ConnectionSettings { config, entra } =
+        parse_connection_string(&connection).expect("EVENTIDE_MSSQL parses");
     assert!(
         entra.is_none(),
         "the live contract test uses SQL authentication; set a SQL login in EVENTIDE_MSSQL"
@@ -515,45 +518,41 @@ async fn backend_selection_reaches_postgres() {
     );
 }
 
-/// PostgreSQL goes away during `summarize` (its port closes, open connections are cut) and
-/// comes back: the due messages stay, the day is written on a later tick, once.
-mod outage {
+/// A TCP proxy in front of the database: the outage test closes and reopens it, the migration
+/// test counts the statements that went through it.
+mod proxy {
     use std::net::SocketAddr;
+    use std::sync::{Arc, Mutex as StdMutex};
 
-    use chrono::Duration as ChronoDuration;
-    use eventide::domain::parse::BodyFormat;
-    use eventide::drivers::config::LocalArgs;
-    use eventide::drivers::local::Embedded;
-    use eventide::pipeline::clock::ManualClock;
-    use eventide::pipeline::ports::MessageReceiver;
-    use eventide::pipeline::process::InboundMessage;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::{TcpListener, TcpStream};
     use tokio::sync::Mutex;
     use tokio::task::{JoinHandle, JoinSet};
 
-    use super::*;
-
-    /// A TCP proxy in front of the database that this test closes and reopens on one port.
-    struct Proxy {
-        addr: SocketAddr,
+    pub struct Proxy {
+        pub addr: SocketAddr,
         upstream: String,
         task: Mutex<Option<JoinHandle<()>>>,
+        /// Every byte the clients sent, in arrival order.
+        sent: Arc<StdMutex<Vec<u8>>>,
     }
 
     impl Proxy {
-        async fn start(upstream: String) -> Proxy {
+        pub async fn start(upstream: String) -> Proxy {
             let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();
-            let task = tokio::spawn(serve(listener, upstream.clone()));
+            let sent = Arc::default();
+            let task = tokio::spawn(serve(listener, upstream.clone(), Arc::clone(&sent)));
             Proxy {
                 addr,
                 upstream,
                 task: Mutex::new(Some(task)),
+                sent,
             }
         }
 
         /// Stops listening and cuts every open connection.
-        async fn close(&self) {
+        pub async fn close(&self) {
             if let Some(task) = self.task.lock().await.take() {
                 task.abort();
                 let _ = task.await;
@@ -564,24 +563,124 @@ mod outage {
             );
         }
 
-        async fn open(&self) {
+        pub async fn open(&self) {
             let listener = TcpListener::bind(self.addr).await.unwrap();
-            *self.task.lock().await = Some(tokio::spawn(serve(listener, self.upstream.clone())));
+            let task = serve(listener, self.upstream.clone(), Arc::clone(&self.sent));
+            *self.task.lock().await = Some(tokio::spawn(task));
+        }
+
+        /// How many times the clients sent `text` (statement text travels as it is written
+        /// unless the connection is encrypted).
+        pub fn times_sent(&self, text: &str) -> usize {
+            let sent = self.sent.lock().unwrap();
+            sent.windows(text.len())
+                .filter(|window| *window == text.as_bytes())
+                .count()
         }
     }
 
-    async fn serve(listener: TcpListener, upstream: String) {
+    async fn serve(listener: TcpListener, upstream: String, sent: Arc<StdMutex<Vec<u8>>>) {
         // Dropped with this task, which aborts every connection it carries.
         let mut connections = JoinSet::new();
-        while let Ok((mut client, _)) = listener.accept().await {
-            let upstream = upstream.clone();
-            connections.spawn(async move {
-                if let Ok(mut server) = TcpStream::connect(&upstream).await {
-                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-                }
-            });
+        while let Ok((client, _)) = listener.accept().await {
+            connections.spawn(relay(client, upstream.clone(), Arc::clone(&sent)));
         }
     }
+
+    /// Carries one connection both ways, recording what the client sends.
+    async fn relay(client: TcpStream, upstream: String, sent: Arc<StdMutex<Vec<u8>>>) {
+        let Ok(server) = TcpStream::connect(&upstream).await else {
+            return;
+        };
+        let (mut from_client, mut to_client) = client.into_split();
+        let (mut from_server, mut to_server) = server.into_split();
+        let outbound = async {
+            let mut buffer = vec![0; 64 * 1024];
+            while let Ok(read @ 1..) = from_client.read(&mut buffer).await {
+                sent.lock().unwrap().extend_from_slice(&buffer[..read]);
+                if to_server.write_all(&buffer[..read]).await.is_err() {
+                    break;
+                }
+            }
+            let _ = to_server.shutdown().await;
+        };
+        let inbound = async {
+            let _ = tokio::io::copy(&mut from_server, &mut to_client).await;
+            let _ = to_client.shutdown().await;
+        };
+        tokio::join!(outbound, inbound);
+    }
+}
+
+/// Opening a server-backed sink applies its migrations once, and so does each start through the
+/// drivers (`summary_sink`, and `migrate_summary_sink` behind `eventide migrate`). A second run
+/// would apply nothing and leave no row behind, so the runs are counted where they show: the
+/// statement creating the version table crosses a proxy once per run (it goes by the simple
+/// query protocol, never as a cached prepared statement).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrations_run_once_per_start() {
+    use azure_core::http::Url;
+    use eventide::drivers::backends::{BackendArgs, migrate_summary_sink, summary_sink};
+    use sqlx::postgres::PgSslMode;
+
+    let Some(url) = postgres_url("migrations_once") else {
+        return;
+    };
+    let options: PgConnectOptions = url.parse().unwrap();
+    let proxy = proxy::Proxy::start(format!("{}:{}", options.get_host(), options.get_port())).await;
+    let schema = unique_schema("once");
+
+    // In plain text, so the statements can be read on their way.
+    let through_proxy = options
+        .host("127.0.0.1")
+        .port(proxy.addr.port())
+        .ssl_mode(PgSslMode::Disable);
+    let sink = PostgresSink::connect_with(through_proxy, quick_options(schema.clone()))
+        .await
+        .unwrap();
+    assert_eq!(sink.schema_version(), 1);
+    let in_schema = format!("CREATE TABLE IF NOT EXISTS \"{schema}\".eventide_schema_version");
+    assert_eq!(proxy.times_sent(&in_schema), 1, "connect migrates once");
+
+    // The drivers, on the schema created above (the URL's search_path picks it).
+    let mut via_proxy = Url::parse(&url).unwrap();
+    via_proxy.set_host(Some("127.0.0.1")).unwrap();
+    via_proxy.set_port(Some(proxy.addr.port())).unwrap();
+    via_proxy.set_query(Some(&format!(
+        "sslmode=disable&options=-c%20search_path%3D{schema}"
+    )));
+    let args = BackendArgs {
+        summary_sink: Some(via_proxy.to_string()),
+        ..BackendArgs::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let embedded = EmbeddedDb::open(&dir.path().join("e.db")).unwrap();
+    let on_path = "CREATE TABLE IF NOT EXISTS eventide_schema_version";
+    summary_sink(&args, &embedded).await.unwrap();
+    assert_eq!(proxy.times_sent(on_path), 1, "summary_sink migrates once");
+    let described = migrate_summary_sink(&args, &embedded).await.unwrap();
+    assert_eq!(described, "PostgreSQL, schema version 1");
+    assert_eq!(
+        proxy.times_sent(on_path),
+        2,
+        "migrate_summary_sink migrates once"
+    );
+    assert_eq!(proxy.times_sent(&in_schema), 1);
+}
+
+/// PostgreSQL goes away during `summarize` (its port closes, open connections are cut) and
+/// comes back: the due messages stay, the day is written on a later tick, once.
+mod outage {
+    use chrono::Duration as ChronoDuration;
+    use eventide::domain::parse::BodyFormat;
+    use eventide::drivers::config::LocalArgs;
+    use eventide::drivers::local::Embedded;
+    use eventide::pipeline::clock::ManualClock;
+    use eventide::pipeline::ports::MessageReceiver;
+    use eventide::pipeline::process::InboundMessage;
+
+    use super::proxy::Proxy;
+    use super::*;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn postgres_down_during_summarize_loses_and_doubles_nothing() {

@@ -1,6 +1,7 @@
 //! Backends for the pipeline's ports. Adapters never call each other; drivers wire them.
 
 pub mod blob;
+pub mod connection_string;
 pub mod cosmos;
 pub mod embedded;
 pub mod retry;

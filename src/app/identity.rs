@@ -64,6 +64,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_supported_credential_builds() {
+        for (kind, client_id) in [
+            (CredentialKind::ManagedIdentity, None),
+            (
+                CredentialKind::ManagedIdentity,
+                Some("00000000-0000-0000-0000-000000000001".to_string()),
+            ),
+            (CredentialKind::Developer, None),
+        ] {
+            Identity::new(IdentityConfig { kind, client_id })
+                .credential()
+                .unwrap();
+        }
+    }
+
+    #[test]
     fn the_credential_is_built_once_and_shared() {
         let identity = Identity::new(IdentityConfig {
             kind: CredentialKind::ManagedIdentity,

@@ -176,16 +176,18 @@ pub async fn summary_sink(
             })
         }
         SinkTarget::Postgres(url) => {
+            // Connecting applies the pending migrations, once.
             let sink = PostgresSink::connect(url.secret(), SinkOptions::default()).await?;
-            let version = sink.migrate().await?;
+            let version = sink.schema_version();
             Ok(OpenedSink {
                 sink: Arc::new(sink),
                 description: format!("PostgreSQL, schema version {version}"),
             })
         }
         SinkTarget::SqlServer(text) => {
-            let (config, entra) = mssql::parse_connection_string(text.secret())
-                .context("EVENTIDE_SUMMARY_SINK: SQL Server connection string")?;
+            let mssql::ConnectionSettings { config, entra } =
+                mssql::parse_connection_string(text.secret())
+                    .context("EVENTIDE_SUMMARY_SINK: SQL Server connection string")?;
             let auth = match entra {
                 None => Auth::FromConnectionString,
                 Some(EntraAuth::ManagedIdentity {
@@ -199,8 +201,9 @@ pub async fn summary_sink(
                     Auth::Token(Arc::new(CredentialTokenSource::new(credential)))
                 }
             };
+            // Connecting applies the pending migrations, once.
             let sink = MssqlSink::connect(Target { config, auth }, SinkOptions::default()).await?;
-            let version = sink.migrate().await?;
+            let version = sink.schema_version();
             Ok(OpenedSink {
                 sink: Arc::new(sink),
                 description: format!("SQL Server, schema version {version}"),

@@ -13,6 +13,8 @@ use sha2::Sha256;
 
 use azure_core::http::Url;
 
+use crate::adapters::connection_string::{Pairs, SyntaxError};
+
 /// The SAS version signed; 2020-12-06 and later sign the encryption scope line too.
 const SAS_VERSION: &str = "2021-08-06";
 /// Read, write, delete, list, add, create: what the quarantine does, nothing more.
@@ -91,8 +93,8 @@ pub struct StorageConnection {
 /// Why a connection string was refused. Never carries the key.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ConnectionStringError {
-    #[error("a part is not Key=Value (parts are separated by ';')")]
-    Malformed,
+    #[error(transparent)]
+    Syntax(#[from] SyntaxError),
     #[error("{0} is missing")]
     Missing(&'static str),
     #[error("AccountKey is not base64")]
@@ -103,36 +105,32 @@ pub enum ConnectionStringError {
 
 impl StorageConnection {
     /// Parses `DefaultEndpointsProtocol=…;AccountName=…;AccountKey=…;EndpointSuffix=…` or
-    /// `…;BlobEndpoint=…`, and `UseDevelopmentStorage=true` (Azurite on its default port).
+    /// `…;BlobEndpoint=…`, and `UseDevelopmentStorage=true` (Azurite on its default port), with
+    /// the crate's one connection-string parser. Settings of the other services
+    /// (`QueueEndpoint`, `TableEndpoint`…) are ignored.
     pub fn parse(text: &str) -> Result<Self, ConnectionStringError> {
-        let mut parts = std::collections::HashMap::new();
-        for part in text.split(';').map(str::trim).filter(|p| !p.is_empty()) {
-            let (key, value) = part
-                .split_once('=')
-                .ok_or(ConnectionStringError::Malformed)?;
-            parts.insert(key.trim().to_ascii_lowercase(), value.trim());
-        }
-        let development = parts
+        let pairs = Pairs::parse(text)?;
+        let development = pairs
             .get("usedevelopmentstorage")
             .is_some_and(|v| v.eq_ignore_ascii_case("true"));
         let (account, key) = if development {
             (DEVELOPMENT_ACCOUNT, DEVELOPMENT_KEY)
         } else {
             (
-                *parts
+                pairs
                     .get("accountname")
                     .ok_or(ConnectionStringError::Missing("AccountName"))?,
-                *parts
+                pairs
                     .get("accountkey")
                     .ok_or(ConnectionStringError::Missing("AccountKey"))?,
             )
         };
-        let endpoint = match parts.get("blobendpoint") {
+        let endpoint = match pairs.get("blobendpoint") {
             Some(url) => url.to_string(),
             None if development => DEVELOPMENT_BLOB_ENDPOINT.to_string(),
             None => {
-                let protocol = parts.get("defaultendpointsprotocol").unwrap_or(&"https");
-                let suffix = parts.get("endpointsuffix").unwrap_or(&"core.windows.net");
+                let protocol = pairs.get("defaultendpointsprotocol").unwrap_or("https");
+                let suffix = pairs.get("endpointsuffix").unwrap_or("core.windows.net");
                 format!("{protocol}://{account}.blob.{suffix}")
             }
         };
@@ -220,12 +218,49 @@ mod tests {
         );
         assert_eq!(
             StorageConnection::parse("nonsense").unwrap_err(),
-            ConnectionStringError::Malformed
+            ConnectionStringError::Syntax(SyntaxError::NotKeyValue { part: 1 })
         );
         let debug = format!(
             "{:?}",
             StorageConnection::parse("UseDevelopmentStorage=true")
         );
         assert!(!debug.contains(DEVELOPMENT_KEY) && debug.contains("redacted"));
+    }
+
+    /// Account keys end in `==`; the padding must reach the base64 decoder, whatever the case
+    /// of the keys and however the value is quoted.
+    #[test]
+    fn account_keys_keep_their_padding_in_any_case_and_quoted() {
+        for text in [
+            format!("AccountName=devstoreaccount1;AccountKey={DEVELOPMENT_KEY}"),
+            format!("accountname=devstoreaccount1;ACCOUNTKEY={DEVELOPMENT_KEY};"),
+            format!("AccountName = devstoreaccount1 ; AccountKey = \"{DEVELOPMENT_KEY}\" ;"),
+        ] {
+            let c = StorageConnection::parse(&text).unwrap();
+            assert_eq!(
+                c.key.key,
+                STANDARD.decode(DEVELOPMENT_KEY).unwrap(),
+                "{text}"
+            );
+            assert_eq!(
+                c.blob_endpoint.as_str(),
+                "https://devstoreaccount1.blob.core.windows.net/"
+            );
+        }
+    }
+
+    #[test]
+    fn errors_never_hold_the_key() {
+        for text in [
+            format!("AccountName=a;AccountKey='{DEVELOPMENT_KEY}"),
+            format!("AccountName=a;AccountKey={DEVELOPMENT_KEY};AccountKey={DEVELOPMENT_KEY}"),
+            format!("AccountName=a;AccountKey={DEVELOPMENT_KEY};BlobEndpoint=not a url"),
+            format!("AccountName=a;AccountKey={DEVELOPMENT_KEY}!"),
+            format!("AccountName=a;{DEVELOPMENT_KEY}x"),
+        ] {
+            let err = StorageConnection::parse(&text).unwrap_err();
+            let shown = format!("{err} {err:?}");
+            assert!(!shown.contains("Eby8vdM02xNOcqFl"), "{shown}");
+        }
     }
 }

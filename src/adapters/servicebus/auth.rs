@@ -5,16 +5,20 @@
 //! Secrets (keys, signatures, tokens) never appear in `Debug` output or error messages.
 
 use std::fmt;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use azure_core::credentials::TokenCredential;
+use azure_core::http::Url;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use hmac::{Hmac, Mac};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use sha2::Sha256;
 use tokio::sync::Mutex;
+
+use crate::adapters::connection_string::Pairs;
 
 /// The Entra ID scope of every Service Bus namespace.
 pub const SERVICE_BUS_SCOPE: &str = "https://servicebus.azure.net/.default";
@@ -48,7 +52,7 @@ pub enum AuthError {
 #[derive(Clone, PartialEq, Eq)]
 pub struct ConnectionString {
     /// `https://{namespace}.servicebus.windows.net` (no trailing slash); `sb://` is mapped to
-    /// `https://`, and `http://` is kept (loopback test servers).
+    /// `https://`, and `http://` is kept for a loopback host only (test servers).
     pub endpoint: String,
     pub key_name: Option<String>,
     pub key: Option<String>,
@@ -73,49 +77,26 @@ impl fmt::Debug for ConnectionString {
 
 impl ConnectionString {
     /// Parses `Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=..;SharedAccessKey=..`
-    /// (or `SharedAccessSignature=..`, optionally `EntityPath=..`). Errors name the missing or
-    /// bad part, never the secret.
+    /// (or `SharedAccessSignature=..`, optionally `EntityPath=..`) with the crate's one
+    /// connection-string parser; other settings (`UseDevelopmentEmulator`, `TransportType`…) do
+    /// not apply to REST and are ignored. A plain `http://` endpoint is refused unless it is
+    /// loopback: the key's signatures would cross the network in the clear. Errors name the
+    /// missing or bad part, never the secret.
     pub fn parse(text: &str) -> Result<Self, AuthError> {
         let bad = |what: &str| AuthError::ConnectionString(what.to_string());
-        let mut endpoint = None;
-        let mut cs = ConnectionString {
-            endpoint: String::new(),
-            key_name: None,
-            key: None,
-            shared_access_signature: None,
-            entity_path: None,
+        let pairs = Pairs::parse(text).map_err(|e| bad(&e.to_string()))?;
+        let owned = |key: &str| pairs.get(key).map(str::to_string);
+        let cs = ConnectionString {
+            endpoint: endpoint(
+                pairs
+                    .get("endpoint")
+                    .ok_or_else(|| bad("Endpoint is missing"))?,
+            )?,
+            key_name: owned("sharedaccesskeyname"),
+            key: owned("sharedaccesskey"),
+            shared_access_signature: owned("sharedaccesssignature"),
+            entity_path: owned("entitypath"),
         };
-        for part in text.split(';').map(str::trim).filter(|p| !p.is_empty()) {
-            let (name, value) = part
-                .split_once('=')
-                .ok_or_else(|| bad("every part must look like Name=value"))?;
-            let value = value.trim().to_string();
-            match name.trim().to_ascii_lowercase().as_str() {
-                "endpoint" => endpoint = Some(value),
-                "sharedaccesskeyname" => cs.key_name = Some(value),
-                "sharedaccesskey" => cs.key = Some(value),
-                "sharedaccesssignature" => cs.shared_access_signature = Some(value),
-                "entitypath" => cs.entity_path = Some(value),
-                // Other settings (UseDevelopmentEmulator, TransportType…) do not apply to REST.
-                _ => {}
-            }
-        }
-        let endpoint = endpoint.ok_or_else(|| bad("Endpoint is missing"))?;
-        let endpoint = endpoint.trim_end_matches('/');
-        cs.endpoint = if let Some(host) = endpoint.strip_prefix("sb://") {
-            format!("https://{host}")
-        } else if endpoint.starts_with("https://") || endpoint.starts_with("http://") {
-            endpoint.to_string()
-        } else {
-            return Err(bad("Endpoint must start with sb://, https:// or http://"));
-        };
-        if cs
-            .endpoint
-            .split_once("://")
-            .is_none_or(|(_, host)| host.is_empty())
-        {
-            return Err(bad("Endpoint has no host"));
-        }
         match (&cs.key_name, &cs.key, &cs.shared_access_signature) {
             (Some(name), Some(key), None) if !name.is_empty() && !key.is_empty() => Ok(cs),
             (None, None, Some(sas)) if sas.starts_with("SharedAccessSignature ") => Ok(cs),
@@ -139,6 +120,39 @@ impl ConnectionString {
             _ => unreachable!("parse guarantees a key or a signature"),
         }
     }
+}
+
+/// The REST endpoint for a connection string's `Endpoint`: `sb://` becomes `https://`,
+/// `https://` is kept, and `http://` is kept only for a loopback host (the tests' fake).
+fn endpoint(value: &str) -> Result<String, AuthError> {
+    let bad = |what: &str| AuthError::ConnectionString(what.to_string());
+    let value = value.trim_end_matches('/');
+    let endpoint = if let Some(host) = value.strip_prefix("sb://") {
+        format!("https://{host}")
+    } else if value.starts_with("https://") || value.starts_with("http://") {
+        value.to_string()
+    } else {
+        return Err(bad("Endpoint must start with sb://, https:// or http://"));
+    };
+    // `http(s)` URLs without a host do not parse.
+    let url = Url::parse(&endpoint).map_err(|_| bad("Endpoint is not a URL with a host"))?;
+    if url.scheme() == "http" && !is_loopback(&url) {
+        return Err(bad(
+            "Endpoint may use http:// only on a loopback address; use sb:// or https://",
+        ));
+    }
+    Ok(endpoint)
+}
+
+/// `localhost`, `127.0.0.0/8` or `::1`: traffic that never leaves the machine.
+fn is_loopback(url: &Url) -> bool {
+    let host = url.host_str().unwrap_or_default();
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// A named shared access key. The raw key text (not its base64 decoding) is the HMAC key, as
@@ -338,6 +352,111 @@ mod tests {
         ] {
             let err = ConnectionString::parse(bad).unwrap_err().to_string();
             assert!(err.contains(why), "{bad}: {err}");
+        }
+    }
+
+    const EXAMPLE_KEY: &str = "AexamplekeyAEXAMPLEKEYAexamplekeyAEXAMPLEKEY=";
+
+    /// The key's base64 padding survives parsing, in any key case and quoted: the credential
+    /// signs exactly as the worked example above does.
+    #[test]
+    fn keys_keep_their_padding_in_any_case_and_quoted() {
+        for text in [
+            format!(
+                "Endpoint=sb://mysvc.servicebus.windows.net/;SharedAccessKeyName=mykey;SharedAccessKey={EXAMPLE_KEY}"
+            ),
+            format!(
+                "endpoint=sb://mysvc.servicebus.windows.net/;SHAREDACCESSKEYNAME=mykey;sharedaccesskey={EXAMPLE_KEY};"
+            ),
+            format!(
+                "Endpoint = sb://mysvc.servicebus.windows.net/ ; SharedAccessKeyName = mykey ; SharedAccessKey = '{EXAMPLE_KEY}'"
+            ),
+        ] {
+            let cs = ConnectionString::parse(&text).unwrap();
+            let Credential::SharedKey(key) = cs.credential() else {
+                panic!("{text}: not a shared key");
+            };
+            assert_eq!(
+                key.token(
+                    "https://mysvc.servicebus.windows.net/myentity",
+                    1_476_065_410
+                ),
+                SasKey::new("mykey", EXAMPLE_KEY).token(
+                    "https://mysvc.servicebus.windows.net/myentity",
+                    1_476_065_410
+                ),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn plain_http_is_refused_unless_it_is_loopback() {
+        let with = |endpoint: &str| {
+            ConnectionString::parse(&format!(
+                "Endpoint={endpoint};SharedAccessKeyName=a;SharedAccessKey=b"
+            ))
+        };
+        for loopback in [
+            "http://127.0.0.1:5000/",
+            "http://127.1.2.3",
+            "http://localhost:5000",
+            "http://LOCALHOST",
+            "http://[::1]:5000",
+        ] {
+            assert_eq!(
+                with(loopback).unwrap().endpoint,
+                loopback.trim_end_matches('/')
+            );
+        }
+        for remote in [
+            "http://mysvc.servicebus.windows.net/",
+            "http://10.0.0.4:5000",
+            "http://[2001:db8::1]",
+            "http://localhost.example.com",
+        ] {
+            let err = with(remote).unwrap_err().to_string();
+            assert!(
+                err.contains("only on a loopback address"),
+                "{remote}: {err}"
+            );
+        }
+        assert_eq!(
+            with("https://mysvc.servicebus.windows.net/")
+                .unwrap()
+                .endpoint,
+            "https://mysvc.servicebus.windows.net"
+        );
+        for (hostless, why) in [
+            ("https://", "must start with"),
+            ("sb:///", "must start with"),
+            ("https://:443", "not a URL with a host"),
+        ] {
+            let err = with(hostless).unwrap_err().to_string();
+            assert!(err.contains(why), "{hostless}: {err}");
+        }
+    }
+
+    #[test]
+    fn errors_and_debug_output_never_hold_the_key() {
+        let cs = ConnectionString::parse(&format!(
+            "Endpoint=sb://x.servicebus.windows.net;SharedAccessKeyName=send;SharedAccessKey={EXAMPLE_KEY}"
+        ))
+        .unwrap();
+        let debug = format!("{cs:?} {:?}", cs.credential());
+        assert!(!debug.contains("Aexamplekey"), "{debug}");
+        for bad in [
+            format!("Endpoint=sb://x/;SharedAccessKeyName=a;SharedAccessKey='{EXAMPLE_KEY}"),
+            format!(
+                "Endpoint=sb://x/;SharedAccessKeyName=a;SharedAccessKey={EXAMPLE_KEY};SharedAccessKey={EXAMPLE_KEY}"
+            ),
+            format!("Endpoint=http://remote/;SharedAccessKeyName=a;SharedAccessKey={EXAMPLE_KEY}"),
+            format!("Endpoint=sb://x/;SharedAccessKey={EXAMPLE_KEY}"),
+            format!("Endpoint=sb://x/;{EXAMPLE_KEY}"),
+        ] {
+            let err = ConnectionString::parse(&bad).unwrap_err();
+            let shown = format!("{err} {err:?}");
+            assert!(!shown.contains("Aexamplekey"), "{shown}");
         }
     }
 }

@@ -1,22 +1,16 @@
-//! Microsoft Entra ID access tokens for Azure SQL, from `azure_identity` credentials.
+//! Microsoft Entra ID access tokens for Azure SQL, from an `azure_core` credential.
 //!
-//! `Authentication=ActiveDirectoryManagedIdentity` (or `ActiveDirectoryMSI`) uses the managed
-//! identity of the Function App or VM — a user-assigned one when `User Id` holds its client id.
-//! `Authentication=ActiveDirectoryDefault` uses the developer tools' sign-in (`az login`,
-//! `azd auth login`); `azure_identity` 1.0 has no "default" chain, so this is the developer
-//! side of .NET's `DefaultAzureCredential`, and deployments should name the managed identity.
-//! Credentials cache and refresh tokens themselves; the sink asks for one per new connection.
+//! A connection string's `Authentication=ActiveDirectory…` only says "use Microsoft Entra ID";
+//! the credential is the application's one (`app::identity`), the same every Azure adapter
+//! uses. Credentials cache and refresh tokens themselves; the sink asks for one per new
+//! connection.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use azure_core::credentials::TokenCredential;
-use azure_identity::{
-    DeveloperToolsCredential, ManagedIdentityCredential, ManagedIdentityCredentialOptions,
-    UserAssignedId,
-};
 
-use super::mssql::{AZURE_SQL_SCOPE, AccessTokenSource, EntraAuth};
+use super::mssql::{AZURE_SQL_SCOPE, AccessTokenSource};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -29,20 +23,6 @@ pub struct CredentialTokenSource {
 impl CredentialTokenSource {
     pub fn new(credential: Arc<dyn TokenCredential>) -> Self {
         Self { credential }
-    }
-
-    /// The credential the connection string's `Authentication=` asks for.
-    pub fn for_auth(auth: &EntraAuth) -> Result<Self, BoxError> {
-        let credential: Arc<dyn TokenCredential> = match auth {
-            EntraAuth::Default => DeveloperToolsCredential::new(None)?,
-            EntraAuth::ManagedIdentity { client_id } => {
-                ManagedIdentityCredential::new(Some(ManagedIdentityCredentialOptions {
-                    user_assigned_id: client_id.clone().map(UserAssignedId::ClientId),
-                    ..Default::default()
-                }))?
-            }
-        };
-        Ok(Self::new(credential))
     }
 }
 
@@ -94,15 +74,5 @@ mod tests {
             *fake.scopes.lock().unwrap(),
             ["https://database.windows.net/.default"]
         );
-    }
-
-    #[test]
-    fn credentials_are_built_for_each_supported_flow() {
-        CredentialTokenSource::for_auth(&EntraAuth::Default).unwrap();
-        CredentialTokenSource::for_auth(&EntraAuth::ManagedIdentity { client_id: None }).unwrap();
-        CredentialTokenSource::for_auth(&EntraAuth::ManagedIdentity {
-            client_id: Some("00000000-0000-0000-0000-000000000001".into()),
-        })
-        .unwrap();
     }
 }

@@ -39,6 +39,7 @@ pub struct PostgresSink {
     pool: PgPool,
     statements: Statements,
     options: SinkOptions,
+    schema_version: i32,
 }
 
 /// Statement text for one schema, built once.
@@ -160,7 +161,8 @@ fn port_error(context: &str, e: Attempt) -> PortError {
 
 impl PostgresSink {
     /// Connects (lazily: connections are opened when first needed) and applies pending schema
-    /// migrations, retrying transient failures.
+    /// migrations, retrying transient failures. Migrations run here and nowhere else: a sink
+    /// that exists has its table, and opening it once migrates once.
     pub async fn connect(url: &str, options: SinkOptions) -> PortResult<Self> {
         // The driver's parse error may quote the URL, password included: keep only its kind.
         let connect = PgConnectOptions::from_str(url).map_err(|e| {
@@ -194,13 +196,22 @@ impl PostgresSink {
             pool,
             statements: Statements::new(options.schema.as_deref()),
             options,
+            schema_version: 0,
         };
-        sink.migrate().await?;
-        Ok(sink)
+        let schema_version = sink.migrate().await?;
+        Ok(Self {
+            schema_version,
+            ..sink
+        })
     }
 
-    /// Applies pending migrations; returns the schema version in force.
-    pub async fn migrate(&self) -> PortResult<i32> {
+    /// The schema version in force, as `connect` left it.
+    pub fn schema_version(&self) -> i32 {
+        self.schema_version
+    }
+
+    /// Applies pending migrations; returns the schema version in force. Only `connect` calls it.
+    async fn migrate(&self) -> PortResult<i32> {
         self.run("applying PostgreSQL schema migrations", || async {
             let mut tx = self.pool.begin().await?;
             // One migrator at a time per database; the lock ends with the transaction.
