@@ -145,7 +145,7 @@ async fn poison_messages_are_quarantined_and_do_not_block_the_queue() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replay_resubmits_quarantined_entries_and_requarantines_what_is_still_bad() {
-    use eventide::drivers::quarantine::replay;
+    use eventide::drivers::quarantine::{Skipped, replay};
     use eventide::pipeline::ports::QuarantineEntry;
 
     let t = spawn_app(|_| {}).await;
@@ -197,7 +197,10 @@ async fn replay_resubmits_quarantined_entries_and_requarantines_what_is_still_ba
     .unwrap();
     assert_eq!(
         unknown.skipped,
-        vec![("nope".to_string(), "no such entry".to_string())]
+        vec![Skipped {
+            id: "nope".to_string(),
+            reason: "no such entry".to_string()
+        }]
     );
     t.server.shutdown().await;
 }
