@@ -1,0 +1,50 @@
+//! What Eventide's integration tests (`tests/suite`) and example reports (`examples/reports`)
+//! share, as a crate of its own so both reach it through a real API instead of including test
+//! files by path, and so the Cosmos SDK's emulator features stay out of the library.
+//!
+//! - [`settings`]: the runtime's default settings, built without reading the environment;
+//! - [`child`]: the `eventide` binary as a child process, started the way the Functions host
+//!   starts it, with none of the caller's `EVENTIDE_*` variables;
+//! - [`fake_service_bus`]: `FakeServiceBus`, a loopback FAKE of the Service Bus REST contract;
+//! - [`azure_mode`]: the pipeline with both queues on that fake, through the real REST client;
+//! - [`cosmos`]: the Cosmos DB adapter on the SDK's in-memory emulator.
+//!
+//! Everything that builds runtime settings goes through [`settings`], so a developer's shell
+//! (say, one with `EVENTIDE_SERVICEBUS` set) never changes what a test or a report runs against.
+
+pub mod azure_mode;
+pub mod child;
+pub mod cosmos;
+pub mod fake_service_bus;
+
+use std::path::PathBuf;
+
+use clap::{Args, Command, FromArgMatches};
+use eventide::drivers::config::LocalArgs;
+
+/// The runtime's default settings on the SQLite file `db`, on a free port.
+///
+/// The defaults are the CLI's own (one source of truth), parsed with every argument's
+/// environment lookup switched off: `LocalArgs::on_file` would also apply whatever `EVENTIDE_*`
+/// variables the calling process has.
+pub fn settings(db: impl Into<PathBuf>) -> LocalArgs {
+    let command = LocalArgs::augment_args(Command::new("eventide"))
+        .mut_args(|arg| arg.env(None::<&'static str>));
+    let matches = command
+        .try_get_matches_from(["eventide"])
+        .expect("the defaults parse");
+    let mut args = LocalArgs::from_arg_matches(&matches).expect("the defaults parse");
+    args.db = db.into();
+    args.port = 0;
+    args
+}
+
+/// Every environment variable the runtime's settings read, for tests that prove none of them
+/// reaches [`settings`] or a [`child::command`].
+pub fn setting_variables() -> Vec<String> {
+    LocalArgs::augment_args(Command::new("eventide"))
+        .get_arguments()
+        .filter_map(|arg| arg.get_env())
+        .map(|name| name.to_string_lossy().into_owned())
+        .collect()
+}
