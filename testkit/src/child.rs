@@ -2,18 +2,16 @@
 //! tests and by the `handler_figures` report.
 
 use std::collections::BTreeSet;
-use std::ffi::OsStr;
 use std::io::{Read, Write};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// A loopback port that was free a moment ago, for a child process to listen on.
 ///
-/// The port is released before the child binds it, so another bind in this process could take
-/// it in between; with every test in one binary that is far likelier than it used to be, so a
-/// port is never handed out twice by the same process.
+/// The port is released before the child binds it, so another bind could take it in between;
+/// with every test side by side in one process, this process never hands out a port twice.
 pub fn free_port() -> u16 {
     static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
     loop {
@@ -29,29 +27,12 @@ pub fn free_port() -> u16 {
     }
 }
 
-/// Variables that would configure the child behind the test's back: Eventide's own settings,
-/// and the Functions host's (whose port makes the binary act as a custom handler).
-const AMBIENT_PREFIXES: [&str; 2] = ["EVENTIDE_", "FUNCTIONS_"];
-
-/// A command for `program` that inherits the caller's environment except every `EVENTIDE_*`
-/// and `FUNCTIONS_*` variable, so only what the caller sets on it configures the child.
-pub fn command(program: impl AsRef<OsStr>) -> Command {
-    let mut command = Command::new(program);
-    for (name, _) in std::env::vars_os() {
-        let text = name.to_string_lossy();
-        if AMBIENT_PREFIXES.iter().any(|p| text.starts_with(p)) {
-            command.env_remove(&name);
-        }
-    }
-    command
-}
-
 /// Starts `binary` with nothing but `FUNCTIONS_CUSTOMHANDLER_PORT` (and a fresh database in
 /// `dir`); returns the child, its port and the instant it was started.
 pub fn start_handler(binary: &Path, dir: &Path) -> (Child, u16, Instant) {
     let port = free_port();
     let started = Instant::now();
-    let child = command(binary)
+    let child = crate::command(binary)
         .current_dir(dir)
         .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
         .env("EVENTIDE_DB", dir.join(format!("handler-{port}.db")))

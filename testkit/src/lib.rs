@@ -3,23 +3,26 @@
 //! files by path, and so the Cosmos SDK's emulator features stay out of the library.
 //!
 //! - [`settings`]: the runtime's default settings, built without reading the environment;
+//! - [`command`]: a child process that inherits none of the caller's `EVENTIDE_*` variables;
 //! - [`child`]: the `eventide` binary as a child process, started the way the Functions host
-//!   starts it, with none of the caller's `EVENTIDE_*` variables;
+//!   starts it;
 //! - [`fake_service_bus`]: `FakeServiceBus`, a loopback FAKE of the Service Bus REST contract;
 //! - [`azure_mode`]: the pipeline with both queues on that fake, through the real REST client;
 //! - [`cosmos`]: the Cosmos DB adapter on the SDK's in-memory emulator.
 //!
-//! Everything that builds runtime settings goes through [`settings`], so a developer's shell
-//! (say, one with `EVENTIDE_SERVICEBUS` set) never changes what a test or a report runs against.
+//! Everything that builds runtime settings goes through [`settings`], and every child process
+//! through [`command`], so a developer's shell (say, one with `EVENTIDE_SERVICEBUS` set) never
+//! changes what a test or a report runs against.
 
 pub mod azure_mode;
 pub mod child;
 pub mod cosmos;
 pub mod fake_service_bus;
 
+use std::ffi::OsStr;
 use std::path::PathBuf;
 
-use clap::{Args, Command, FromArgMatches};
+use clap::{Args, FromArgMatches};
 use eventide::drivers::config::LocalArgs;
 
 /// The runtime's default settings on the SQLite file `db`, on a free port.
@@ -28,7 +31,7 @@ use eventide::drivers::config::LocalArgs;
 /// environment lookup switched off: `LocalArgs::on_file` would also apply whatever `EVENTIDE_*`
 /// variables the calling process has.
 pub fn settings(db: impl Into<PathBuf>) -> LocalArgs {
-    let command = LocalArgs::augment_args(Command::new("eventide"))
+    let command = LocalArgs::augment_args(clap::Command::new("eventide"))
         .mut_args(|arg| arg.env(None::<&'static str>));
     let matches = command
         .try_get_matches_from(["eventide"])
@@ -39,12 +42,19 @@ pub fn settings(db: impl Into<PathBuf>) -> LocalArgs {
     args
 }
 
-/// Every environment variable the runtime's settings read, for tests that prove none of them
-/// reaches [`settings`] or a [`child::command`].
-pub fn setting_variables() -> Vec<String> {
-    LocalArgs::augment_args(Command::new("eventide"))
-        .get_arguments()
-        .filter_map(|arg| arg.get_env())
-        .map(|name| name.to_string_lossy().into_owned())
-        .collect()
+/// Variables that would configure a child process behind the caller's back: Eventide's own
+/// settings, and the Functions host's (whose port makes the binary act as a custom handler).
+const AMBIENT_PREFIXES: [&str; 2] = ["EVENTIDE_", "FUNCTIONS_"];
+
+/// A command for `program` that inherits the caller's environment except every `EVENTIDE_*`
+/// and `FUNCTIONS_*` variable, so only what the caller sets on it configures the child.
+pub fn command(program: impl AsRef<OsStr>) -> std::process::Command {
+    let mut command = std::process::Command::new(program);
+    for (name, _) in std::env::vars_os() {
+        let text = name.to_string_lossy();
+        if AMBIENT_PREFIXES.iter().any(|p| text.starts_with(p)) {
+            command.env_remove(&name);
+        }
+    }
+    command
 }

@@ -154,7 +154,7 @@ async fn list_and_replay_work_on_the_blob_quarantine() {
     processed(&h, 1).await;
 
     // `eventide quarantine list`, the real binary, on the same settings.
-    let output = eventide_testkit::child::command(env!("CARGO_BIN_EXE_eventide"))
+    let output = eventide_testkit::command(env!("CARGO_BIN_EXE_eventide"))
         .args(["quarantine", "list"])
         .env("EVENTIDE_DB", h.app_db())
         .env("EVENTIDE_QUARANTINE", &connection)

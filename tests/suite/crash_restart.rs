@@ -6,7 +6,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeZone, Utc};
-use eventide_testkit::child::{command, free_port};
+use eventide_testkit::child::free_port;
+use eventide_testkit::command;
 use serde_json::Value;
 
 use crate::kit::{assert_rows_match, expected};

@@ -39,21 +39,32 @@ fn binds_loopback_only_and_is_ready_at_once() {
     // Timed: not beside a heavy test.
     let _exclusive = kit::exclusive_blocking();
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, port, started) = start_handler(binary(), dir.path());
-    let ready_after = wait_ready(port, started);
-    let addresses = listening_addresses(port);
-    child.kill().unwrap();
-    child.wait().unwrap();
-    eprintln!("ready on GET / after {ready_after:?}");
-    // 0100007F is 127.0.0.1 in /proc/net/tcp's byte order.
-    assert_eq!(
-        addresses,
-        vec!["0100007F".to_string()],
-        "listens on loopback only"
-    );
+    // A start is timed from spawn to the first 200 on `GET /`, which includes however long the
+    // scheduler keeps a new process waiting while the tests beside this one start up. The best
+    // of a few starts is the binary's own readiness, which is what the bound is about: a binary
+    // that did slow work before binding its port would miss it on every start.
+    let mut best = Duration::MAX;
+    for _ in 0..5 {
+        let (mut child, port, started) = start_handler(binary(), dir.path());
+        let ready_after = wait_ready(port, started);
+        let addresses = listening_addresses(port);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        eprintln!("ready on GET / after {ready_after:?}");
+        // 0100007F is 127.0.0.1 in /proc/net/tcp's byte order.
+        assert_eq!(
+            addresses,
+            vec!["0100007F".to_string()],
+            "listens on loopback only"
+        );
+        best = best.min(ready_after);
+        if best < Duration::from_millis(100) {
+            break;
+        }
+    }
     assert!(
-        ready_after < Duration::from_millis(100),
-        "ready after {ready_after:?}"
+        best < Duration::from_millis(100),
+        "ready after {best:?} at best"
     );
 }
 

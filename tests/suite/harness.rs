@@ -27,7 +27,7 @@ fn setting_variables() -> Vec<String> {
 /// variables a child process started through the kit would see.
 fn probe() -> String {
     let settings = eventide_testkit::settings("eventide.db");
-    let output = eventide_testkit::child::command("env").output().unwrap();
+    let output = eventide_testkit::command("env").output().unwrap();
     let inherited: Vec<String> = String::from_utf8(output.stdout)
         .unwrap()
         .lines()
