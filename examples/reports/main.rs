@@ -16,8 +16,6 @@ mod handler_figures;
 mod servicebus_ops;
 mod sink_bench;
 
-const REPORTS: &str = "cosmos_ru, handler_figures, servicebus_ops, sink_bench";
-
 fn main() -> anyhow::Result<()> {
     let mut argv = std::env::args().skip(1);
     let report = argv.next();
@@ -26,9 +24,15 @@ fn main() -> anyhow::Result<()> {
         Some("cosmos_ru") => cosmos_ru::run(rest),
         Some("handler_figures") => handler_figures::run(),
         Some("servicebus_ops") => servicebus_ops::run(rest),
-        Some("sink_bench") => return sink_bench::run(rest),
-        Some(other) => anyhow::bail!("no report {other:?} (reports: {REPORTS})"),
-        None => anyhow::bail!("name a report: {REPORTS}"),
+        Some("sink_bench") => sink_bench::run(rest)?,
+        Some(other) => usage(&format!("no report {other:?}")),
+        None => usage("no report named"),
     }
     Ok(())
+}
+
+fn usage(problem: &str) -> ! {
+    eprintln!("{problem}: cargo run --release --example reports -- REPORT [ARGS]");
+    eprintln!("reports: cosmos_ru, handler_figures, servicebus_ops, sink_bench");
+    std::process::exit(2)
 }
