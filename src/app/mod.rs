@@ -106,11 +106,13 @@ impl App {
             quarantines.push(Arc::new(embedded.quarantine.clone()));
         }
         let sink = open::summary_sink(&choices.sink, embedded.as_ref(), &identity).await?;
+        let store = open::store(choices.store, backends, embedded.as_ref(), &identity).await?;
         let ports = Ports {
             observations: observations.sender.clone(),
             summaries: summaries.sender,
             due_summaries: summaries.receiver,
-            store: open::store(choices.store, backends, embedded.as_ref(), &identity).await?,
+            store: store.store,
+            idempotency: store.keys,
             sink: sink.sink,
             quarantine,
             clock,

@@ -18,12 +18,18 @@ use crate::adapters::sql::mssql::{self, Auth, EntraAuth, MssqlSink, Target};
 use crate::adapters::sql::postgres::PostgresSink;
 use crate::adapters::sql::sqlite::SqliteSink;
 use crate::pipeline::ports::{
-    MessageReceiver, MessageSender, Quarantine, SeriesDayStore, SummarySink,
+    IdempotencyKeys, MessageReceiver, MessageSender, Quarantine, SeriesDayStore, SummarySink,
 };
 
 /// The embedded adapters, for a port that chose them; only opened when one did.
 fn embedded_for<'a>(embedded: Option<&'a Embedded>, port: &str) -> anyhow::Result<&'a Embedded> {
     embedded.with_context(|| format!("{port} uses the embedded file, which was not opened"))
+}
+
+/// An opened series-day store and the idempotency keys kept beside it.
+pub struct OpenedStore {
+    pub store: Arc<dyn SeriesDayStore>,
+    pub keys: Arc<dyn IdempotencyKeys>,
 }
 
 /// The series-day store.
@@ -32,20 +38,26 @@ pub async fn store(
     backends: &BackendConfig,
     embedded: Option<&Embedded>,
     identity: &Identity,
-) -> anyhow::Result<Arc<dyn SeriesDayStore>> {
+) -> anyhow::Result<OpenedStore> {
     match choice {
-        StoreBackend::Embedded => Ok(Arc::new(
-            embedded_for(embedded, "the series-day store")?
-                .store
-                .clone(),
-        )),
+        StoreBackend::Embedded => {
+            let embedded = embedded_for(embedded, "the series-day store")?;
+            Ok(OpenedStore {
+                store: Arc::new(embedded.store.clone()),
+                keys: Arc::new(embedded.keys.clone()),
+            })
+        }
         StoreBackend::Cosmos => {
             let settings = backends
                 .cosmos
                 .settings(|| identity.credential())
                 .map_err(anyhow::Error::msg)?
                 .context("EVENTIDE_SERIES_DAY_STORE=cosmos needs EVENTIDE_COSMOS_ENDPOINT")?;
-            Ok(Arc::new(CosmosStore::connect(&settings).await?))
+            let store = Arc::new(CosmosStore::connect(&settings).await?);
+            Ok(OpenedStore {
+                store: store.clone(),
+                keys: store,
+            })
         }
     }
 }

@@ -2,6 +2,7 @@
 //! unit-testable on its own.
 
 pub mod calendar;
+pub mod idempotency;
 pub mod message;
 pub mod observation;
 pub mod parse;

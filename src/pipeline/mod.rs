@@ -17,8 +17,11 @@ use chrono::Duration;
 
 use crate::domain::calendar::Calendar;
 use crate::domain::message::MAX_CHUNK_BYTES;
+use ingest::StampSequence;
 use metrics::Metrics;
-use ports::{Clock, MessageReceiver, MessageSender, Quarantine, SeriesDayStore, SummarySink};
+use ports::{
+    Clock, IdempotencyKeys, MessageReceiver, MessageSender, Quarantine, SeriesDayStore, SummarySink,
+};
 
 /// The adapters one pipeline runs on.
 #[derive(Clone)]
@@ -30,6 +33,8 @@ pub struct Ports {
     /// Where summarize receives the due summarize messages.
     pub due_summaries: Arc<dyn MessageReceiver>,
     pub store: Arc<dyn SeriesDayStore>,
+    /// Where ingest remembers the idempotency keys of requests (beside the series-days).
+    pub idempotency: Arc<dyn IdempotencyKeys>,
     pub sink: Arc<dyn SummarySink>,
     pub quarantine: Arc<dyn Quarantine>,
     pub clock: Arc<dyn Clock>,
@@ -76,6 +81,8 @@ pub struct Pipeline {
     pub ports: Ports,
     pub settings: Arc<Settings>,
     pub metrics: Arc<Metrics>,
+    /// The stamps of this process's ingest requests.
+    stamps: Arc<StampSequence>,
 }
 
 impl Pipeline {
@@ -84,6 +91,7 @@ impl Pipeline {
             ports,
             settings: Arc::new(settings),
             metrics: Arc::new(Metrics::default()),
+            stamps: Arc::new(StampSequence::default()),
         }
     }
 }

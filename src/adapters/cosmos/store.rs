@@ -84,6 +84,11 @@ impl CosmosStore {
         &self.stats
     }
 
+    /// Where every request of this store goes.
+    pub(super) fn gateway(&self) -> &Gateway {
+        &self.gateway
+    }
+
     /// The budget's current rate in RU/s.
     pub fn current_rate(&self) -> f64 {
         self.gateway.budget().rate()

@@ -6,6 +6,7 @@
 //! on disk.
 
 mod codec;
+pub mod keys;
 pub mod quarantine;
 pub mod queue;
 pub mod store;
@@ -19,6 +20,7 @@ use rusqlite::{Connection, ErrorCode};
 use crate::adapters::stored_series;
 use crate::domain::series::SeriesId;
 use crate::pipeline::ports::{Clock, PortError, PortResult};
+use keys::EmbeddedKeys;
 use quarantine::EmbeddedQuarantine;
 use queue::{EmbeddedQueue, QueueSettings};
 use store::EmbeddedStore;
@@ -107,6 +109,16 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX daily_summary_day ON daily_summary (day);
     "#,
+    // 2: the idempotency keys of ingest requests.
+    r#"
+    CREATE TABLE idempotency_key (
+        key TEXT PRIMARY KEY,
+        fingerprint TEXT NOT NULL,
+        stamp INTEGER NOT NULL,
+        first_seen INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX idempotency_key_first_seen ON idempotency_key (first_seen);
+    "#,
 ];
 
 /// A shared handle on the embedded database file.
@@ -157,6 +169,7 @@ impl EmbeddedDb {
 pub struct Embedded {
     pub db: EmbeddedDb,
     pub store: EmbeddedStore,
+    pub keys: EmbeddedKeys,
     pub observations: EmbeddedQueue,
     pub summaries: EmbeddedQueue,
     pub quarantine: EmbeddedQuarantine,
@@ -168,6 +181,7 @@ impl Embedded {
         let db = EmbeddedDb::open(path)?;
         Ok(Self {
             store: EmbeddedStore::new(db.clone(), clock.clone()),
+            keys: EmbeddedKeys::new(db.clone()),
             observations: EmbeddedQueue::new(
                 db.clone(),
                 "observations",
@@ -185,6 +199,9 @@ impl Embedded {
     pub async fn housekeeping(&self, written_before: chrono::DateTime<chrono::Utc>) {
         if let Err(e) = self.store.purge_written_before(written_before).await {
             tracing::error!(error = %e, "purging expired series-days failed");
+        }
+        if let Err(e) = self.keys.purge_seen_before(written_before).await {
+            tracing::error!(error = %e, "purging expired idempotency keys failed");
         }
         for queue in [&self.observations, &self.summaries] {
             if let Err(e) = queue.purge_dedup().await {
