@@ -5,9 +5,10 @@
 //! messages and points. For each changed day, in this order:
 //! 1. if no summary is outstanding, open the next epoch (send, then record: `scheduling`);
 //! 2. write the merged points, conditional on what was read;
-//! 3. if a summary was outstanding and may already be running (its due time has come), bump the
-//!    day's state so that summary's own conditional update fails and it looks again — or, if it
-//!    finished in the meantime, open the next epoch for the data just written.
+//! 3. if the summary covering the day — the pending one, or the one just opened — may already
+//!    have run when the write landed (its due time had come by then), bump the day's state so
+//!    that summary's own conditional update fails and it looks again — or, if it finished in the
+//!    meantime, open the next epoch for the data just written.
 //!
 //! Any conditional write that loses a race is redone from a fresh read, so concurrent workers
 //! and redeliveries converge on the same stored day.
@@ -212,6 +213,20 @@ impl Pipeline {
             let prepared = self.ports.store.prepare(&days).await?;
             let mut retry: HashSet<SeriesDayKey> = HashSet::new();
 
+            // When the summary that will cover each changed day is due: the pending one's, or
+            // that of the epoch this round opens.
+            let summary_due: HashMap<SeriesDayKey, DateTime<Utc>> = prepared
+                .iter()
+                .filter(|m| m.changed)
+                .map(|m| {
+                    let due = match &m.state {
+                        Some(s) if s.value.pending => s.value.due_at,
+                        _ => self.due_at(m.key.day, now),
+                    };
+                    (m.key.clone(), due)
+                })
+                .collect();
+
             // 1. Open an epoch for changed days without an outstanding summary.
             let openings = prepared
                 .iter()
@@ -219,7 +234,7 @@ impl Pipeline {
                 .map(|m| EpochOpening {
                     key: m.key.clone(),
                     previous: m.state.clone(),
-                    due_at: self.due_at(m.key.day, now),
+                    due_at: summary_due[&m.key],
                 })
                 .collect();
             retry.extend(self.open_epochs(openings).await?);
@@ -229,6 +244,10 @@ impl Pipeline {
                 .into_iter()
                 .partition(|m| m.changed && !retry.contains(&m.key));
             let outcomes = self.ports.store.commit(&to_commit).await?;
+            // 3. Whether the summary may have read the day before these points is decided with
+            // the time the commit landed, not the time the batch started: a batch slowed by
+            // throttling, retries or conflicts can commit long after its summary came due.
+            let committed_at = self.ports.clock.now();
             let mut touch = Vec::new();
             for (merge, outcome) in to_commit.into_iter().zip(outcomes) {
                 match outcome {
@@ -237,17 +256,14 @@ impl Pipeline {
                     }
                     WriteOutcome::Written => {
                         changed += 1;
-                        // 3. A summary that may be in flight must notice this write.
-                        let may_be_running = merge.state.as_ref().is_some_and(|s| {
-                            s.value.pending && now >= s.value.due_at - self.settings.due_margin
-                        });
-                        if may_be_running {
+                        let due = summary_due[&merge.key];
+                        if committed_at >= due - self.settings.due_margin {
                             touch.push(merge.key);
                         }
                     }
                 }
             }
-            self.touch_states(touch, now).await?;
+            self.touch_states(touch, committed_at).await?;
             Metrics::add(&self.metrics.merge_conflicts, retry.len());
             days.retain(|d| retry.contains(&d.key));
         }
