@@ -17,13 +17,20 @@ use crate::adapters::sql::entra::CredentialTokenSource;
 use crate::adapters::sql::mssql::{self, Auth, EntraAuth, MssqlSink, Target};
 use crate::adapters::sql::postgres::PostgresSink;
 use crate::adapters::sql::sqlite::SqliteSink;
+use crate::domain::calendar::Calendar;
 use crate::pipeline::ports::{
-    IdempotencyKeys, MessageReceiver, MessageSender, Quarantine, SeriesDayStore, SummarySink,
+    Clock, IdempotencyKeys, MessageReceiver, MessageSender, Quarantine, SeriesDayStore, SummarySink,
 };
 
 /// The embedded adapters, for a port that chose them; only opened when one did.
 fn embedded_for<'a>(embedded: Option<&'a Embedded>, port: &str) -> anyhow::Result<&'a Embedded> {
     embedded.with_context(|| format!("{port} uses the embedded file, which was not opened"))
+}
+
+/// The calendar and clock a store tells the days' ends and the time by.
+pub struct DayClock {
+    pub calendar: Calendar,
+    pub clock: Arc<dyn Clock>,
 }
 
 /// An opened series-day store and the idempotency keys kept beside it.
@@ -32,12 +39,14 @@ pub struct OpenedStore {
     pub keys: Arc<dyn IdempotencyKeys>,
 }
 
-/// The series-day store.
+/// The series-day store; a Cosmos DB store counts its documents' retention on `clock` from
+/// the end of the `calendar`'s days.
 pub async fn store(
     choice: StoreBackend,
     backends: &BackendConfig,
     embedded: Option<&Embedded>,
     identity: &Identity,
+    days: DayClock,
 ) -> anyhow::Result<OpenedStore> {
     match choice {
         StoreBackend::Embedded => {
@@ -53,7 +62,10 @@ pub async fn store(
                 .settings(|| identity.credential())
                 .map_err(anyhow::Error::msg)?
                 .context("EVENTIDE_SERIES_DAY_STORE=cosmos needs EVENTIDE_COSMOS_ENDPOINT")?;
-            let store = Arc::new(CosmosStore::connect(&settings).await?);
+            let store = CosmosStore::connect(&settings)
+                .await?
+                .with_expiry(days.calendar, days.clock);
+            let store = Arc::new(store);
             Ok(OpenedStore {
                 store: store.clone(),
                 keys: store,

@@ -20,7 +20,7 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::observation::Observation;
+use super::observation::{Observation, format_ts};
 use super::parse::{BodyError, BodyFormat, Rejection, parse_body};
 use super::series::SeriesId;
 use super::series_day::SeriesDayKey;
@@ -216,6 +216,16 @@ pub fn decode_observations_message(body: &[u8]) -> Result<DecodedMessage, BodyEr
     })
 }
 
+/// Points of one series in ingest's public JSON form, an array of observations: what an
+/// operator reads, and what `eventide backfill` or a replay takes back.
+pub fn public_form(series: &SeriesId, points: &[TimedValue]) -> Vec<u8> {
+    let items: Vec<serde_json::Value> = points
+        .iter()
+        .map(|p| serde_json::json!({"series": series, "ts": format_ts(p.ts), "value": p.value}))
+        .collect();
+    serde_json::to_vec(&items).expect("finite values serialize")
+}
+
 /// The request to summarize one series-day at one epoch.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SummarizeRequest {
@@ -352,6 +362,24 @@ mod tests {
         assert_eq!(message.series.len(), 1);
         assert_eq!(message.point_count(), 2);
         assert_eq!(message.rejected[0].index, 1);
+    }
+
+    #[test]
+    fn the_public_form_decodes_to_the_same_points() {
+        let series = SeriesId::parse("plant-1/temp").unwrap();
+        let points = vec![
+            TimedValue {
+                ts: i64::MIN,
+                value: -0.5,
+            },
+            TimedValue {
+                ts: 1_764_028_800_123_456_789,
+                value: 1e300,
+            },
+        ];
+        let decoded = decode_observations_message(&public_form(&series, &points)).unwrap();
+        assert!(decoded.rejected.is_empty());
+        assert_eq!(decoded.series, vec![SeriesPoints { series, points }]);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 pub mod calendar;
 pub mod idempotency;
+pub mod lateness;
 pub mod message;
 pub mod observation;
 pub mod parse;

@@ -1,5 +1,6 @@
 //! `ingest`: validate a body item by item, chunk the valid observations per series and send the
-//! chunks to the observations queue.
+//! chunks to the observations queue. An observation for a closed day (see `domain::lateness`)
+//! is rejected like an invalid one, with the reason.
 //!
 //! Every request is its own write: it gets a stamp no earlier request of this process had, and
 //! its chunks' MessageIds follow that stamp, so a request that repeats an earlier one's content
@@ -14,7 +15,8 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::idempotency::{IdempotencyKey, fingerprint};
 use crate::domain::message::chunk_observations;
-use crate::domain::parse::{BodyError, BodyFormat, Rejection, parse_body};
+use crate::domain::observation::Observation;
+use crate::domain::parse::{BodyError, BodyFormat, Rejection, parse_body_with};
 use crate::domain::series_day::stamp_at;
 
 use super::Pipeline;
@@ -95,9 +97,19 @@ impl Pipeline {
         &self,
         request: IngestRequest<'_>,
     ) -> Result<IngestReport, IngestError> {
-        let parsed = parse_body(request.format, request.body)?;
-        let accepted = parsed.accepted.len();
         let now = self.ports.clock.now();
+        let window = self.day_window(now);
+        let calendar = self.settings.calendar;
+        let open = |obs: &Observation| {
+            let day = calendar.day_of(obs.ts);
+            if window.is_closed(day) {
+                Err(window.refusal(day))
+            } else {
+                Ok(())
+            }
+        };
+        let parsed = parse_body_with(request.format, request.body, &open)?;
+        let accepted = parsed.accepted.len();
         let mut stamp = self.stamps.next(now);
         if let (Some(key), true) = (request.key, accepted > 0) {
             let record = KeyRecord {

@@ -8,6 +8,7 @@ pub mod metrics;
 pub mod ports;
 pub mod process;
 pub mod reconcile;
+pub mod restate;
 mod scheduling;
 pub mod summarize;
 
@@ -16,6 +17,7 @@ use std::sync::Arc;
 use chrono::Duration;
 
 use crate::domain::calendar::Calendar;
+use crate::domain::lateness::DayWindow;
 use crate::domain::message::MAX_CHUNK_BYTES;
 use ingest::StampSequence;
 use metrics::Metrics;
@@ -55,6 +57,8 @@ pub struct Settings {
     pub due_margin: Duration,
     /// How long past due a pending summary may stay before `reconcile` assumes its message lost.
     pub reconcile_after: Duration,
+    /// How long after its end a day still takes data (see `domain::lateness`).
+    pub max_lateness: Duration,
     /// Summarize messages handled per receive.
     pub summarize_batch: usize,
     /// Largest observation chunk body.
@@ -69,6 +73,7 @@ impl Default for Settings {
             settle: Duration::minutes(5),
             due_margin: Duration::minutes(1),
             reconcile_after: Duration::hours(1),
+            max_lateness: Duration::days(1),
             summarize_batch: 256,
             max_chunk_bytes: MAX_CHUNK_BYTES,
         }
@@ -86,6 +91,11 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
+    /// The days that take data as of `now`.
+    pub fn day_window(&self, now: chrono::DateTime<chrono::Utc>) -> DayWindow {
+        DayWindow::at(self.settings.calendar, self.settings.max_lateness, now)
+    }
+
     pub fn new(ports: Ports, settings: Settings) -> Self {
         Self {
             ports,

@@ -12,13 +12,17 @@
 //!
 //! Any conditional write that loses a race is redone from a fresh read, so concurrent workers
 //! and redeliveries converge on the same stored day.
+//!
+//! Points for a day that is closed by the time the batch runs (see `domain::lateness`) are not
+//! merged: they are quarantined per message, series and day, in the public JSON form, with the
+//! reason — whether another producer sent them or they waited in the queue past the close.
 
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use sha2::{Digest, Sha256};
 
-use crate::domain::message::{SeriesPoints, TimedValue, decode_observations_message};
+use crate::domain::message::{SeriesPoints, TimedValue, decode_observations_message, public_form};
 use crate::domain::series_day::{Point, SeriesDayKey, normalize, stamp_at};
 
 use super::Pipeline;
@@ -77,6 +81,7 @@ impl Pipeline {
     /// is a transient failure of a dependency, after which the whole batch may be redelivered.
     pub async fn process(&self, batch: &[InboundMessage]) -> PortResult<ProcessReport> {
         let now = self.ports.clock.now();
+        let window = self.day_window(now);
         let mut report = ProcessReport {
             messages: batch.len(),
             ..Default::default()
@@ -126,6 +131,23 @@ impl Pipeline {
                     }
                 }
                 for (day, points) in by_day {
+                    if window.is_closed(day) {
+                        let refused: Vec<TimedValue> = points
+                            .iter()
+                            .map(|p| TimedValue {
+                                ts: p.ts,
+                                value: p.value,
+                            })
+                            .collect();
+                        quarantine.push(self.quarantine_entry(
+                            now,
+                            &format!("{source}#{series}@{day}"),
+                            &source,
+                            window.refusal(day),
+                            public_form(&series, &refused),
+                        ));
+                        continue;
+                    }
                     groups
                         .entry(SeriesDayKey::new(series.clone(), day))
                         .or_default()

@@ -23,7 +23,7 @@ use crate::pipeline::ports::{Clock, PortError, PortResult};
 use keys::EmbeddedKeys;
 use quarantine::EmbeddedQuarantine;
 use queue::{EmbeddedQueue, QueueSettings};
-use store::EmbeddedStore;
+use store::{EmbeddedStore, Expiry};
 
 /// Schema versions, applied in order; `PRAGMA user_version` records the last one applied.
 const MIGRATIONS: &[&str] = &[
@@ -194,13 +194,14 @@ impl Embedded {
         })
     }
 
-    /// The embedded TTL: forgets series-days last written before `written_before` and
-    /// duplicate-detection history past its window. Failures are logged; the next run retries.
-    pub async fn housekeeping(&self, written_before: chrono::DateTime<chrono::Utc>) {
-        if let Err(e) = self.store.purge_written_before(written_before).await {
+    /// The embedded TTL: forgets the series-days `expiry` covers, idempotency keys first used
+    /// before its cutoff, and duplicate-detection history past its window. Failures are logged;
+    /// the next run retries.
+    pub async fn housekeeping(&self, expiry: Expiry) {
+        if let Err(e) = self.store.purge_expired(expiry).await {
             tracing::error!(error = %e, "purging expired series-days failed");
         }
-        if let Err(e) = self.keys.purge_seen_before(written_before).await {
+        if let Err(e) = self.keys.purge_seen_before(expiry.cutoff).await {
             tracing::error!(error = %e, "purging expired idempotency keys failed");
         }
         for queue in [&self.observations, &self.summaries] {
