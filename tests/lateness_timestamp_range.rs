@@ -113,3 +113,48 @@ async fn the_embedded_store_keeps_the_first_and_last_hour_of_the_range() {
     let clock = Arc::new(ManualClock::new("2026-11-25T00:00:00Z".parse().unwrap()));
     store_and_read_back(&EmbeddedStore::new(db, clock)).await;
 }
+
+/// Through the whole embedded application: the last instant arrives by ingest (its day is far
+/// in the future, so open), the first by a restatement (its day closed long ago); both rows
+/// reach the SQLite sink and read back with their exact first and last timestamps.
+#[tokio::test]
+async fn the_first_and_last_instant_reach_the_summary_table() {
+    use eventide::app::{App, Config, Driver};
+    use eventide::domain::parse::BodyFormat;
+    use eventide::pipeline::process::InboundMessage;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::on_file(dir.path().join("eventide.db"));
+    config.pipeline.time_zone = "America/Los_Angeles".into();
+    let clock = Arc::new(ManualClock::new("2026-11-25T00:00:00Z".parse().unwrap()));
+    let app = App::build(&config, Driver::Local, clock).await.unwrap();
+    let pipeline = &app.pipeline;
+
+    let last = r#"{"series":"s","ts":"2262-04-11T23:47:16.854775807Z","value":2}"#;
+    let report = pipeline
+        .ingest(BodyFormat::Json, last.as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(report.accepted, 1, "{report:?}");
+    let received = app.observations.receiver.receive(10).await.unwrap();
+    let batch: Vec<InboundMessage> = received.iter().map(InboundMessage::from).collect();
+    pipeline.process(&batch).await.unwrap();
+    let last_day = NaiveDate::from_ymd_opt(2262, 4, 11).unwrap();
+    assert_eq!(pipeline.summarize_day(last_day).await.unwrap().written, 1);
+
+    let first = r#"{"series":"s","ts":"1677-09-21T00:12:43.145224192Z","value":1}"#;
+    let restated = pipeline
+        .restate(BodyFormat::Json, first.as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(restated.written, 1, "{restated:?}");
+
+    let rows = pipeline.ports.sink.read(None, None).await.unwrap();
+    let days: Vec<String> = rows.iter().map(|r| r.day.to_string()).collect();
+    // In Los Angeles the first instant falls on the evening before.
+    assert_eq!(days, ["1677-09-20", "2262-04-11"]);
+    assert_eq!(
+        (rows[0].stats.first_ts, rows[1].stats.last_ts),
+        (i64::MIN, i64::MAX)
+    );
+}

@@ -35,7 +35,8 @@ pub enum Command {
     /// Run the whole flow in one process (on one SQLite file unless configured otherwise):
     /// local API, queue workers and summarize timer.
     Local(Config),
-    /// Summarize every series of one day now, whatever is scheduled (backfill, manual runs).
+    /// Summarize every stored series of one day now, whatever is scheduled (manual runs). To
+    /// replace a closed day's data, use `backfill`.
     Summarize {
         /// The day, YYYY-MM-DD, in the configured time zone.
         #[arg(long)]
