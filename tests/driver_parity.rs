@@ -156,7 +156,10 @@ impl SeriesDayStore for ReconcileQueryFails {
     ) -> PortResult<Vec<Option<Versioned<DayState>>>> {
         self.0.read_states(keys).await
     }
-    async fn write_states(&self, writes: &[StateWrite]) -> PortResult<Vec<WriteOutcome>> {
+    async fn write_states(
+        &self,
+        writes: &[StateWrite],
+    ) -> PortResult<Vec<WriteOutcome>> {
         self.0.write_states(writes).await
     }
     async fn read_days(&self, keys: &[SeriesDayKey]) -> PortResult<Vec<Option<StoredDay>>> {
