@@ -20,21 +20,32 @@ pub struct DayWindow {
     /// The earliest open day: the day holding the instant `max_lateness` before now. Every
     /// earlier day ended by then.
     first_open: NaiveDate,
+    /// Where the earliest open day starts, in UTC nanoseconds; `None` when that is before the
+    /// first representable instant (then no timestamp is in a closed day).
+    first_open_ns: Option<i64>,
 }
 
 impl DayWindow {
     /// The window as of `now`.
     pub fn at(calendar: Calendar, max_lateness: Duration, now: DateTime<Utc>) -> Self {
         let horizon = now - max_lateness;
+        let first_open = horizon.with_timezone(&calendar.tz()).date_naive();
         Self {
             calendar,
             max_lateness,
-            first_open: horizon.with_timezone(&calendar.tz()).date_naive(),
+            first_open,
+            first_open_ns: calendar.start_of(first_open).timestamp_nanos_opt(),
         }
     }
 
     pub fn is_closed(&self, day: NaiveDate) -> bool {
         day < self.first_open
+    }
+
+    /// Whether the day of `ts` (UTC nanoseconds) is closed, without working out the day: days
+    /// are consecutive, so that is every instant before the earliest open day starts.
+    pub fn is_closed_at(&self, ts: i64) -> bool {
+        self.first_open_ns.is_some_and(|start| ts < start)
     }
 
     /// When `day` closes (or closed).
@@ -70,6 +81,11 @@ mod tests {
         assert!(!just_before.is_closed(day));
         let at_close = DayWindow::at(utc, Duration::days(1), closing);
         assert!(at_close.is_closed(day));
+        let last_instant = closing - Duration::days(1) - Duration::nanoseconds(1);
+        let ns = |t: DateTime<Utc>| t.timestamp_nanos_opt().unwrap();
+        assert!(at_close.is_closed_at(ns(last_instant)));
+        assert!(!at_close.is_closed_at(ns(last_instant) + 1));
+        assert!(!just_before.is_closed_at(ns(last_instant)));
         assert!(!at_close.is_closed(date("2026-11-21")));
         assert_eq!(at_close.closes_at(day), closing);
         assert!(
@@ -91,6 +107,10 @@ mod tests {
         let lateness = Duration::hours(2);
         assert_eq!(DayWindow::at(zurich, lateness, close).closes_at(day), close);
         assert!(!DayWindow::at(zurich, lateness, close - Duration::seconds(1)).is_closed(day));
-        assert!(DayWindow::at(zurich, lateness, close).is_closed(day));
+        let closed = DayWindow::at(zurich, lateness, close);
+        assert!(closed.is_closed(day));
+        let day_end = close - lateness;
+        let ns = day_end.timestamp_nanos_opt().unwrap();
+        assert!(closed.is_closed_at(ns - 1) && !closed.is_closed_at(ns));
     }
 }

@@ -101,9 +101,8 @@ impl Pipeline {
         let window = self.day_window(now);
         let calendar = self.settings.calendar;
         let open = |obs: &Observation| {
-            let day = calendar.day_of(obs.ts);
-            if window.is_closed(day) {
-                Err(window.refusal(day))
+            if window.is_closed_at(obs.ts) {
+                Err(window.refusal(calendar.day_of(obs.ts)))
             } else {
                 Ok(())
             }
