@@ -23,9 +23,9 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, TimeZone, Utc};
 use eventide::adapters::cosmos::CosmosStore;
 use eventide::app::{App, Driver};
+use eventide::pipeline::Pipeline;
 use eventide::pipeline::clock::ManualClock;
 use eventide::pipeline::process::InboundMessage;
-use eventide::pipeline::{Pipeline, Settings};
 use eventide_testkit::cosmos::{Emulator, settings};
 use serde_json::json;
 
@@ -120,7 +120,7 @@ async fn pipeline(store: &CosmosStore, dir: &tempfile::TempDir) -> Pipeline {
         .pipeline
         .ports;
     ports.store = Arc::new(store.clone());
-    Pipeline::new(ports, Settings::default())
+    Pipeline::new(ports, eventide_testkit::pipeline_settings())
 }
 
 /// Figure 1a: the adapter on W1, no throttling in the way.

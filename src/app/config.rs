@@ -80,6 +80,33 @@ struct DefaultsOnly {
 }
 
 impl Config {
+    /// Checks that every day closes before the chosen series-day store may forget it: the store
+    /// keeps a day for its retention after the later of its end and its last write, so a
+    /// lateness shorter than that retention means data is only ever merged into a day whose
+    /// points are all still there.
+    pub fn check_lateness(&self, store: StoreBackend) -> anyhow::Result<()> {
+        let lateness = self.pipeline.max_lateness;
+        let (retention, setting) = match store {
+            StoreBackend::Embedded => (
+                Duration::days(i64::from(self.embedded.retention_days)),
+                "EVENTIDE_RETENTION_DAYS",
+            ),
+            StoreBackend::Cosmos => (
+                Duration::from_std(self.backends.cosmos.ttl())?,
+                "EVENTIDE_COSMOS_TTL_SECONDS",
+            ),
+        };
+        if lateness >= retention {
+            anyhow::bail!(
+                "EVENTIDE_MAX_LATENESS ({}s) must be shorter than {setting} ({}s): a day must \
+                 close before the store may forget its points",
+                lateness.num_seconds(),
+                retention.num_seconds()
+            );
+        }
+        Ok(())
+    }
+
     /// Every setting at its default, ignoring the environment: the starting point of tests and
     /// of runtimes built in code (`eventide demo`), which must not pick up ambient settings.
     pub fn defaults() -> Self {
@@ -117,6 +144,10 @@ pub struct PipelineConfig {
     /// How long past due a pending summary may stay before reconcile reschedules it.
     #[arg(long, env = "EVENTIDE_RECONCILE_AFTER", default_value = "1h", value_parser = parse_duration)]
     pub reconcile_after: Duration,
+    /// How long after its end a day still takes data; later, ingest refuses it and process
+    /// quarantines it ("day … closed"). Must be shorter than the store's retention.
+    #[arg(long, env = "EVENTIDE_MAX_LATENESS", default_value = "1d", value_parser = parse_duration)]
+    pub max_lateness: Duration,
     /// Summarize messages handled per receive.
     #[arg(long, env = "EVENTIDE_SUMMARIZE_BATCH", default_value_t = 256,
           value_parser = clap::value_parser!(u32).range(1..=10_000))]
@@ -132,6 +163,7 @@ impl PipelineConfig {
             grace: self.grace,
             settle: self.settle,
             reconcile_after: self.reconcile_after,
+            max_lateness: self.max_lateness,
             summarize_batch: self.summarize_batch as usize,
             ..Settings::default()
         })
@@ -182,7 +214,8 @@ pub struct EmbeddedConfig {
     /// The SQLite file of the embedded backends; opened only when some port uses it.
     #[arg(long, env = "EVENTIDE_DB", default_value = "eventide.db")]
     pub db: PathBuf,
-    /// Days a series-day is kept after its last write (the embedded TTL).
+    /// Days a series-day is kept after the later of its end and its last write, and as long as
+    /// its summary is pending (the embedded TTL).
     #[arg(long, env = "EVENTIDE_RETENTION_DAYS", default_value_t = 2,
           value_parser = clap::value_parser!(u32).range(1..=3650))]
     pub retention_days: u32,

@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use crate::adapters::embedded::Embedded;
 use crate::adapters::embedded::queue::{EmbeddedQueue, QueueDepth, QueueSettings};
+use crate::adapters::embedded::store::Expiry;
 use crate::adapters::servicebus::ServiceBusQueue;
 use crate::pipeline::metrics::Metrics;
 use crate::pipeline::ports::{Clock, PortResult, Quarantine};
@@ -46,7 +47,7 @@ pub struct App {
     pub quarantines: Vec<Arc<dyn Quarantine>>,
     /// The embedded adapters, when some port runs on the embedded file.
     pub embedded: Option<Embedded>,
-    /// How long series-days stay in the embedded store after their last write.
+    /// How long series-days stay in the embedded store after their end and their last write.
     retention: chrono::Duration,
     /// What the sink reported when it was opened (backend and schema version).
     pub sink_description: String,
@@ -61,6 +62,7 @@ impl App {
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Self> {
         let choices = PortChoices::decide(&config.backends, driver)?;
+        config.check_lateness(choices.store)?;
         let settings = config.pipeline.settings()?;
         let embedded = if choices.uses_embedded() {
             Some(open_embedded(&config.embedded, clock.clone())?)
@@ -106,11 +108,18 @@ impl App {
             quarantines.push(Arc::new(embedded.quarantine.clone()));
         }
         let sink = open::summary_sink(&choices.sink, embedded.as_ref(), &identity).await?;
+        let days = open::DayClock {
+            calendar: settings.calendar,
+            clock: clock.clone(),
+        };
+        let store =
+            open::store(choices.store, backends, embedded.as_ref(), &identity, days).await?;
         let ports = Ports {
             observations: observations.sender.clone(),
             summaries: summaries.sender,
             due_summaries: summaries.receiver,
-            store: open::store(choices.store, backends, embedded.as_ref(), &identity).await?,
+            store: store.store,
+            idempotency: store.keys,
             sink: sink.sink,
             quarantine,
             clock,
@@ -156,8 +165,10 @@ impl App {
         }
         let report = self.pipeline.summarize_tick(budget).await;
         if let Some(embedded) = &self.embedded {
+            let now = self.pipeline.ports.clock.now();
+            let calendar = &self.pipeline.settings.calendar;
             embedded
-                .housekeeping(self.pipeline.ports.clock.now() - self.retention)
+                .housekeeping(Expiry::at(now, self.retention, calendar))
                 .await;
         }
         report

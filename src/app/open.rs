@@ -17,8 +17,9 @@ use crate::adapters::sql::entra::CredentialTokenSource;
 use crate::adapters::sql::mssql::{self, Auth, EntraAuth, MssqlSink, Target};
 use crate::adapters::sql::postgres::PostgresSink;
 use crate::adapters::sql::sqlite::SqliteSink;
+use crate::domain::calendar::Calendar;
 use crate::pipeline::ports::{
-    MessageReceiver, MessageSender, Quarantine, SeriesDayStore, SummarySink,
+    Clock, IdempotencyKeys, MessageReceiver, MessageSender, Quarantine, SeriesDayStore, SummarySink,
 };
 
 /// The embedded adapters, for a port that chose them; only opened when one did.
@@ -26,26 +27,49 @@ fn embedded_for<'a>(embedded: Option<&'a Embedded>, port: &str) -> anyhow::Resul
     embedded.with_context(|| format!("{port} uses the embedded file, which was not opened"))
 }
 
-/// The series-day store.
+/// The calendar and clock a store tells the days' ends and the time by.
+pub struct DayClock {
+    pub calendar: Calendar,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// An opened series-day store and the idempotency keys kept beside it.
+pub struct OpenedStore {
+    pub store: Arc<dyn SeriesDayStore>,
+    pub keys: Arc<dyn IdempotencyKeys>,
+}
+
+/// The series-day store; a Cosmos DB store counts its documents' retention on `clock` from
+/// the end of the `calendar`'s days.
 pub async fn store(
     choice: StoreBackend,
     backends: &BackendConfig,
     embedded: Option<&Embedded>,
     identity: &Identity,
-) -> anyhow::Result<Arc<dyn SeriesDayStore>> {
+    days: DayClock,
+) -> anyhow::Result<OpenedStore> {
     match choice {
-        StoreBackend::Embedded => Ok(Arc::new(
-            embedded_for(embedded, "the series-day store")?
-                .store
-                .clone(),
-        )),
+        StoreBackend::Embedded => {
+            let embedded = embedded_for(embedded, "the series-day store")?;
+            Ok(OpenedStore {
+                store: Arc::new(embedded.store.clone()),
+                keys: Arc::new(embedded.keys.clone()),
+            })
+        }
         StoreBackend::Cosmos => {
             let settings = backends
                 .cosmos
                 .settings(|| identity.credential())
                 .map_err(anyhow::Error::msg)?
                 .context("EVENTIDE_SERIES_DAY_STORE=cosmos needs EVENTIDE_COSMOS_ENDPOINT")?;
-            Ok(Arc::new(CosmosStore::connect(&settings).await?))
+            let store = CosmosStore::connect(&settings)
+                .await?
+                .with_expiry(days.calendar, days.clock);
+            let store = Arc::new(store);
+            Ok(OpenedStore {
+                store: store.clone(),
+                keys: store,
+            })
         }
     }
 }

@@ -8,8 +8,10 @@
 //! the public forms item by item. `source`, `unit` and `tags` are validated at ingest but not
 //! carried past it: the series-day documents and the daily summary have no place for them.
 //!
-//! A chunk's MessageId is derived from its content (not the stamp), so a request that is sent
-//! twice yields the same ids and the queue's duplicate detection drops the copy.
+//! A chunk's MessageId is a digest of the whole chunk — series, stamp and points — so it names
+//! one write: a request sent again with the same stamp (a retry under its idempotency key)
+//! yields the same ids and the queue's duplicate detection drops the copy, while a new request
+//! with the same content has a new stamp and is a new write.
 
 use std::collections::HashMap;
 use std::io::Write as _;
@@ -18,7 +20,7 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::observation::Observation;
+use super::observation::{Observation, format_ts};
 use super::parse::{BodyError, BodyFormat, Rejection, parse_body};
 use super::series::SeriesId;
 use super::series_day::SeriesDayKey;
@@ -42,8 +44,8 @@ pub struct Chunk {
 /// Groups observations per series and packs each series into chunks of at most `max_bytes`.
 ///
 /// Within one request the last occurrence of a `(series, ts)` wins, like a correction sent later
-/// would. Chunks come out ordered by series, then by time, so the same request always yields the
-/// same chunks and the same MessageIds.
+/// would. Chunks come out ordered by series, then by time, so the same request with the same
+/// stamp always yields the same chunks and the same MessageIds.
 pub fn chunk_observations(
     observations: Vec<Observation>,
     stamp: i64,
@@ -109,19 +111,17 @@ fn chunk_head(series: &SeriesId, stamp: i64) -> Vec<u8> {
     head
 }
 
+/// Closes a chunk and names it by a digest of its whole body: the head holds the series and the
+/// stamp, so the id changes with either and with any point.
 fn seal(series: &SeriesId, head: &[u8], items: &[u8], count: usize) -> Chunk {
-    let mut hasher = Sha256::new();
-    hasher.update(series.as_str().as_bytes());
-    hasher.update([0]);
-    hasher.update(items);
-    let hex: String = hasher.finalize()[..20]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
     let mut body = Vec::with_capacity(head.len() + items.len() + 2);
     body.extend_from_slice(head);
     body.extend_from_slice(items);
     body.extend_from_slice(b"]}");
+    let hex: String = Sha256::digest(&body)[..20]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     Chunk {
         series: series.clone(),
         message_id: format!("obs-{hex}"),
@@ -216,6 +216,16 @@ pub fn decode_observations_message(body: &[u8]) -> Result<DecodedMessage, BodyEr
     })
 }
 
+/// Points of one series in ingest's public JSON form, an array of observations: what an
+/// operator reads, and what `eventide backfill` or a replay takes back.
+pub fn public_form(series: &SeriesId, points: &[TimedValue]) -> Vec<u8> {
+    let items: Vec<serde_json::Value> = points
+        .iter()
+        .map(|p| serde_json::json!({"series": series, "ts": format_ts(p.ts), "value": p.value}))
+        .collect();
+    serde_json::to_vec(&items).expect("finite values serialize")
+}
+
 /// The request to summarize one series-day at one epoch.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SummarizeRequest {
@@ -307,12 +317,17 @@ mod tests {
     }
 
     #[test]
-    fn message_ids_follow_content_not_stamp() {
+    fn message_ids_follow_content_and_stamp() {
         let a = chunk_observations(vec![obs("a", 1, 1.0)], 1, MAX_CHUNK_BYTES);
+        let again = chunk_observations(vec![obs("a", 1, 1.0)], 1, MAX_CHUNK_BYTES);
         let b = chunk_observations(vec![obs("a", 1, 1.0)], 2, MAX_CHUNK_BYTES);
         let c = chunk_observations(vec![obs("a", 1, 2.0)], 1, MAX_CHUNK_BYTES);
         let d = chunk_observations(vec![obs("b", 1, 1.0)], 1, MAX_CHUNK_BYTES);
-        assert_eq!(a[0].message_id, b[0].message_id);
+        assert_eq!(a, again, "the same write yields the same chunk");
+        assert_ne!(
+            a[0].message_id, b[0].message_id,
+            "a new write of the same content"
+        );
         assert_ne!(a[0].message_id, c[0].message_id);
         assert_ne!(a[0].message_id, d[0].message_id);
         assert!(a[0].message_id.len() <= 128);
@@ -347,6 +362,24 @@ mod tests {
         assert_eq!(message.series.len(), 1);
         assert_eq!(message.point_count(), 2);
         assert_eq!(message.rejected[0].index, 1);
+    }
+
+    #[test]
+    fn the_public_form_decodes_to_the_same_points() {
+        let series = SeriesId::parse("plant-1/temp").unwrap();
+        let points = vec![
+            TimedValue {
+                ts: i64::MIN,
+                value: -0.5,
+            },
+            TimedValue {
+                ts: 1_764_028_800_123_456_789,
+                value: 1e300,
+            },
+        ];
+        let decoded = decode_observations_message(&public_form(&series, &points)).unwrap();
+        assert!(decoded.rejected.is_empty());
+        assert_eq!(decoded.series, vec![SeriesPoints { series, points }]);
     }
 
     #[test]

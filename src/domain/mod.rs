@@ -2,6 +2,8 @@
 //! unit-testable on its own.
 
 pub mod calendar;
+pub mod idempotency;
+pub mod lateness;
 pub mod message;
 pub mod observation;
 pub mod parse;

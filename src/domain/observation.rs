@@ -78,6 +78,10 @@ impl RawObservation<'_> {
     }
 }
 
+/// The accepted range: every instant a signed 64-bit count of nanoseconds since the Unix epoch
+/// can hold. Every store and sink handles all of it.
+pub const TS_RANGE: &str = "1677-09-21T00:12:43.145224192Z to 2262-04-11T23:47:16.854775807Z";
+
 /// Parses an RFC 3339 timestamp that carries an explicit offset; returns UTC nanoseconds.
 pub fn parse_ts(text: &str) -> Result<i64, String> {
     let parsed = DateTime::parse_from_rfc3339(text.trim()).map_err(|e| {
@@ -86,7 +90,7 @@ pub fn parse_ts(text: &str) -> Result<i64, String> {
     parsed
         .with_timezone(&Utc)
         .timestamp_nanos_opt()
-        .ok_or_else(|| format!("ts {text:?} is out of the supported range (1678-2261)"))
+        .ok_or_else(|| format!("ts {text:?} is out of the supported range ({TS_RANGE})"))
 }
 
 /// Formats UTC nanoseconds as RFC 3339 with a `Z` suffix and only the fractional digits needed.
@@ -150,6 +154,14 @@ mod tests {
     }
 
     #[test]
+    fn the_whole_range_is_accepted() {
+        let first = parse_ts("1677-09-21T00:12:43.145224192Z").unwrap();
+        let last = parse_ts("2262-04-11T23:47:16.854775807Z").unwrap();
+        assert_eq!((first, last), (i64::MIN, i64::MAX));
+        assert_eq!(format_ts(first), "1677-09-21T00:12:43.145224192Z");
+    }
+
+    #[test]
     fn fractional_seconds_survive_a_round_trip() {
         let ts = parse_ts("2026-11-25T04:30:00.123456789Z").unwrap();
         assert_eq!(format_ts(ts), "2026-11-25T04:30:00.123456789Z");
@@ -170,6 +182,10 @@ mod tests {
             (
                 raw("a", "3000-01-01T00:00:00Z", 1.0),
                 "out of the supported range",
+            ),
+            (
+                raw("a", "1677-09-21T00:12:43.145224191Z", 1.0),
+                "out of the supported range (1677-09-21T00:12:43.145224192Z to",
             ),
         ];
         for (input, expected) in cases {

@@ -84,17 +84,30 @@ pub enum BodyError {
     Invalid(String),
 }
 
+/// A rule beyond the envelope's own that every valid item must pass, such as "its day is still
+/// open"; an item that fails it is rejected with the rule's reason, like any invalid item.
+pub type ItemRule<'a> = &'a dyn Fn(&Observation) -> Result<(), String>;
+
 /// Decodes a body of the given format into per-item results.
 pub fn parse_body(format: BodyFormat, body: &[u8]) -> Result<ParsedBody, BodyError> {
+    parse_body_with(format, body, &|_| Ok(()))
+}
+
+/// Decodes a body into per-item results, holding every valid item to `rule` as well.
+pub fn parse_body_with(
+    format: BodyFormat,
+    body: &[u8],
+    rule: ItemRule<'_>,
+) -> Result<ParsedBody, BodyError> {
     let text = std::str::from_utf8(body).map_err(|_| BodyError::Utf8)?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     if text.trim().is_empty() {
         return Err(BodyError::Empty);
     }
     match format {
-        BodyFormat::Json => parse_json(text),
-        BodyFormat::Ndjson => Ok(parse_ndjson(text)),
-        BodyFormat::Csv => parse_csv(text),
+        BodyFormat::Json => parse_json(text, rule),
+        BodyFormat::Ndjson => Ok(parse_ndjson(text, rule)),
+        BodyFormat::Csv => parse_csv(text, rule),
     }
 }
 
@@ -107,7 +120,7 @@ struct Envelope<'a> {
     stamp: Option<i64>,
 }
 
-fn parse_json(text: &str) -> Result<ParsedBody, BodyError> {
+fn parse_json(text: &str, rule: ItemRule<'_>) -> Result<ParsedBody, BodyError> {
     let trimmed = text.trim_start();
     let (items, stamp): (Vec<&RawValue>, Option<i64>) = if trimmed.starts_with('[') {
         let items = serde_json::from_str(text).map_err(|e| BodyError::Json(e.to_string()))?;
@@ -129,12 +142,12 @@ fn parse_json(text: &str) -> Result<ParsedBody, BodyError> {
         ..Default::default()
     };
     for (index, item) in items.into_iter().enumerate() {
-        parsed.push(index, None, item.get(), decode_json_item(item.get()));
+        parsed.push(index, None, item.get(), decode_json_item(item.get()), rule);
     }
     Ok(parsed)
 }
 
-fn parse_ndjson(text: &str) -> ParsedBody {
+fn parse_ndjson(text: &str, rule: ItemRule<'_>) -> ParsedBody {
     let mut parsed = ParsedBody::default();
     let lines = text
         .lines()
@@ -146,7 +159,7 @@ fn parse_ndjson(text: &str) -> ParsedBody {
         } else {
             Err("each NDJSON line must be one JSON object".to_string())
         };
-        parsed.push(index, Some(line_no + 1), line, result);
+        parsed.push(index, Some(line_no + 1), line, result, rule);
     }
     parsed
 }
@@ -222,7 +235,7 @@ impl CsvColumns {
     }
 }
 
-fn parse_csv(text: &str) -> Result<ParsedBody, BodyError> {
+fn parse_csv(text: &str, rule: ItemRule<'_>) -> Result<ParsedBody, BodyError> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(true)
@@ -244,7 +257,7 @@ fn parse_csv(text: &str) -> Result<ParsedBody, BodyError> {
             Err(e) => Err(format!("CSV row could not be read: {e}")),
         };
         let original = record.iter().collect::<Vec<_>>().join(",");
-        parsed.push(index, Some(line), &original, result);
+        parsed.push(index, Some(line), &original, result, rule);
         index += 1;
     }
     Ok(parsed)
@@ -257,8 +270,9 @@ impl ParsedBody {
         line: Option<usize>,
         original: &str,
         result: Result<Observation, String>,
+        rule: ItemRule<'_>,
     ) {
-        match result {
+        match result.and_then(|obs| rule(&obs).map(|()| obs)) {
             Ok(obs) => self.accepted.push(obs),
             Err(reason) => self.rejected.push(Rejection {
                 index,
@@ -278,6 +292,26 @@ impl ParsedBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rule_rejects_valid_items_with_its_reason_and_position() {
+        let body = b"series,ts,value\na,2026-11-25T00:00:00Z,1\nb,2026-11-25T00:00:00Z,2\n";
+        let only_a = |obs: &Observation| match obs.series.as_str() {
+            "a" => Ok(()),
+            other => Err(format!("{other} is not taken")),
+        };
+        let parsed = parse_body_with(BodyFormat::Csv, body, &only_a).unwrap();
+        assert_eq!(parsed.accepted.len(), 1);
+        assert_eq!(
+            parsed.rejected,
+            vec![Rejection {
+                index: 1,
+                line: Some(3),
+                reason: "b is not taken".into(),
+                original: "b,2026-11-25T00:00:00Z,2".into(),
+            }]
+        );
+    }
 
     fn reasons(parsed: &ParsedBody) -> Vec<(usize, String)> {
         parsed

@@ -1,4 +1,5 @@
-//! The command line: `eventide local`, `serve`, `summarize`, `demo`, `quarantine`, `migrate`.
+//! The command line: `eventide local`, `serve`, `summarize`, `demo`, `quarantine`, `backfill`,
+//! `migrate`.
 //! Each command parses the one [`Config`], builds the application with [`App::build`] and runs.
 
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use super::demo::{self, DemoArgs};
 use super::quarantine;
 use super::server::Server;
 use crate::app::{App, Config, Driver};
+use crate::domain::parse::{BodyFormat, SUPPORTED_CONTENT_TYPES};
 use crate::pipeline::clock::SystemClock;
 use crate::pipeline::ports::Clock;
 use crate::pipeline::summarize::DaySummaryReport;
@@ -33,7 +35,8 @@ pub enum Command {
     /// Run the whole flow in one process (on one SQLite file unless configured otherwise):
     /// local API, queue workers and summarize timer.
     Local(Config),
-    /// Summarize every series of one day now, whatever is scheduled (backfill, manual runs).
+    /// Summarize every stored series of one day now, whatever is scheduled (manual runs). To
+    /// replace a closed day's data, use `backfill`.
     Summarize {
         /// The day, YYYY-MM-DD, in the configured time zone.
         #[arg(long)]
@@ -55,6 +58,18 @@ pub enum Command {
     Quarantine {
         #[command(subcommand)]
         action: QuarantineAction,
+        #[command(flatten)]
+        config: Config,
+    },
+    /// Restate closed days: replace each day's row by the statistics of exactly the
+    /// observations FILE holds for it (every day in the file must be complete). Open days are
+    /// refused; send them through ingest.
+    Backfill {
+        /// Observations as JSON, NDJSON or CSV (by extension: .json, .ndjson/.jsonl, .csv).
+        file: std::path::PathBuf,
+        /// The file's content type, when its extension does not tell (e.g. text/csv).
+        #[arg(long)]
+        content_type: Option<String>,
         #[command(flatten)]
         config: Config,
     },
@@ -145,11 +160,47 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Backfill {
+            file,
+            content_type,
+            config,
+        } => {
+            let format = file_format(&file, content_type.as_deref())?;
+            let body =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let app = App::build(&config, Driver::Local, clock).await?;
+            let report = app
+                .pipeline
+                .restate(format, &body)
+                .await
+                .with_context(|| format!("restating the days of {}", file.display()))?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(())
+        }
         Command::Migrate { config } => {
             println!("{}", App::migrate(&config).await?);
             Ok(())
         }
     }
+}
+
+/// The format of a file: named by `content_type`, or told by the file's extension.
+fn file_format(path: &std::path::Path, content_type: Option<&str>) -> anyhow::Result<BodyFormat> {
+    let by_extension = || match path.extension().and_then(|e| e.to_str()) {
+        Some("json") => Some("application/json"),
+        Some("ndjson" | "jsonl") => Some("application/x-ndjson"),
+        Some("csv") => Some("text/csv"),
+        _ => None,
+    };
+    let content_type = content_type.or_else(by_extension).with_context(|| {
+        format!(
+            "{}: name its format with --content-type ({SUPPORTED_CONTENT_TYPES})",
+            path.display()
+        )
+    })?;
+    BodyFormat::from_content_type(content_type).with_context(|| {
+        format!("unsupported content type {content_type:?}; use one of {SUPPORTED_CONTENT_TYPES}")
+    })
 }
 
 async fn shutdown_signal() -> anyhow::Result<()> {
@@ -170,5 +221,21 @@ mod tests {
     #[test]
     fn the_command_line_is_well_formed() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn backfill_files_are_read_by_extension_or_content_type() {
+        let format = |path: &str, content_type| file_format(path.as_ref(), content_type);
+        assert_eq!(format("a.csv", None).unwrap(), BodyFormat::Csv);
+        assert_eq!(format("a.jsonl", None).unwrap(), BodyFormat::Ndjson);
+        assert_eq!(format("a.json", None).unwrap(), BodyFormat::Json);
+        assert_eq!(format("a.txt", Some("text/csv")).unwrap(), BodyFormat::Csv);
+        assert!(
+            format("a.txt", None)
+                .unwrap_err()
+                .to_string()
+                .contains("--content-type")
+        );
+        assert!(format("a.csv", Some("text/plain")).is_err());
     }
 }

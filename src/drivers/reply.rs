@@ -12,10 +12,14 @@ use axum::http::StatusCode;
 use serde::Serialize;
 use serde_json::json;
 
+use crate::domain::idempotency::IdempotencyKey;
 use crate::domain::parse::{BodyFormat, SUPPORTED_CONTENT_TYPES};
 use crate::pipeline::Pipeline;
-use crate::pipeline::ingest::IngestError;
+use crate::pipeline::ingest::{IngestError, IngestRequest};
 use crate::pipeline::ports::{ErrorKind, PortError};
+
+/// The header a retrying client names its request with (IETF httpapi draft).
+pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
 
 /// Seconds a client is asked to wait before retrying after a transient failure.
 pub const RETRY_AFTER_SECONDS: u32 = 5;
@@ -61,6 +65,10 @@ impl ApiError {
 
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    pub fn unprocessable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, message)
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
@@ -115,7 +123,8 @@ impl From<IngestError> for ApiError {
         match error {
             // The body's own fault: the client needs to know exactly what is wrong with it.
             IngestError::Body(e) => Self::bad_request(e.to_string()),
-            IngestError::Queue(e) => e.into(),
+            IngestError::KeyReused(_) => Self::unprocessable(error.to_string()),
+            IngestError::Dependency(e) => e.into(),
         }
     }
 }
@@ -132,16 +141,36 @@ impl From<ApiError> for Reply {
     }
 }
 
-/// Ingests one request body: 200 with the per-item report, 422 when no item was accepted.
-/// The body must already be held to the size limit (see [`check_size`]).
+/// The request headers ingest reads.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct IngestHeaders<'a> {
+    pub content_type: &'a str,
+    /// `Idempotency-Key`, when the client sent one.
+    pub idempotency_key: Option<&'a str>,
+}
+
+/// Ingests one request body: 200 with the per-item report, 422 when no item was accepted or
+/// the idempotency key names a request with another body, 400 for a malformed key. The body
+/// must already be held to the size limit (see [`check_size`]).
 pub async fn ingest(
     pipeline: &Pipeline,
-    content_type: &str,
+    headers: IngestHeaders<'_>,
     body: &[u8],
 ) -> Result<Reply, ApiError> {
+    let content_type = headers.content_type;
     let format = BodyFormat::from_content_type(content_type)
         .ok_or_else(|| ApiError::unsupported_media_type(content_type))?;
-    let report = pipeline.ingest(format, body).await?;
+    let key = headers
+        .idempotency_key
+        .map(IdempotencyKey::parse)
+        .transpose()
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let request = IngestRequest {
+        format,
+        body,
+        key: key.as_ref(),
+    };
+    let report = pipeline.ingest_request(request).await?;
     let status = if report.accepted == 0 && !report.rejected.is_empty() {
         StatusCode::UNPROCESSABLE_ENTITY
     } else {

@@ -1,13 +1,36 @@
 //! `ingest`: validate a body item by item, chunk the valid observations per series and send the
-//! chunks to the observations queue.
+//! chunks to the observations queue. An observation for a closed day (see `domain::lateness`)
+//! is rejected like an invalid one, with the reason.
+//!
+//! Every request is its own write: it gets a stamp no earlier request of this process had, and
+//! its chunks' MessageIds follow that stamp, so a request that repeats an earlier one's content
+//! is applied again instead of being dropped as a duplicate. A client that retries names its
+//! request with an `Idempotency-Key`; every attempt under the key then carries the stamp of the
+//! first one, so the retry yields the same chunks — dropped by duplicate detection, or merged as
+//! a no-op once the queue has forgotten them — and never undoes a later write.
 
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use chrono::{DateTime, Utc};
+
+use crate::domain::idempotency::{IdempotencyKey, fingerprint};
 use crate::domain::message::chunk_observations;
-use crate::domain::parse::{BodyError, BodyFormat, Rejection, parse_body};
+use crate::domain::observation::Observation;
+use crate::domain::parse::{BodyError, BodyFormat, Rejection, parse_body_with};
 use crate::domain::series_day::stamp_at;
 
 use super::Pipeline;
 use super::metrics::Metrics;
-use super::ports::{OutgoingMessage, PortError};
+use super::ports::{KeyRecord, OutgoingMessage, PortError};
+
+/// One ingest request.
+#[derive(Debug, Clone, Copy)]
+pub struct IngestRequest<'a> {
+    pub format: BodyFormat,
+    pub body: &'a [u8],
+    /// The client's name for the request, the same on every retry of it.
+    pub key: Option<&'a IdempotencyKey>,
+}
 
 /// What happened to one ingest request.
 #[derive(Debug, serde::Serialize)]
@@ -24,21 +47,82 @@ pub enum IngestError {
     /// The body could not be read at all (400).
     #[error(transparent)]
     Body(#[from] BodyError),
-    /// The queue could not take the chunks (503; the caller retries, and duplicate detection
-    /// drops chunks that did get through).
+    /// The key names an earlier request with another body (422): taking this one for its retry
+    /// would drop it, taking it as new would break the promise the key makes.
+    #[error("Idempotency-Key {0} was already used for a request with a different body")]
+    KeyReused(IdempotencyKey),
+    /// The queue or the key store could not take the request (503; the caller retries, and
+    /// duplicate detection drops chunks that did get through).
     #[error(transparent)]
-    Queue(#[from] PortError),
+    Dependency(#[from] PortError),
+}
+
+/// Hands out ingest stamps: the current time in stamp units, but always later than the last
+/// stamp handed out, so two requests of one process never share a stamp and the later one wins
+/// every point they both hold (a shared stamp would leave it to the values' bits).
+#[derive(Debug, Default)]
+pub struct StampSequence {
+    last: AtomicI64,
+}
+
+impl StampSequence {
+    pub fn next(&self, now: DateTime<Utc>) -> i64 {
+        let wanted = stamp_at(now);
+        let previous = self
+            .last
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |last| {
+                Some(wanted.max(last + 1))
+            })
+            .expect("the update always applies");
+        wanted.max(previous + 1)
+    }
 }
 
 impl Pipeline {
+    /// Ingests a request that has no idempotency key.
     pub async fn ingest(
         &self,
         format: BodyFormat,
         body: &[u8],
     ) -> Result<IngestReport, IngestError> {
-        let parsed = parse_body(format, body)?;
+        self.ingest_request(IngestRequest {
+            format,
+            body,
+            key: None,
+        })
+        .await
+    }
+
+    pub async fn ingest_request(
+        &self,
+        request: IngestRequest<'_>,
+    ) -> Result<IngestReport, IngestError> {
+        let now = self.ports.clock.now();
+        let window = self.day_window(now);
+        let calendar = self.settings.calendar;
+        let open = |obs: &Observation| {
+            if window.is_closed_at(obs.ts) {
+                Err(window.refusal(calendar.day_of(obs.ts)))
+            } else {
+                Ok(())
+            }
+        };
+        let parsed = parse_body_with(request.format, request.body, &open)?;
         let accepted = parsed.accepted.len();
-        let stamp = stamp_at(self.ports.clock.now());
+        let mut stamp = self.stamps.next(now);
+        if let (Some(key), true) = (request.key, accepted > 0) {
+            let record = KeyRecord {
+                key: key.clone(),
+                fingerprint: fingerprint(request.format, request.body),
+                stamp,
+                first_seen: now,
+            };
+            let kept = self.ports.idempotency.claim(record.clone()).await?;
+            if kept.fingerprint != record.fingerprint {
+                return Err(IngestError::KeyReused(key.clone()));
+            }
+            stamp = kept.stamp;
+        }
         let chunks = chunk_observations(parsed.accepted, stamp, self.settings.max_chunk_bytes);
         let messages = chunks.len();
         let outgoing = chunks
@@ -61,5 +145,22 @@ impl Pipeline {
             rejected: parsed.rejected,
             messages,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamps_never_repeat_and_follow_the_clock() {
+        let stamps = StampSequence::default();
+        let t: DateTime<Utc> = "2026-11-20T12:00:00Z".parse().unwrap();
+        let first = stamps.next(t);
+        assert_eq!(first, stamp_at(t));
+        assert_eq!(stamps.next(t), first + 1);
+        assert_eq!(stamps.next(t - chrono::Duration::seconds(5)), first + 2);
+        let later = t + chrono::Duration::seconds(1);
+        assert_eq!(stamps.next(later), stamp_at(later));
     }
 }

@@ -8,6 +8,7 @@ pub mod metrics;
 pub mod ports;
 pub mod process;
 pub mod reconcile;
+pub mod restate;
 mod scheduling;
 pub mod summarize;
 
@@ -16,9 +17,13 @@ use std::sync::Arc;
 use chrono::Duration;
 
 use crate::domain::calendar::Calendar;
+use crate::domain::lateness::DayWindow;
 use crate::domain::message::MAX_CHUNK_BYTES;
+use ingest::StampSequence;
 use metrics::Metrics;
-use ports::{Clock, MessageReceiver, MessageSender, Quarantine, SeriesDayStore, SummarySink};
+use ports::{
+    Clock, IdempotencyKeys, MessageReceiver, MessageSender, Quarantine, SeriesDayStore, SummarySink,
+};
 
 /// The adapters one pipeline runs on.
 #[derive(Clone)]
@@ -30,6 +35,8 @@ pub struct Ports {
     /// Where summarize receives the due summarize messages.
     pub due_summaries: Arc<dyn MessageReceiver>,
     pub store: Arc<dyn SeriesDayStore>,
+    /// Where ingest remembers the idempotency keys of requests (beside the series-days).
+    pub idempotency: Arc<dyn IdempotencyKeys>,
     pub sink: Arc<dyn SummarySink>,
     pub quarantine: Arc<dyn Quarantine>,
     pub clock: Arc<dyn Clock>,
@@ -50,6 +57,8 @@ pub struct Settings {
     pub due_margin: Duration,
     /// How long past due a pending summary may stay before `reconcile` assumes its message lost.
     pub reconcile_after: Duration,
+    /// How long after its end a day still takes data (see `domain::lateness`).
+    pub max_lateness: Duration,
     /// Summarize messages handled per receive.
     pub summarize_batch: usize,
     /// Largest observation chunk body.
@@ -64,6 +73,7 @@ impl Default for Settings {
             settle: Duration::minutes(5),
             due_margin: Duration::minutes(1),
             reconcile_after: Duration::hours(1),
+            max_lateness: Duration::days(1),
             summarize_batch: 256,
             max_chunk_bytes: MAX_CHUNK_BYTES,
         }
@@ -76,14 +86,22 @@ pub struct Pipeline {
     pub ports: Ports,
     pub settings: Arc<Settings>,
     pub metrics: Arc<Metrics>,
+    /// The stamps of this process's ingest requests.
+    stamps: Arc<StampSequence>,
 }
 
 impl Pipeline {
+    /// The days that take data as of `now`.
+    pub fn day_window(&self, now: chrono::DateTime<chrono::Utc>) -> DayWindow {
+        DayWindow::at(self.settings.calendar, self.settings.max_lateness, now)
+    }
+
     pub fn new(ports: Ports, settings: Settings) -> Self {
         Self {
             ports,
             settings: Arc::new(settings),
             metrics: Arc::new(Metrics::default()),
+            stamps: Arc::new(StampSequence::default()),
         }
     }
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 
+use crate::domain::idempotency::IdempotencyKey;
 use crate::domain::series::SeriesId;
 use crate::domain::series_day::{DayState, Point, SeriesDayKey};
 use crate::domain::stats::SummaryRow;
@@ -219,6 +220,27 @@ pub trait SeriesDayStore: Send + Sync {
     ) -> PortResult<Vec<SeriesDayKey>>;
     /// Every stored series of one day (for manual runs).
     async fn series_of_day(&self, day: NaiveDate) -> PortResult<Vec<SeriesDayKey>>;
+}
+
+/// What an `Idempotency-Key` was first used for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyRecord {
+    pub key: IdempotencyKey,
+    /// The fingerprint of the request's body (`domain::idempotency::fingerprint`).
+    pub fingerprint: String,
+    /// The ingest stamp the request's chunks carry, on every attempt.
+    pub stamp: i64,
+    /// When the key was first used; it is forgotten a retention time later.
+    pub first_seen: DateTime<Utc>,
+}
+
+/// The idempotency keys of ingest requests, kept beside the series-days (same backend, same
+/// retention) so every deployment that stores days can remember them.
+#[async_trait]
+pub trait IdempotencyKeys: Send + Sync {
+    /// Keeps `record` unless the same key is kept already, and returns the record in force:
+    /// `record` itself for the first use of the key, the earlier one for any later use.
+    async fn claim(&self, record: KeyRecord) -> PortResult<KeyRecord>;
 }
 
 /// Where daily statistics go.

@@ -5,19 +5,24 @@
 //! messages and points. For each changed day, in this order:
 //! 1. if no summary is outstanding, open the next epoch (send, then record: `scheduling`);
 //! 2. write the merged points, conditional on what was read;
-//! 3. if a summary was outstanding and may already be running (its due time has come), bump the
-//!    day's state so that summary's own conditional update fails and it looks again — or, if it
-//!    finished in the meantime, open the next epoch for the data just written.
+//! 3. if the summary covering the day — the pending one, or the one just opened — may already
+//!    have run when the write landed (its due time had come by then), bump the day's state so
+//!    that summary's own conditional update fails and it looks again — or, if it finished in the
+//!    meantime, open the next epoch for the data just written.
 //!
 //! Any conditional write that loses a race is redone from a fresh read, so concurrent workers
 //! and redeliveries converge on the same stored day.
+//!
+//! Points for a day that is closed by the time the batch runs (see `domain::lateness`) are not
+//! merged: they are quarantined per message, series and day, in the public JSON form, with the
+//! reason — whether another producer sent them or they waited in the queue past the close.
 
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use sha2::{Digest, Sha256};
 
-use crate::domain::message::{SeriesPoints, TimedValue, decode_observations_message};
+use crate::domain::message::{SeriesPoints, TimedValue, decode_observations_message, public_form};
 use crate::domain::series_day::{Point, SeriesDayKey, normalize, stamp_at};
 
 use super::Pipeline;
@@ -76,6 +81,7 @@ impl Pipeline {
     /// is a transient failure of a dependency, after which the whole batch may be redelivered.
     pub async fn process(&self, batch: &[InboundMessage]) -> PortResult<ProcessReport> {
         let now = self.ports.clock.now();
+        let window = self.day_window(now);
         let mut report = ProcessReport {
             messages: batch.len(),
             ..Default::default()
@@ -125,6 +131,23 @@ impl Pipeline {
                     }
                 }
                 for (day, points) in by_day {
+                    if window.is_closed(day) {
+                        let refused: Vec<TimedValue> = points
+                            .iter()
+                            .map(|p| TimedValue {
+                                ts: p.ts,
+                                value: p.value,
+                            })
+                            .collect();
+                        quarantine.push(self.quarantine_entry(
+                            now,
+                            &format!("{source}#{series}@{day}"),
+                            &source,
+                            window.refusal(day),
+                            public_form(&series, &refused),
+                        ));
+                        continue;
+                    }
                     groups
                         .entry(SeriesDayKey::new(series.clone(), day))
                         .or_default()
@@ -212,6 +235,20 @@ impl Pipeline {
             let prepared = self.ports.store.prepare(&days).await?;
             let mut retry: HashSet<SeriesDayKey> = HashSet::new();
 
+            // When the summary that will cover each changed day is due: the pending one's, or
+            // that of the epoch this round opens.
+            let summary_due: HashMap<SeriesDayKey, DateTime<Utc>> = prepared
+                .iter()
+                .filter(|m| m.changed)
+                .map(|m| {
+                    let due = match &m.state {
+                        Some(s) if s.value.pending => s.value.due_at,
+                        _ => self.due_at(m.key.day, now),
+                    };
+                    (m.key.clone(), due)
+                })
+                .collect();
+
             // 1. Open an epoch for changed days without an outstanding summary.
             let openings = prepared
                 .iter()
@@ -219,7 +256,7 @@ impl Pipeline {
                 .map(|m| EpochOpening {
                     key: m.key.clone(),
                     previous: m.state.clone(),
-                    due_at: self.due_at(m.key.day, now),
+                    due_at: summary_due[&m.key],
                 })
                 .collect();
             retry.extend(self.open_epochs(openings).await?);
@@ -229,6 +266,10 @@ impl Pipeline {
                 .into_iter()
                 .partition(|m| m.changed && !retry.contains(&m.key));
             let outcomes = self.ports.store.commit(&to_commit).await?;
+            // 3. Whether the summary may have read the day before these points is decided with
+            // the time the commit landed, not the time the batch started: a batch slowed by
+            // throttling, retries or conflicts can commit long after its summary came due.
+            let committed_at = self.ports.clock.now();
             let mut touch = Vec::new();
             for (merge, outcome) in to_commit.into_iter().zip(outcomes) {
                 match outcome {
@@ -237,17 +278,14 @@ impl Pipeline {
                     }
                     WriteOutcome::Written => {
                         changed += 1;
-                        // 3. A summary that may be in flight must notice this write.
-                        let may_be_running = merge.state.as_ref().is_some_and(|s| {
-                            s.value.pending && now >= s.value.due_at - self.settings.due_margin
-                        });
-                        if may_be_running {
+                        let due = summary_due[&merge.key];
+                        if committed_at >= due - self.settings.due_margin {
                             touch.push(merge.key);
                         }
                     }
                 }
             }
-            self.touch_states(touch, now).await?;
+            self.touch_states(touch, committed_at).await?;
             Metrics::add(&self.metrics.merge_conflicts, retry.len());
             days.retain(|d| retry.contains(&d.key));
         }

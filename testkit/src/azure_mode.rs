@@ -46,7 +46,7 @@ impl Default for Setup {
         Self {
             observations: FakeQueueSettings::default(),
             summaries: FakeQueueSettings::default(),
-            settings: Settings::default(),
+            settings: crate::pipeline_settings(),
             client: ClientOptions::default(),
             wrap_sink: Box::new(|sink| sink),
         }

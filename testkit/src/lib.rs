@@ -31,9 +31,30 @@ use eventide::app::config::{QuarantineTarget, QueueBackend, SinkTarget, StoreBac
 /// The defaults are the CLI's own (one source of truth), built with every setting's
 /// environment lookup switched off ([`Config::on_file`]), so whatever `EVENTIDE_*` variables the
 /// calling process has never reach a test or a report.
+///
+/// One deviation from the defaults: the tests' days (2026-11-18 and -19, on clocks set to
+/// 2026-11-20 12:00) are a day and more behind their clock, so days stay open for three days
+/// (`EVENTIDE_MAX_LATENESS`), within a retention that still outlasts that.
 pub fn settings(db: impl Into<PathBuf>) -> Config {
-    Config::on_file(db.into())
+    let mut config = Config::on_file(db.into());
+    config.pipeline.max_lateness = chrono::Duration::days(TEST_LATENESS_DAYS);
+    config.embedded.retention_days = TEST_RETENTION_DAYS;
+    config
 }
+
+/// The use cases' settings for pipelines the tests wire by hand, with the same lateness as
+/// [`settings`].
+pub fn pipeline_settings() -> eventide::pipeline::Settings {
+    eventide::pipeline::Settings {
+        max_lateness: chrono::Duration::days(TEST_LATENESS_DAYS),
+        ..eventide::pipeline::Settings::default()
+    }
+}
+
+/// How long the tests' days stay open (see [`settings`]).
+pub const TEST_LATENESS_DAYS: i64 = 3;
+/// How long the tests' series-days are kept (see [`settings`]).
+pub const TEST_RETENTION_DAYS: u32 = 4;
 
 /// Chooses every port explicitly on the embedded file, as a single-instance trial under the
 /// Functions driver must (it refuses implicit backends); a test that points one port elsewhere

@@ -123,7 +123,7 @@ async fn harness(emulator: &Emulator, faults: Option<&Faults>) -> Harness {
     let settings = Settings {
         // Small chunks: many messages, so many batches meet the faults.
         max_chunk_bytes: 1024,
-        ..Settings::default()
+        ..eventide_testkit::pipeline_settings()
     };
     Harness {
         pipeline: Pipeline::new(ports, settings),

@@ -220,8 +220,9 @@ async fn points_merge_read_back_and_carry_the_ttl() {
     assert_eq!(stored.points, truth);
     assert!(stored.state.is_none());
 
-    // Every document written carries the configured TTL; ordinary merges wrote one bucket per
-    // hour and no header.
+    // Buckets are written while a summary is pending and never expire until the day is
+    // summarized (tests/lateness_cosmos_ttl.rs); ordinary merges wrote one bucket per hour and
+    // no header.
     let container = client
         .database_client("eventide")
         .container_client("series_days", None)
@@ -234,7 +235,7 @@ async fn points_merge_read_back_and_carry_the_ttl() {
         .unwrap()
         .into_model()
         .unwrap();
-    assert_eq!(doc["ttl"], 3600);
+    assert_eq!(doc["ttl"], -1);
     assert!(
         doc.to_string().len() < 1024,
         "an hour of minute data stays under 1 KB: {doc}"
@@ -249,7 +250,7 @@ async fn points_merge_read_back_and_carry_the_ttl() {
         .unwrap()
         .into_model()
         .unwrap();
-    assert_eq!(header["ttl"], 3600);
+    assert_eq!(header["ttl"], -1, "a pending day never expires");
 }
 
 #[tokio::test]

@@ -34,6 +34,9 @@ async fn start(db: &std::path::Path) -> Runtime {
         .env("EVENTIDE_GRACE", "0s")
         .env("EVENTIDE_SETTLE", "0s")
         .env("EVENTIDE_LOCK_DURATION", "2s")
+        // The dataset's days are fixed, the clock is the real one: keep every day open.
+        .env("EVENTIDE_MAX_LATENESS", "3000d")
+        .env("EVENTIDE_RETENTION_DAYS", "3650")
         .stdout(Stdio::null())
         .spawn()
         .expect("the eventide binary starts");

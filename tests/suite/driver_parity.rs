@@ -55,7 +55,7 @@ async fn serve(
     (server, clock)
 }
 
-const BODY: &str = r#"{"series":"plant-1/temp","ts":"2026-11-18T10:00:00Z","value":1.5}"#;
+const BODY: &str = r#"{"series":"plant-1/temp","ts":"2026-11-19T10:00:00Z","value":1.5}"#;
 
 /// An HTTP-trigger envelope as the host sends it.
 fn ingest_envelope(body: &str) -> String {
@@ -172,7 +172,7 @@ impl SeriesDayStore for ReconcileQueryFails {
 async fn ingest_and_drain(server: &Server) {
     let body: String = ["a", "b", "c"]
         .iter()
-        .map(|s| format!("{{\"series\":\"{s}\",\"ts\":\"2026-11-18T10:00:00Z\",\"value\":2}}\n"))
+        .map(|s| format!("{{\"series\":\"{s}\",\"ts\":\"2026-11-19T10:00:00Z\",\"value\":2}}\n"))
         .collect();
     let pipeline = &server.app.pipeline;
     let format = eventide::domain::parse::BodyFormat::Ndjson;
@@ -187,7 +187,7 @@ async fn ingest_and_drain(server: &Server) {
 }
 
 async fn rows(server: &Server) -> usize {
-    let day = NaiveDate::from_ymd_opt(2026, 11, 18);
+    let day = NaiveDate::from_ymd_opt(2026, 11, 19);
     server
         .app
         .pipeline

@@ -296,7 +296,7 @@ async fn summarize_drains_5000_due_messages_over_several_ticks_under_a_2s_budget
         Setup {
             settings: Settings {
                 summarize_batch: 50,
-                ..Settings::default()
+                ..eventide_testkit::pipeline_settings()
             },
             wrap_sink: Box::new(move |inner| {
                 let sink = Arc::new(FlakySink {

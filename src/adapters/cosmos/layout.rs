@@ -49,7 +49,8 @@ impl Part {
 
     pub fn slot_of(ts: i64) -> Part {
         let hour = Self::hour_of(ts);
-        Part::Slot(hour, (ts - hour * HOUR_NS) / SLOT_NS)
+        let offset = i128::from(ts) - hour_start(hour);
+        Part::Slot(hour, (offset / i128::from(SLOT_NS)) as i64)
     }
 
     pub fn number(self) -> i64 {
@@ -69,12 +70,15 @@ impl Part {
         }
     }
 
-    /// The first instant the part covers; the codec stores offsets from it.
+    /// The first instant the part covers, or the earliest representable one for the parts
+    /// that begin before it (the hour of 1677-09-21T00:12:43Z and its first slots): the codec
+    /// stores offsets from the base, so it only has to be at or before every point of the part.
     pub fn base(self) -> i64 {
-        match self {
-            Part::Hour(h) | Part::SplitMarker(h) => h * HOUR_NS,
-            Part::Slot(h, s) => h * HOUR_NS + s * SLOT_NS,
-        }
+        let start = match self {
+            Part::Hour(h) | Part::SplitMarker(h) => hour_start(h),
+            Part::Slot(h, s) => hour_start(h) + i128::from(s) * i128::from(SLOT_NS),
+        };
+        i64::try_from(start).unwrap_or(i64::MIN)
     }
 
     /// The document id within the series' partition.
@@ -84,6 +88,12 @@ impl Part {
             Part::Slot(h, s) => format!("{day}_{h}_{s:02}"),
         }
     }
+}
+
+/// The first instant of an absolute UTC hour, wide enough for the hour that begins before the
+/// earliest timestamp a signed 64-bit nanosecond count holds.
+fn hour_start(hour: i64) -> i128 {
+    i128::from(hour) * i128::from(HOUR_NS)
 }
 
 /// The id of a day's header document.
@@ -148,5 +158,29 @@ mod tests {
         let ts = 7 * HOUR_NS + 59 * 60_000_000_000 + 59_999_999_999;
         assert_eq!(Part::slot_of(ts), Part::Slot(7, 29));
         assert!(Part::Slot(7, 29).base() <= ts && ts < Part::Slot(7, 29).base() + SLOT_NS);
+    }
+
+    #[test]
+    fn the_parts_of_the_first_and_last_hour_hold_their_points() {
+        for ts in [
+            i64::MIN,
+            i64::MIN + 119_999_999_999,
+            i64::MIN + 120_000_000_000,
+            i64::MAX,
+        ] {
+            let hour = Part::Hour(Part::hour_of(ts));
+            let slot = Part::slot_of(ts);
+            assert!(hour.base() <= ts && slot.base() <= ts, "{ts}");
+            assert!(
+                i128::from(ts) - i128::from(slot.base()) < i128::from(SLOT_NS),
+                "{ts}"
+            );
+            assert_eq!(Part::from_number(slot.number()), slot);
+        }
+        let Part::Slot(_, first_slot) = Part::slot_of(i64::MIN) else {
+            unreachable!()
+        };
+        // The range starts 12 minutes 43 seconds into its hour: in the hour's seventh slot.
+        assert_eq!(first_slot, 6);
     }
 }

@@ -7,6 +7,8 @@
 //!   one conditional write per touched bucket per trigger batch.
 //! * `client`: client construction (key or Microsoft Entra ID managed identity), container
 //!   setup, and the gateway every request passes: budget, timeout, retries, classification.
+//! * `keys`: the [`IdempotencyKeys`](crate::pipeline::ports::IdempotencyKeys) port, one
+//!   document per key.
 //! * `budget`: the per-instance request-unit token bucket with AIMD on 429 and a concurrency cap.
 //! * `stats`: RU consumed, requests, 429s, retries.
 //!
@@ -16,6 +18,7 @@
 pub mod budget;
 pub mod client;
 pub mod codec;
+mod keys;
 pub mod layout;
 pub mod settings;
 pub mod stats;

@@ -43,7 +43,8 @@ pub struct CosmosSettings {
     /// Manual throughput (RU/s) given to a container this store creates; `None` leaves it to the
     /// database (shared or serverless).
     pub provisioned_throughput: Option<u32>,
-    /// The container's default time to live: documents expire this long after their last write.
+    /// How long a series-day's documents are kept after the later of the day's end and its
+    /// last summary (and the container's default TTL, which idempotency keys follow).
     pub ttl: Duration,
     /// The request-unit budget of this instance.
     pub budget: BudgetSettings,
@@ -67,7 +68,7 @@ impl CosmosSettings {
             region: None,
             create_if_missing: false,
             provisioned_throughput: None,
-            ttl: Duration::from_secs(2 * 86_400),
+            ttl: DEFAULT_TTL,
             budget: BudgetSettings::new(400.0, 16),
             request_timeout: Duration::from_secs(10),
             max_attempts: 6,
@@ -75,6 +76,9 @@ impl CosmosSettings {
         }
     }
 }
+
+/// How long documents are kept unless configured otherwise: two days.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(2 * 86_400);
 
 /// The key of the Azure Cosmos DB emulator, published in its documentation; not a secret.
 pub const EMULATOR_KEY: &str =
@@ -113,7 +117,8 @@ pub struct CosmosArgs {
     /// Manual RU/s for a container created at start-up.
     #[arg(long = "cosmos-throughput", env = "EVENTIDE_COSMOS_THROUGHPUT")]
     pub provisioned_throughput: Option<u32>,
-    /// Default TTL of the container in seconds (default two days).
+    /// Seconds a series-day's documents are kept after the later of the day's end and its
+    /// summary (the container's default TTL; default two days). Pending days never expire.
     #[arg(long = "cosmos-ttl-seconds", env = "EVENTIDE_COSMOS_TTL_SECONDS")]
     pub ttl_seconds: Option<u64>,
     /// This instance's request-unit budget in RU/s (default 400).
@@ -125,6 +130,11 @@ pub struct CosmosArgs {
 }
 
 impl CosmosArgs {
+    /// The documents' time to live: the setting, or the default of [`CosmosSettings::new`].
+    pub fn ttl(&self) -> Duration {
+        self.ttl_seconds.map_or(DEFAULT_TTL, Duration::from_secs)
+    }
+
     /// The settings, or `None` when no endpoint is configured. Without a key, `entra` is asked
     /// for the application's Microsoft Entra ID credential.
     pub fn settings(

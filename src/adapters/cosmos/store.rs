@@ -22,20 +22,37 @@ use super::layout::{BucketDoc, HeaderDoc, MAX_HOUR_POINTS, Part, header_id};
 use super::settings::CosmosSettings;
 use super::stats::CosmosStats;
 use crate::adapters::stored_series;
+use crate::domain::calendar::Calendar;
 use crate::domain::series_day::{DayState, Point, SeriesDayKey, merge_into, normalize};
+use crate::pipeline::clock::SystemClock;
 use crate::pipeline::ports::{
-    DayPoints, PortError, PortResult, PreparedMerge, PreparedWrites, SeriesDayStore, StateWrite,
-    StoredDay, Versioned, WriteOutcome,
+    Clock, DayPoints, PortError, PortResult, PreparedMerge, PreparedWrites, SeriesDayStore,
+    StateWrite, StoredDay, Versioned, WriteOutcome,
 };
 use azure_data_cosmos::clients::ContainerClient;
 use azure_data_cosmos::{FeedScope, Query};
 
+/// A document's `ttl` that keeps it until it is deleted on purpose (Cosmos DB's "never").
+const NEVER: i64 = -1;
+
 /// The Cosmos DB series-day store.
+///
+/// Documents expire by Cosmos DB's per-item TTL, set so that a day is never forgotten while it
+/// may still change or be summarized: while a summary is pending, the header and every bucket
+/// carry `ttl = -1` (never); once the day is summarized, all of them carry the time left until
+/// the retention has passed after the later of the day's end and now. Buckets are always written
+/// with `-1` (a merge happens only while a summary is pending); every state write then brings
+/// the day's buckets to the header's TTL, which costs one query per state write that may need it
+/// and one replace per bucket whose TTL changes.
 #[derive(Clone)]
 pub struct CosmosStore {
     gateway: Arc<Gateway>,
     stats: Arc<CosmosStats>,
+    /// The retention, in seconds.
     ttl_seconds: i64,
+    /// Day boundaries, for when a day ends.
+    calendar: Calendar,
+    clock: Arc<dyn Clock>,
 }
 
 /// The buckets of one day a merge rewrites: what `prepare` seals and `commit` opens.
@@ -68,7 +85,28 @@ impl CosmosStore {
             gateway: Arc::new(Gateway::new(container, settings, stats.clone())),
             stats,
             ttl_seconds: settings.ttl.as_secs().clamp(1, i32::MAX as u64) as i64,
+            calendar: Calendar::default(),
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// The calendar whose days end when the pipeline's do, and the clock the retention is
+    /// counted on (UTC and the system clock unless set).
+    pub fn with_expiry(mut self, calendar: Calendar, clock: Arc<dyn Clock>) -> Self {
+        self.calendar = calendar;
+        self.clock = clock;
+        self
+    }
+
+    /// The `ttl` of a document of `day` once the day is summarized: the seconds left until
+    /// the retention has passed after the later of the day's end and now.
+    fn settled_ttl(&self, day: NaiveDate) -> i64 {
+        let now = self.clock.now();
+        let kept_from = self.calendar.end_of(day).max(now);
+        let left = (kept_from - now)
+            .num_seconds()
+            .saturating_add(self.ttl_seconds);
+        left.clamp(1, i64::from(i32::MAX))
     }
 
     /// Connects with the settings' endpoint and authentication, creating the database and
@@ -82,6 +120,11 @@ impl CosmosStore {
     /// Request units, requests, 429s and retries so far.
     pub fn stats(&self) -> &Arc<CosmosStats> {
         &self.stats
+    }
+
+    /// Where every request of this store goes.
+    pub(super) fn gateway(&self) -> &Gateway {
+        &self.gateway
     }
 
     /// The budget's current rate in RU/s.
@@ -261,7 +304,9 @@ impl CosmosStore {
             },
             p: codec::encode(part.base(), &write.points),
             split: matches!(part, Part::SplitMarker(_)),
-            ttl: self.ttl_seconds,
+            // Merges happen while a summary is pending; the state write that ends it sets the
+            // bucket's real TTL.
+            ttl: NEVER,
         };
         let pk = key.series.as_str();
         match &write.expected_etag {
@@ -303,28 +348,69 @@ impl CosmosStore {
             due_at: state.due_at.timestamp_millis(),
             touched: state.touched,
             summarized_revision: state.summarized_revision,
-            ttl: self.ttl_seconds,
+            ttl: if state.pending {
+                NEVER
+            } else {
+                self.settled_ttl(key.day)
+            },
         };
         let pk = key.series.as_str();
         let written = match expected_version {
             None => self.gateway.create(pk, &doc.id, &doc).await?,
             Some(etag) => self.gateway.replace(pk, &doc.id, &doc, etag).await?,
         };
-        Ok(match written {
-            Written::Done => WriteOutcome::Written,
-            Written::Conflict => WriteOutcome::Conflict,
-        })
+        if written == Written::Conflict {
+            return Ok(WriteOutcome::Conflict);
+        }
+        // Only a day summarized before can hold buckets whose TTL differs from a pending
+        // header's; a day that is not pending has buckets written since with `-1`.
+        if !state.pending || state.summarized_revision.is_some() {
+            self.align_bucket_ttls(key, doc.ttl).await?;
+        }
+        Ok(WriteOutcome::Written)
     }
 
-    async fn read_day(&self, key: &SeriesDayKey) -> Result<Option<StoredDay>, CallError> {
+    /// Gives every bucket of the day the header's `ttl`. A bucket rewritten meanwhile (its etag
+    /// changed) is left alone: a merge wrote it with `-1`, and the state write that follows
+    /// that merge aligns it again.
+    async fn align_bucket_ttls(&self, key: &SeriesDayKey, ttl: i64) -> Result<(), CallError> {
+        let buckets = self
+            .day_docs(key)
+            .await?
+            .into_iter()
+            .filter(|doc| doc.get("kind").and_then(|k| k.as_str()) != Some("h"))
+            .filter(|doc| doc.get("ttl").and_then(serde_json::Value::as_i64) != Some(ttl))
+            .map(|doc| {
+                let etag = document_etag(key, &doc)?;
+                let mut bucket: BucketDoc = serde_json::from_value(doc)
+                    .map_err(|e| CallError::Document(format!("{key} bucket: {e}")))?;
+                bucket.ttl = ttl;
+                Ok((bucket, etag))
+            })
+            .collect::<Result<Vec<_>, CallError>>()?;
+        let pk = key.series.as_str();
+        try_join_all(
+            buckets
+                .iter()
+                .map(|(bucket, etag)| self.gateway.replace(pk, &bucket.id, bucket, etag)),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Every document of one series-day, as stored.
+    async fn day_docs(&self, key: &SeriesDayKey) -> Result<Vec<serde_json::Value>, CallError> {
         let query = Query::from("SELECT * FROM c WHERE c.seriesId = @s AND c.day = @d")
             .with_parameter("@s", &key.series)
             .and_then(|q| q.with_parameter("@d", key.day.to_string()))
             .map_err(|e| CallError::Document(format!("building a query: {e}")))?;
-        let docs: Vec<serde_json::Value> = self
-            .gateway
+        self.gateway
             .query(&query, &FeedScope::partition(key.series.to_string()))
-            .await?;
+            .await
+    }
+
+    async fn read_day(&self, key: &SeriesDayKey) -> Result<Option<StoredDay>, CallError> {
+        let docs = self.day_docs(key).await?;
         if docs.is_empty() {
             return Ok(None);
         }
@@ -332,11 +418,7 @@ impl CosmosStore {
         let mut points = Vec::new();
         for doc in docs {
             if doc.get("kind").and_then(|k| k.as_str()) == Some("h") {
-                let etag = doc
-                    .get("_etag")
-                    .and_then(|e| e.as_str())
-                    .ok_or_else(|| CallError::Document(format!("{key}: header without _etag")))?
-                    .to_string();
+                let etag = document_etag(key, &doc)?;
                 let header: HeaderDoc = serde_json::from_value(doc)
                     .map_err(|e| CallError::Document(format!("{key} header: {e}")))?;
                 state = Some(Versioned {
@@ -357,6 +439,14 @@ impl CosmosStore {
             points,
         }))
     }
+}
+
+/// The `_etag` of a document returned by a query.
+fn document_etag(key: &SeriesDayKey, doc: &serde_json::Value) -> Result<String, CallError> {
+    doc.get("_etag")
+        .and_then(|e| e.as_str())
+        .map(str::to_string)
+        .ok_or_else(|| CallError::Document(format!("{key}: a document without _etag")))
 }
 
 fn header_state(doc: &HeaderDoc) -> Result<DayState, CallError> {

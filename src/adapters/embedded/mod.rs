@@ -6,6 +6,7 @@
 //! on disk.
 
 mod codec;
+pub mod keys;
 pub mod quarantine;
 pub mod queue;
 pub mod store;
@@ -19,9 +20,10 @@ use rusqlite::{Connection, ErrorCode};
 use crate::adapters::stored_series;
 use crate::domain::series::SeriesId;
 use crate::pipeline::ports::{Clock, PortError, PortResult};
+use keys::EmbeddedKeys;
 use quarantine::EmbeddedQuarantine;
 use queue::{EmbeddedQueue, QueueSettings};
-use store::EmbeddedStore;
+use store::{EmbeddedStore, Expiry};
 
 /// Schema versions, applied in order; `PRAGMA user_version` records the last one applied.
 const MIGRATIONS: &[&str] = &[
@@ -107,6 +109,16 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX daily_summary_day ON daily_summary (day);
     "#,
+    // 2: the idempotency keys of ingest requests.
+    r#"
+    CREATE TABLE idempotency_key (
+        key TEXT PRIMARY KEY,
+        fingerprint TEXT NOT NULL,
+        stamp INTEGER NOT NULL,
+        first_seen INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX idempotency_key_first_seen ON idempotency_key (first_seen);
+    "#,
 ];
 
 /// A shared handle on the embedded database file.
@@ -157,6 +169,7 @@ impl EmbeddedDb {
 pub struct Embedded {
     pub db: EmbeddedDb,
     pub store: EmbeddedStore,
+    pub keys: EmbeddedKeys,
     pub observations: EmbeddedQueue,
     pub summaries: EmbeddedQueue,
     pub quarantine: EmbeddedQuarantine,
@@ -168,6 +181,7 @@ impl Embedded {
         let db = EmbeddedDb::open(path)?;
         Ok(Self {
             store: EmbeddedStore::new(db.clone(), clock.clone()),
+            keys: EmbeddedKeys::new(db.clone()),
             observations: EmbeddedQueue::new(
                 db.clone(),
                 "observations",
@@ -180,11 +194,15 @@ impl Embedded {
         })
     }
 
-    /// The embedded TTL: forgets series-days last written before `written_before` and
-    /// duplicate-detection history past its window. Failures are logged; the next run retries.
-    pub async fn housekeeping(&self, written_before: chrono::DateTime<chrono::Utc>) {
-        if let Err(e) = self.store.purge_written_before(written_before).await {
+    /// The embedded TTL: forgets the series-days `expiry` covers, idempotency keys first used
+    /// before its cutoff, and duplicate-detection history past its window. Failures are logged;
+    /// the next run retries.
+    pub async fn housekeeping(&self, expiry: Expiry) {
+        if let Err(e) = self.store.purge_expired(expiry).await {
             tracing::error!(error = %e, "purging expired series-days failed");
+        }
+        if let Err(e) = self.keys.purge_seen_before(expiry.cutoff).await {
+            tracing::error!(error = %e, "purging expired idempotency keys failed");
         }
         for queue in [&self.observations, &self.summaries] {
             if let Err(e) = queue.purge_dedup().await {

@@ -13,6 +13,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use super::{EmbeddedDb, codec, from_millis, millis};
+use crate::domain::calendar::Calendar;
 use crate::domain::series::SeriesId;
 use crate::domain::series_day::{DayState, Point, SeriesDayKey, merge_into};
 use crate::pipeline::ports::{
@@ -50,11 +51,13 @@ impl EmbeddedStore {
         Self { db, clock }
     }
 
-    /// The embedded TTL: deletes days not written since `written_before` whose summary is not
-    /// pending. Like Cosmos DB's TTL it counts from the last write, so a day that still
-    /// receives late data is kept.
-    pub async fn purge_written_before(&self, written_before: DateTime<Utc>) -> PortResult<usize> {
-        let cutoff = millis(written_before);
+    /// The embedded TTL: deletes the days the expiry covers. Like Cosmos DB's TTL it counts
+    /// from the last write, so a day that still receives data is kept; unlike it, it also
+    /// counts from the day's end, so a day written early (say, a forecast) is kept until it
+    /// closed; and a day whose summary is pending is never deleted.
+    pub async fn purge_expired(&self, expiry: Expiry) -> PortResult<usize> {
+        let cutoff = millis(expiry.cutoff);
+        let first_kept_day = expiry.first_kept_day.to_string();
         self.db
             .call("purging expired series-days", move |c| {
                 let tx = c.transaction()?;
@@ -65,24 +68,45 @@ impl EmbeddedStore {
                 tx.execute(
                     "INSERT INTO expired_day (series, day)
                      SELECT p.series, p.day FROM day_part p
-                     WHERE NOT EXISTS (SELECT 1 FROM day_state s
+                     WHERE p.day < ?2 AND NOT EXISTS (SELECT 1 FROM day_state s
                                        WHERE s.series = p.series AND s.day = p.day AND s.pending = 1)
                      GROUP BY p.series, p.day HAVING MAX(p.written_at) < ?1",
-                    [cutoff],
+                    params![cutoff, first_kept_day],
                 )?;
                 let deleted = tx.execute(
                     "DELETE FROM day_part WHERE (series, day) IN (SELECT series, day FROM expired_day)",
                     [],
                 )?;
                 tx.execute(
-                    "DELETE FROM day_state WHERE pending = 0 AND due_at < ?1 AND NOT EXISTS
+                    "DELETE FROM day_state WHERE pending = 0 AND due_at < ?1 AND day < ?2 AND NOT EXISTS
                      (SELECT 1 FROM day_part p WHERE p.series = day_state.series AND p.day = day_state.day)",
-                    [cutoff],
+                    params![cutoff, first_kept_day],
                 )?;
                 tx.commit()?;
                 Ok(deleted)
             })
             .await
+    }
+}
+
+/// What the embedded TTL deletes: days not pending, last written before `cutoff` and ended
+/// before it too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expiry {
+    /// Now minus the retention.
+    pub cutoff: DateTime<Utc>,
+    /// The day holding the cutoff: it and every later day ended after the cutoff.
+    pub first_kept_day: NaiveDate,
+}
+
+impl Expiry {
+    /// The expiry of a store that keeps days for `retention`, as of `now`.
+    pub fn at(now: DateTime<Utc>, retention: chrono::Duration, calendar: &Calendar) -> Self {
+        let cutoff = now - retention;
+        Self {
+            cutoff,
+            first_kept_day: cutoff.with_timezone(&calendar.tz()).date_naive(),
+        }
     }
 }
 

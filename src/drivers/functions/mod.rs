@@ -19,7 +19,7 @@ use axum::routing::{get, post};
 use serde_json::json;
 
 use crate::app::App;
-use crate::drivers::reply::{self, Reply};
+use crate::drivers::reply::{self, IDEMPOTENCY_KEY, IngestHeaders, Reply};
 use envelope::{Invocation, InvocationReply};
 
 /// Binding names, as in `functions/*/function.json`.
@@ -137,9 +137,14 @@ async fn ingest(
         .http_request(HTTP_REQUEST_BINDING)
         .map_err(|e| InvocationError::envelope("ingest", e))?;
     let content_type = request.header("Content-Type").unwrap_or_default();
+    let idempotency_key = request.header(IDEMPOTENCY_KEY);
+    let headers = IngestHeaders {
+        content_type: &content_type,
+        idempotency_key: idempotency_key.as_deref(),
+    };
     let body = request.body_bytes();
     let outcome = match reply::check_size(body.len(), state.max_body_bytes) {
-        Ok(()) => reply::ingest(&state.app.pipeline, &content_type, &body).await,
+        Ok(()) => reply::ingest(&state.app.pipeline, headers, &body).await,
         Err(e) => Err(e),
     };
     Ok(http_output(&outcome.unwrap_or_else(Reply::from)))

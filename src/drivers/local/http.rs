@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use crate::app::App;
 use crate::domain::series::SeriesId;
-use crate::drivers::reply::{self, ApiError, Reply};
+use crate::drivers::reply::{self, ApiError, IDEMPOTENCY_KEY, IngestHeaders, Reply};
 
 #[derive(Clone)]
 struct ApiState {
@@ -67,12 +67,15 @@ async fn ingest(
     headers: HeaderMap,
     request: Request,
 ) -> Result<Reply, ApiError> {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    // A value that is not visible ASCII stays present but unreadable, so it is refused as a
+    // bad value (415, or 400 for the key) instead of being taken for an absent header.
+    let text = |name| headers.get(name).map(|v| v.to_str().unwrap_or("\u{fffd}"));
+    let ingest_headers = IngestHeaders {
+        content_type: text(header::CONTENT_TYPE.as_str()).unwrap_or(""),
+        idempotency_key: text(IDEMPOTENCY_KEY),
+    };
     let body = read_body(request.into_body(), state.max_body_bytes).await?;
-    reply::ingest(&state.app.pipeline, content_type, &body).await
+    reply::ingest(&state.app.pipeline, ingest_headers, &body).await
 }
 
 async fn read_body(body: Body, limit: usize) -> Result<axum::body::Bytes, ApiError> {
