@@ -68,7 +68,9 @@ async fn main() -> anyhow::Result<()> {
     // The whole end of day (read, compute, upsert) into the embedded SQLite table.
     let pipeline = embedded.pipeline(&local, clock.clone()).await?;
     let started = Instant::now();
-    let DaySummaryReport { computed, written } = pipeline.summarize_day(day).await?;
+    let DaySummaryReport {
+        computed, written, ..
+    } = pipeline.summarize_day(day).await?;
     let into_sqlite = rate(computed, started.elapsed());
     assert_eq!((computed, written), (series, series));
 
@@ -94,7 +96,9 @@ async fn main() -> anyhow::Result<()> {
     let mut to_postgres = pipeline.clone();
     to_postgres.ports.sink = timed.clone();
     let started = Instant::now();
-    let DaySummaryReport { computed, written } = to_postgres.summarize_day(day).await?;
+    let DaySummaryReport {
+        computed, written, ..
+    } = to_postgres.summarize_day(day).await?;
     let took = started.elapsed();
     let into_postgres = rate(computed, took);
     assert_eq!((computed, written), (series, series));
@@ -259,12 +263,13 @@ async fn copy_rows(
     for r in rows {
         let s = &r.stats;
         let stddev = s.stddev.map_or("\\N".to_string(), |v| format!("{v:?}"));
+        let sum = s.sum.map_or("\\N".to_string(), |v| format!("{v:?}"));
         text.push_str(&format!(
             "{}\t{}\t{}\t{:?}\t{:?}\t{:?}\t{:?}\t{}\t{:?}\t{}\t{:?}\t{}\t{:?}\t{:?}\t{:?}\t{}\t{}\n",
             r.series,
             r.day,
             s.count,
-            s.sum,
+            sum,
             s.min,
             s.max,
             s.mean,

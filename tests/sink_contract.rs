@@ -179,7 +179,7 @@ fn row(name: &str, on: &str, revision: i64, seed: f64) -> SummaryRow {
         day: d,
         stats: DailyStats {
             count: 1440 + seed as u64 % 7,
-            sum: 1440.0 * seed + 0.1,
+            sum: Some(1440.0 * seed + 0.1),
             min: seed - 3.25,
             max: seed + 7.125,
             mean: seed + 1.0 / 3.0,
@@ -377,7 +377,7 @@ mod cases {
         ] {
             let mut bad = row("bad", "2026-11-24", 1, 2.0);
             match column {
-                "sum" => bad.stats.sum = value,
+                "sum" => bad.stats.sum = Some(value),
                 "mean" => bad.stats.mean = value,
                 "stddev" => bad.stats.stddev = Some(value),
                 _ => bad.stats.p99 = value,

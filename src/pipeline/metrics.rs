@@ -33,6 +33,8 @@ counters! {
     summary_send_races: "Summarize sends that lost the race to record their epoch; the queue dropped the duplicate.",
     summaries_written: "Summary rows written to the sink.",
     summaries_unchanged: "Summary rows not written because the stored revision was not older.",
+    summaries_out_of_range: "Summary rows stored with a statistic left NULL because its true value is beyond double precision (the sum of values near ±1.8e308).",
+    summaries_refused: "Series-days whose summary row can never be written (statistics SQL cannot hold, or refused by the sink for good); quarantined with the reason.",
     summarize_stale: "Summarize messages for an epoch that a newer one replaced.",
     reconciled: "Series-days whose lost summarize message was replaced by `reconcile`.",
     quarantined: "Items and messages put in quarantine.",

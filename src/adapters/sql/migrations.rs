@@ -10,8 +10,9 @@
 //! | series (key) | `text` (1–100 chars) | `nvarchar(100)` | `TEXT` |
 //! | day (key) | `date` | `date` | `TEXT` `YYYY-MM-DD` |
 //! | count | `bigint` | `bigint` | `INTEGER` |
-//! | sum, min, max, mean, first_value, last_value, p50, p90, p99 | `double precision` | `float` (53-bit) | `REAL` |
-//! | stddev (null below 2 points) | `double precision` | `float` | `REAL` |
+//! | min, max, mean, first_value, last_value, p50, p90, p99 | `double precision` | `float` (53-bit) | `REAL` |
+//! | sum (null when beyond double precision) | `double precision` | `float` | `REAL` |
+//! | stddev (null below 2 points, or beyond double precision) | `double precision` | `float` | `REAL` |
 //! | first_ts, last_ts, computed_at | `timestamptz` (µs) | `datetimeoffset(7)` (100 ns) | `TEXT` RFC 3339 (ns) |
 //! | revision | `bigint` | `bigint` | `INTEGER` |
 //!
@@ -28,10 +29,11 @@ pub struct Migration {
 }
 
 /// PostgreSQL, applied with `pg_advisory_xact_lock` held.
-pub const POSTGRES: &[Migration] = &[Migration {
-    version: 1,
-    description: "daily_summary with a day index",
-    sql: r#"
+pub const POSTGRES: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "daily_summary with a day index",
+        sql: r#"
     CREATE TABLE {schema}.daily_summary (
         series text NOT NULL CHECK (char_length(series) BETWEEN 1 AND 100),
         day date NOT NULL,
@@ -54,13 +56,20 @@ pub const POSTGRES: &[Migration] = &[Migration {
     );
     CREATE INDEX daily_summary_day ON {schema}.daily_summary (day);
     "#,
-}];
+    },
+    Migration {
+        version: 2,
+        description: "sum is NULL when it is beyond double precision",
+        sql: "ALTER TABLE {schema}.daily_summary ALTER COLUMN sum DROP NOT NULL;",
+    },
+];
 
 /// SQL Server / Azure SQL, applied with `sp_getapplock` held for the transaction.
-pub const MSSQL: &[Migration] = &[Migration {
-    version: 1,
-    description: "daily_summary with a day index",
-    sql: r#"
+pub const MSSQL: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "daily_summary with a day index",
+        sql: r#"
     CREATE TABLE {schema}.daily_summary (
         series nvarchar(100) NOT NULL,
         day date NOT NULL,
@@ -83,7 +92,13 @@ pub const MSSQL: &[Migration] = &[Migration {
     );
     CREATE INDEX daily_summary_day ON {schema}.daily_summary (day);
     "#,
-}];
+    },
+    Migration {
+        version: 2,
+        description: "sum is NULL when it is beyond float",
+        sql: "ALTER TABLE {schema}.daily_summary ALTER COLUMN [sum] float NULL;",
+    },
+];
 
 /// The latest version of a list.
 pub fn latest(migrations: &[Migration]) -> i32 {

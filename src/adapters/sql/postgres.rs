@@ -292,7 +292,7 @@ pub struct Columns {
     pub series: Vec<String>,
     pub day: Vec<NaiveDate>,
     pub count: Vec<i64>,
-    pub sum: Vec<f64>,
+    pub sum: Vec<Option<f64>>,
     pub min: Vec<f64>,
     pub max: Vec<f64>,
     pub mean: Vec<f64>,

@@ -139,3 +139,19 @@ impl SummarySink for SqliteSink {
             .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::sql::rows::tests::row;
+
+    #[tokio::test]
+    async fn a_sum_beyond_double_precision_is_stored_as_null() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = SqliteSink::new(EmbeddedDb::open(&dir.path().join("s.db")).unwrap());
+        let mut beyond = row("a", "2026-11-18", 1, 1e308);
+        beyond.stats.sum = None;
+        assert_eq!(sink.upsert(&[beyond.clone()]).await.unwrap(), 1);
+        assert_eq!(sink.read(None, None).await.unwrap(), [beyond]);
+    }
+}

@@ -1,5 +1,5 @@
 //! Between summary rows and SQL Server values: each bound parameter typed as the column it
-//! fills (a NULL `stddev` must still be a `float`), and each stored row decoded back, with a
+//! fills (a NULL `sum` or `stddev` must still be a `float`), and each stored row decoded back, with a
 //! NULL or out-of-range value reported by column rather than panicking.
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -45,7 +45,7 @@ pub(super) fn params(row: &SummaryRow) -> [Param; 17] {
         Param::Text(row.series.to_string()),
         Param::Date(row.day),
         Param::BigInt(s.count as i64),
-        f(s.sum),
+        Param::Float(s.sum),
         f(s.min),
         f(s.max),
         f(s.mean),
@@ -84,7 +84,7 @@ pub(super) fn stored_row(row: &tiberius::Row) -> Result<SummaryRow, MssqlError> 
         stats: DailyStats {
             count: u64::try_from(count)
                 .map_err(|_| MssqlError::Unexpected(format!("negative count {count}")))?,
-            sum: need(row, 3)?,
+            sum: row.try_get(3)?,
             min: need(row, 4)?,
             max: need(row, 5)?,
             mean: need(row, 6)?,
@@ -128,6 +128,11 @@ mod tests {
         assert_eq!(
             p[9],
             Param::Utc(DateTime::from_timestamp_nanos(r.stats.first_ts))
+        );
+        r.stats.sum = None;
+        assert!(
+            matches!(params(&r)[3].to_sql(), ColumnData::F64(None)),
+            "typed NULL sum"
         );
     }
 }

@@ -32,7 +32,7 @@ impl Statements {
         let create_stage = format!(
             "CREATE TABLE {STAGE} (
                 series nvarchar(100) COLLATE DATABASE_DEFAULT NOT NULL, day date NOT NULL,
-                [count] bigint NOT NULL, [sum] float NOT NULL, [min] float NOT NULL,
+                [count] bigint NOT NULL, [sum] float NULL, [min] float NOT NULL,
                 [max] float NOT NULL, mean float NOT NULL, stddev float NULL,
                 first_value float NOT NULL, first_ts datetimeoffset(7) NOT NULL,
                 last_value float NOT NULL, last_ts datetimeoffset(7) NOT NULL,

@@ -3,19 +3,24 @@
 //!
 //! A tick works under a time budget below the function timeout and leaves whatever is left to
 //! the next tick. It keeps several batches in flight at once (receiving over REST is one call
-//! per message, so waiting on one batch at a time would leave the budget mostly idle). When the
-//! sink fails, the whole tick stops after the batches in flight and the failed batch's
-//! messages are abandoned once it has: they come back on a later tick, and the revision guard
-//! makes writing them again harmless.
+//! per message, so waiting on one batch at a time would leave the budget mostly idle). When a
+//! dependency fails transiently, the whole tick stops after the batches in flight and the
+//! failed batch's messages are abandoned once it has: they come back on a later tick, and the
+//! revision guard makes writing them again harmless. A row that can never be written is that
+//! series-day's problem alone ([`rows`]): its message is quarantined with the reason and
+//! settled, and the rest of the batch is written.
 //!
 //! The budget is checked before each receive, so a tick can run over it by one batch's time;
 //! keep the budget below the function timeout by at least that much.
+
+mod day;
+mod rows;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use chrono::NaiveDate;
+use chrono::{DateTime, Utc};
 
 use crate::domain::message::SummarizeRequest;
 use crate::domain::series_day::{DayState, SeriesDayKey, revision};
@@ -26,6 +31,7 @@ use super::metrics::Metrics;
 use super::ports::{
     PortResult, QuarantineEntry, ReceivedMessage, StateWrite, StoredDay, Versioned, WriteOutcome,
 };
+pub use day::{DaySummaryReport, RefusedDay};
 
 /// What one tick did.
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
@@ -36,27 +42,24 @@ pub struct TickReport {
     pub stale: usize,
     /// Days with no stored data (expired, or never written).
     pub missing: usize,
+    /// Messages put in quarantine: not summarize requests, or for a day whose row can never be
+    /// written.
     pub quarantined: usize,
+    /// Rows stored with a statistic left NULL because it is beyond double precision.
+    pub out_of_range: usize,
     /// Messages released for a later tick (a state race, or a failing sink).
     pub abandoned: usize,
     /// The error that ended the tick early, if any.
     pub error: Option<String>,
 }
 
-/// What a manual run of one day did.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct DaySummaryReport {
-    /// Series-days with data whose statistics were computed.
-    pub computed: usize,
-    /// Rows written; the others were already stored at the same or a newer revision.
-    pub written: usize,
-}
-
 /// The summarize messages of one batch for one series-day.
-#[derive(Default)]
 struct Requested {
     /// The highest epoch asked for; older ones are covered by it.
     epoch: u32,
+    /// The message asking for `epoch`: what is quarantined if the day's row can never be
+    /// written.
+    latest: ReceivedMessage,
     /// The locks of every message asking, all settled together.
     locks: Vec<String>,
 }
@@ -68,6 +71,7 @@ struct Planned {
     epoch: u32,
     /// The day's state as read with its points; the finished state is written against it.
     state: Option<Versioned<DayState>>,
+    latest: ReceivedMessage,
     locks: Vec<String>,
 }
 
@@ -89,6 +93,7 @@ impl TickReport {
         self.stale += other.stale;
         self.missing += other.missing;
         self.quarantined += other.quarantined;
+        self.out_of_range += other.out_of_range;
         self.abandoned += other.abandoned;
         if self.error.is_none() {
             self.error = other.error;
@@ -169,30 +174,36 @@ impl Pipeline {
         let mut bad = Vec::new();
         let mut requests: HashMap<SeriesDayKey, Requested> = HashMap::new();
         for message in messages {
-            match SummarizeRequest::from_body(&message.body) {
-                Ok(request) => {
-                    let entry = requests.entry(request.key()).or_default();
-                    entry.epoch = entry.epoch.max(request.epoch);
-                    entry.locks.push(message.lock_token);
-                }
+            let request = match SummarizeRequest::from_body(&message.body) {
+                Ok(request) => request,
                 Err(reason) => {
-                    bad.push(QuarantineEntry {
-                        id: format!("summarize:{}", message.message_id),
-                        at: now,
-                        function: "summarize".into(),
-                        source: message.message_id,
-                        reason,
-                        body: message.body,
-                    });
-                    done.push(message.lock_token);
+                    done.push(message.lock_token.clone());
+                    bad.push(quarantine_entry(message, reason, now));
+                    continue;
+                }
+            };
+            let lock = message.lock_token.clone();
+            match requests.get_mut(&request.key()) {
+                Some(entry) => {
+                    if request.epoch > entry.epoch {
+                        entry.epoch = request.epoch;
+                        entry.latest = message;
+                    }
+                    entry.locks.push(lock);
+                }
+                None => {
+                    requests.insert(
+                        request.key(),
+                        Requested {
+                            epoch: request.epoch,
+                            latest: message,
+                            locks: vec![lock],
+                        },
+                    );
                 }
             }
         }
-        if !bad.is_empty() {
-            self.ports.quarantine.put(&bad).await?;
-            report.quarantined += bad.len();
-            Metrics::add(&self.metrics.quarantined, bad.len());
-        }
+        self.quarantine(&bad, report).await?;
 
         let keys: Vec<SeriesDayKey> = requests.keys().cloned().collect();
         let days = match self.ports.store.read_days(&keys).await {
@@ -204,8 +215,11 @@ impl Pipeline {
         };
         let mut planned = Vec::new();
         for (key, day) in keys.into_iter().zip(days) {
-            let Requested { epoch, locks } =
-                requests.remove(&key).expect("every key came from requests");
+            let Requested {
+                epoch,
+                latest,
+                locks,
+            } = requests.remove(&key).expect("every key came from requests");
             let Some(day) = day else {
                 report.missing += 1;
                 done.extend(locks);
@@ -224,6 +238,7 @@ impl Pipeline {
                     row,
                     epoch,
                     state: day.state,
+                    latest,
                     locks,
                 }),
                 None => {
@@ -234,49 +249,56 @@ impl Pipeline {
         }
 
         let rows: Vec<SummaryRow> = planned.iter().map(|p| p.row.clone()).collect();
-        let written = match self.ports.sink.upsert(&rows).await {
-            Ok(written) => written,
+        let mut outcome = match self.write_rows(&rows).await {
+            Ok(outcome) => outcome,
             Err(e) => {
                 self.ports.due_summaries.complete(&done).await?;
                 hold(planned.into_iter().flat_map(|p| p.locks), report, failed);
                 return Err(e);
             }
         };
-        report.written += written;
-        report.unchanged += rows.len() - written;
-        Metrics::add(&self.metrics.summaries_written, written);
-        Metrics::add(&self.metrics.summaries_unchanged, rows.len() - written);
+        report.written += outcome.written;
+        report.unchanged += outcome.unchanged;
+        report.out_of_range += outcome.out_of_range;
 
         let writes: Vec<StateWrite> = planned
             .iter()
-            .map(|p| {
-                let (expected_version, state) = match &p.state {
-                    Some(read) => (Some(read.version.clone()), read.value.clone()),
-                    None => (None, DayState::next_epoch(None, now)),
-                };
-                StateWrite {
-                    key: p.key.clone(),
-                    expected_version,
-                    state: DayState {
-                        epoch: state.epoch.max(p.epoch),
-                        pending: false,
-                        summarized_revision: Some(p.row.revision),
-                        ..state
-                    },
-                }
-            })
+            .enumerate()
+            .map(|(index, p)| p.finished_state(outcome.refused.contains_key(&index), now))
             .collect();
         let outcomes = self.ports.store.write_states(&writes).await?;
         let mut retry = Vec::new();
-        for (plan, outcome) in planned.into_iter().zip(outcomes) {
-            match outcome {
-                WriteOutcome::Written => done.extend(plan.locks),
+        let mut refused = Vec::new();
+        for (index, (plan, state)) in planned.into_iter().zip(outcomes).enumerate() {
+            match state {
+                WriteOutcome::Written => {
+                    if let Some(reason) = outcome.refused.remove(&index) {
+                        refused.push(quarantine_entry(plan.latest, reason, now));
+                    }
+                    done.extend(plan.locks);
+                }
                 // Data arrived while we computed: look again on the next delivery.
                 WriteOutcome::Conflict => retry.extend(plan.locks),
             }
         }
+        self.quarantine(&refused, report).await?;
         self.ports.due_summaries.complete(&done).await?;
         self.release(retry, report).await;
+        Ok(())
+    }
+
+    /// Keeps messages that will never succeed, with their reasons.
+    async fn quarantine(
+        &self,
+        entries: &[QuarantineEntry],
+        report: &mut TickReport,
+    ) -> PortResult<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        self.ports.quarantine.put(entries).await?;
+        report.quarantined += entries.len();
+        Metrics::add(&self.metrics.quarantined, entries.len());
         Ok(())
     }
 
@@ -297,29 +319,6 @@ impl Pipeline {
             tracing::warn!(error = %e, count = locks.len(), "summarize: abandoning failed; the locks will expire instead");
         }
     }
-
-    /// Summarizes every stored series of `day` now, whatever is scheduled (backfill, manual
-    /// runs). Rows are still guarded by revision, so this never replaces newer data.
-    pub async fn summarize_day(&self, day: NaiveDate) -> PortResult<DaySummaryReport> {
-        let now = self.ports.clock.now();
-        let keys = self.ports.store.series_of_day(day).await?;
-        let mut report = DaySummaryReport::default();
-        for batch in keys.chunks(self.settings.summarize_batch.max(1)) {
-            let rows: Vec<SummaryRow> = self
-                .ports
-                .store
-                .read_days(batch)
-                .await?
-                .iter()
-                .flatten()
-                .filter_map(|day| summary_row(day, now))
-                .collect();
-            report.computed += rows.len();
-            report.written += self.ports.sink.upsert(&rows).await?;
-        }
-        Metrics::add(&self.metrics.summaries_written, report.written);
-        Ok(report)
-    }
 }
 
 /// Keeps the locks of a failed batch for release at the end of the tick.
@@ -333,7 +332,50 @@ fn hold(
     report.abandoned += failed.len() - before;
 }
 
-fn summary_row(day: &StoredDay, now: chrono::DateTime<chrono::Utc>) -> Option<SummaryRow> {
+impl Planned {
+    /// The day's state once this summary is settled: nothing pending, at the revision written —
+    /// or, for a row that can never be written, at the revision written before, so that only new
+    /// data (a new epoch) tries again.
+    fn finished_state(&self, refused: bool, now: DateTime<Utc>) -> StateWrite {
+        let (expected_version, state) = match &self.state {
+            Some(read) => (Some(read.version.clone()), read.value.clone()),
+            None => (None, DayState::next_epoch(None, now)),
+        };
+        let summarized_revision = if refused {
+            state.summarized_revision
+        } else {
+            Some(self.row.revision)
+        };
+        StateWrite {
+            key: self.key.clone(),
+            expected_version,
+            state: DayState {
+                epoch: state.epoch.max(self.epoch),
+                pending: false,
+                summarized_revision,
+                ..state
+            },
+        }
+    }
+}
+
+/// A summaries message that will never succeed, kept under `summarize:<message id>`.
+fn quarantine_entry(
+    message: ReceivedMessage,
+    reason: String,
+    now: DateTime<Utc>,
+) -> QuarantineEntry {
+    QuarantineEntry {
+        id: format!("summarize:{}", message.message_id),
+        at: now,
+        function: "summarize".into(),
+        source: message.message_id,
+        reason,
+        body: message.body,
+    }
+}
+
+fn summary_row(day: &StoredDay, now: DateTime<Utc>) -> Option<SummaryRow> {
     Some(SummaryRow {
         series: day.key.series.clone(),
         day: day.key.day,

@@ -1,0 +1,69 @@
+//! A manual run of one day (`eventide summarize --day`): every stored series of the day is
+//! summarized now, whatever is scheduled, and a series whose row can never be written is
+//! reported rather than keeping the others from being written.
+
+use chrono::NaiveDate;
+
+use crate::domain::series_day::SeriesDayKey;
+use crate::domain::stats::SummaryRow;
+
+use super::super::Pipeline;
+use super::super::ports::PortResult;
+use super::summary_row;
+
+/// What a manual run of one day did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct DaySummaryReport {
+    /// Series-days with data whose statistics were computed.
+    pub computed: usize,
+    /// Rows written; the others were already stored at the same or a newer revision, or refused.
+    pub written: usize,
+    /// Rows stored with a statistic left NULL because it is beyond double precision.
+    pub out_of_range: usize,
+    /// Series-days whose row can never be written, each with the reason.
+    pub refused: Vec<RefusedDay>,
+}
+
+/// A series-day whose summary row can never be written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusedDay {
+    pub key: SeriesDayKey,
+    pub reason: String,
+}
+
+impl Pipeline {
+    /// Summarizes every stored series of `day` now, whatever is scheduled (backfill, manual
+    /// runs). Rows are still guarded by revision, so this never replaces newer data; the day
+    /// states are left alone.
+    pub async fn summarize_day(&self, day: NaiveDate) -> PortResult<DaySummaryReport> {
+        let now = self.ports.clock.now();
+        let keys = self.ports.store.series_of_day(day).await?;
+        let mut report = DaySummaryReport::default();
+        for batch in keys.chunks(self.settings.summarize_batch.max(1)) {
+            let rows: Vec<SummaryRow> = self
+                .ports
+                .store
+                .read_days(batch)
+                .await?
+                .iter()
+                .flatten()
+                .filter_map(|day| summary_row(day, now))
+                .collect();
+            let outcome = self.write_rows(&rows).await?;
+            report.computed += rows.len();
+            report.written += outcome.written;
+            report.out_of_range += outcome.out_of_range;
+            let mut refused: Vec<RefusedDay> = outcome
+                .refused
+                .into_iter()
+                .map(|(index, reason)| RefusedDay {
+                    key: SeriesDayKey::new(rows[index].series.clone(), rows[index].day),
+                    reason,
+                })
+                .collect();
+            refused.sort_by(|a, b| a.key.cmp(&b.key));
+            report.refused.extend(refused);
+        }
+        Ok(report)
+    }
+}

@@ -1,0 +1,81 @@
+//! Writing a batch's summary rows so that a row that can never be written stays its own
+//! problem: rows whose statistics SQL cannot hold are refused before the sink, and when the sink
+//! refuses a batch for good, its rows are written one by one to find the ones it refuses. A
+//! transient failure is the whole batch's, and returned.
+
+use std::collections::HashMap;
+
+use crate::domain::stats::SummaryRow;
+
+use super::super::Pipeline;
+use super::super::metrics::Metrics;
+use super::super::ports::{ErrorKind, PortResult};
+
+/// What writing one batch of rows did.
+#[derive(Debug, Default)]
+pub(super) struct SinkOutcome {
+    pub(super) written: usize,
+    /// Rows already stored at the same or a newer revision.
+    pub(super) unchanged: usize,
+    /// Rows stored with a statistic left NULL because it is beyond `f64`.
+    pub(super) out_of_range: usize,
+    /// Why the row at each index can never be written; every other row is stored.
+    pub(super) refused: HashMap<usize, String>,
+}
+
+impl Pipeline {
+    /// Writes `rows`, isolating the ones that can never be written (see the module docs), and
+    /// counts what happened.
+    pub(super) async fn write_rows(&self, rows: &[SummaryRow]) -> PortResult<SinkOutcome> {
+        let mut outcome = SinkOutcome::default();
+        let mut storable = Vec::with_capacity(rows.len());
+        for (index, row) in rows.iter().enumerate() {
+            match row.check_storable() {
+                Ok(()) => storable.push(index),
+                Err(e) => {
+                    outcome.refused.insert(index, e.to_string());
+                }
+            }
+        }
+        let batch: Vec<SummaryRow> = storable.iter().map(|&i| rows[i].clone()).collect();
+        outcome.written = match self.ports.sink.upsert(&batch).await {
+            Ok(written) => written,
+            Err(e) if e.kind == ErrorKind::Permanent => {
+                tracing::warn!(error = %e, rows = batch.len(), "summarize: the sink refused a batch; writing its rows one by one");
+                let mut written = 0;
+                for &index in &storable {
+                    match self
+                        .ports
+                        .sink
+                        .upsert(std::slice::from_ref(&rows[index]))
+                        .await
+                    {
+                        Ok(n) => written += n,
+                        Err(e) if e.kind == ErrorKind::Permanent => {
+                            outcome.refused.insert(index, e.to_string());
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                written
+            }
+            Err(e) => return Err(e),
+        };
+        outcome.unchanged = rows.len() - outcome.refused.len() - outcome.written;
+        outcome.out_of_range = storable
+            .iter()
+            .filter(|i| !outcome.refused.contains_key(i))
+            .filter(|&&i| !rows[i].stats.out_of_range().is_empty())
+            .count();
+        for (index, reason) in &outcome.refused {
+            let row = &rows[*index];
+            tracing::warn!(series = %row.series, day = %row.day, %reason, "summarize: the day's summary row can never be written");
+        }
+        let m = &self.metrics;
+        Metrics::add(&m.summaries_written, outcome.written);
+        Metrics::add(&m.summaries_unchanged, outcome.unchanged);
+        Metrics::add(&m.summaries_out_of_range, outcome.out_of_range);
+        Metrics::add(&m.summaries_refused, outcome.refused.len());
+        Ok(outcome)
+    }
+}
