@@ -181,3 +181,46 @@ async fn a_transient_sink_failure_retries_the_whole_batch_on_a_later_tick() {
     assert_eq!(stored_series(&server).await, ["a", "b", "c", "d", "e"]);
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_day_that_cannot_be_decoded_is_quarantined_and_the_rest_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, clock) = serve(dir.path(), 0).await;
+    ingest(&server, &SERIES[..5]).await;
+    // Bit rot in one stored series-day (or a document written by something else).
+    let file = rusqlite::Connection::open(dir.path().join("eventide.db")).unwrap();
+    let damaged = file
+        .execute(
+            "UPDATE day_part SET points = x'00ff00ff' WHERE series = 'c'",
+            [],
+        )
+        .unwrap();
+    assert_eq!(damaged, 1);
+    clock.advance(Duration::minutes(6));
+
+    let tick = server.summarize_now().await;
+    assert_eq!(tick.error, None, "{tick:?}");
+    assert_eq!((tick.written, tick.quarantined), (4, 1), "{tick:?}");
+    assert_eq!(stored_series(&server).await, ["a", "b", "d", "e"]);
+    let entries = server.app.quarantines[0].list(10).await.unwrap();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0].id, "summarize:summarize:c:2026-11-18:1");
+    assert!(
+        entries[0].reason.contains("reading"),
+        "{}",
+        entries[0].reason
+    );
+
+    let later = server.summarize_now().await;
+    assert_eq!(
+        (later.received, later.error.as_deref()),
+        (0, None),
+        "{later:?}"
+    );
+
+    let manual = server.app.pipeline.summarize_day(day()).await.unwrap();
+    assert_eq!((manual.computed, manual.written), (4, 0), "{manual:?}");
+    assert_eq!(manual.refused.len(), 1, "{manual:?}");
+    assert_eq!(manual.refused[0].key.series.as_str(), "c");
+    server.shutdown().await;
+}

@@ -34,7 +34,7 @@ counters! {
     summaries_written: "Summary rows written to the sink.",
     summaries_unchanged: "Summary rows not written because the stored revision was not older.",
     summaries_out_of_range: "Summary rows stored with a statistic left NULL because its true value is beyond double precision (the sum of values near ±1.8e308).",
-    summaries_refused: "Series-days whose summary row can never be written (statistics SQL cannot hold, or refused by the sink for good); quarantined with the reason.",
+    summaries_refused: "Series-days that can never be summarized (stored points that cannot be read, statistics SQL cannot hold, a row the sink refuses for good); their messages are quarantined with the reason.",
     summarize_stale: "Summarize messages for an epoch that a newer one replaced.",
     reconciled: "Series-days whose lost summarize message was replaced by `reconcile`.",
     quarantined: "Items and messages put in quarantine.",

@@ -9,6 +9,7 @@ use crate::domain::stats::SummaryRow;
 
 use super::super::Pipeline;
 use super::super::ports::PortResult;
+use super::isolation::DayRead;
 use super::summary_row;
 
 /// What a manual run of one day did.
@@ -40,27 +41,31 @@ impl Pipeline {
         let keys = self.ports.store.series_of_day(day).await?;
         let mut report = DaySummaryReport::default();
         for batch in keys.chunks(self.settings.summarize_batch.max(1)) {
-            let rows: Vec<SummaryRow> = self
-                .ports
-                .store
-                .read_days(batch)
-                .await?
-                .iter()
-                .flatten()
-                .filter_map(|day| summary_row(day, now))
-                .collect();
+            let mut refused = Vec::new();
+            let mut rows: Vec<SummaryRow> = Vec::new();
+            for (key, day) in batch.iter().zip(self.read_days(batch).await?) {
+                match day {
+                    DayRead::Stored(day) => rows.extend(summary_row(&day, now)),
+                    DayRead::Missing => {}
+                    DayRead::Unreadable(reason) => refused.push(RefusedDay {
+                        key: key.clone(),
+                        reason: format!("the stored series-day cannot be read: {reason}"),
+                    }),
+                }
+            }
             let outcome = self.write_rows(&rows).await?;
             report.computed += rows.len();
             report.written += outcome.written;
             report.out_of_range += outcome.out_of_range;
-            let mut refused: Vec<RefusedDay> = outcome
-                .refused
-                .into_iter()
-                .map(|(index, reason)| RefusedDay {
-                    key: SeriesDayKey::new(rows[index].series.clone(), rows[index].day),
-                    reason,
-                })
-                .collect();
+            refused.extend(
+                outcome
+                    .refused
+                    .into_iter()
+                    .map(|(index, reason)| RefusedDay {
+                        key: SeriesDayKey::new(rows[index].series.clone(), rows[index].day),
+                        reason,
+                    }),
+            );
             refused.sort_by(|a, b| a.key.cmp(&b.key));
             report.refused.extend(refused);
         }

@@ -6,15 +6,15 @@
 //! per message, so waiting on one batch at a time would leave the budget mostly idle). When a
 //! dependency fails transiently, the whole tick stops after the batches in flight and the
 //! failed batch's messages are abandoned once it has: they come back on a later tick, and the
-//! revision guard makes writing them again harmless. A row that can never be written is that
-//! series-day's problem alone ([`rows`]): its message is quarantined with the reason and
-//! settled, and the rest of the batch is written.
+//! revision guard makes writing them again harmless. A day that can never be read or written is
+//! that series-day's problem alone ([`isolation`]): its message is quarantined with the reason
+//! and settled, and the rest of the batch is written.
 //!
 //! The budget is checked before each receive, so a tick can run over it by one batch's time;
 //! keep the budget below the function timeout by at least that much.
 
 mod day;
-mod rows;
+mod isolation;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,6 +25,7 @@ use chrono::{DateTime, Utc};
 use crate::domain::message::SummarizeRequest;
 use crate::domain::series_day::{DayState, SeriesDayKey, revision};
 use crate::domain::stats::{DailyStats, SummaryRow};
+use isolation::DayRead;
 
 use super::Pipeline;
 use super::metrics::Metrics;
@@ -64,15 +65,25 @@ struct Requested {
     locks: Vec<String>,
 }
 
-/// One summary to write and the message(s) it settles.
+/// One series-day to settle, and the message(s) that settle with it.
 struct Planned {
     key: SeriesDayKey,
-    row: SummaryRow,
+    /// The row to write, or why the day can never be summarized.
+    summary: Result<SummaryRow, String>,
     epoch: u32,
-    /// The day's state as read with its points; the finished state is written against it.
+    /// The day's state as read; the finished state is written against it.
     state: Option<Versioned<DayState>>,
     latest: ReceivedMessage,
     locks: Vec<String>,
+}
+
+/// What becomes of a batch's series-days.
+#[derive(Default)]
+struct Plan {
+    planned: Vec<Planned>,
+    /// Locks of messages to complete as they are: their day is missing, or a newer epoch will
+    /// summarize it.
+    settled: Vec<String>,
 }
 
 /// What one receive loop of a tick leaves behind.
@@ -206,50 +217,26 @@ impl Pipeline {
         self.quarantine(&bad, report).await?;
 
         let keys: Vec<SeriesDayKey> = requests.keys().cloned().collect();
-        let days = match self.ports.store.read_days(&keys).await {
-            Ok(days) => days,
+        let Plan {
+            mut planned,
+            settled,
+        } = match self.plan(&keys, &mut requests, now, report).await {
+            Ok(plan) => plan,
             Err(e) => {
                 hold(requests.into_values().flat_map(|r| r.locks), report, failed);
                 return Err(e);
             }
         };
-        let mut planned = Vec::new();
-        for (key, day) in keys.into_iter().zip(days) {
-            let Requested {
-                epoch,
-                latest,
-                locks,
-            } = requests.remove(&key).expect("every key came from requests");
-            let Some(day) = day else {
-                report.missing += 1;
-                done.extend(locks);
-                continue;
-            };
-            if day.state.as_ref().is_some_and(|s| s.value.epoch > epoch) {
-                // A newer epoch is scheduled and will summarize this day.
-                report.stale += 1;
-                Metrics::add(&self.metrics.summarize_stale, 1);
-                done.extend(locks);
-                continue;
-            }
-            match summary_row(&day, now) {
-                Some(row) => planned.push(Planned {
-                    key,
-                    row,
-                    epoch,
-                    state: day.state,
-                    latest,
-                    locks,
-                }),
-                None => {
-                    report.missing += 1;
-                    done.extend(locks);
-                }
-            }
-        }
+        done.extend(settled);
 
-        let rows: Vec<SummaryRow> = planned.iter().map(|p| p.row.clone()).collect();
-        let mut outcome = match self.write_rows(&rows).await {
+        let writable: Vec<usize> = (0..planned.len())
+            .filter(|&i| planned[i].summary.is_ok())
+            .collect();
+        let rows: Vec<SummaryRow> = writable
+            .iter()
+            .filter_map(|&i| planned[i].summary.clone().ok())
+            .collect();
+        let outcome = match self.write_rows(&rows).await {
             Ok(outcome) => outcome,
             Err(e) => {
                 self.ports.due_summaries.complete(&done).await?;
@@ -260,19 +247,18 @@ impl Pipeline {
         report.written += outcome.written;
         report.unchanged += outcome.unchanged;
         report.out_of_range += outcome.out_of_range;
+        for (index, reason) in outcome.refused {
+            planned[writable[index]].summary = Err(reason);
+        }
 
-        let writes: Vec<StateWrite> = planned
-            .iter()
-            .enumerate()
-            .map(|(index, p)| p.finished_state(outcome.refused.contains_key(&index), now))
-            .collect();
+        let writes: Vec<StateWrite> = planned.iter().map(|p| p.finished_state(now)).collect();
         let outcomes = self.ports.store.write_states(&writes).await?;
         let mut retry = Vec::new();
         let mut refused = Vec::new();
-        for (index, (plan, state)) in planned.into_iter().zip(outcomes).enumerate() {
+        for (plan, state) in planned.into_iter().zip(outcomes) {
             match state {
                 WriteOutcome::Written => {
-                    if let Some(reason) = outcome.refused.remove(&index) {
+                    if let Err(reason) = plan.summary {
                         refused.push(quarantine_entry(plan.latest, reason, now));
                     }
                     done.extend(plan.locks);
@@ -285,6 +271,71 @@ impl Pipeline {
         self.ports.due_summaries.complete(&done).await?;
         self.release(retry, report).await;
         Ok(())
+    }
+
+    /// Reads the requested days and decides what becomes of each: a summary to write, a day
+    /// that can never be summarized, or a message to complete as it is (the day is missing, or
+    /// a newer epoch will summarize it). On an error `requests` is left whole, for the caller to
+    /// hold.
+    async fn plan(
+        &self,
+        keys: &[SeriesDayKey],
+        requests: &mut HashMap<SeriesDayKey, Requested>,
+        now: DateTime<Utc>,
+        report: &mut TickReport,
+    ) -> PortResult<Plan> {
+        let days = self.read_days(keys).await?;
+        let unreadable: Vec<SeriesDayKey> = keys
+            .iter()
+            .zip(&days)
+            .filter(|(_, day)| matches!(day, DayRead::Unreadable(_)))
+            .map(|(key, _)| key.clone())
+            .collect();
+        // Their points cannot be read, but their state can: it is settled like any other.
+        let mut unreadable_states: HashMap<SeriesDayKey, Option<Versioned<DayState>>> = unreadable
+            .iter()
+            .cloned()
+            .zip(self.ports.store.read_states(&unreadable).await?)
+            .collect();
+        let mut plan = Plan::default();
+        for (key, day) in keys.iter().zip(days) {
+            let Requested {
+                epoch,
+                latest,
+                locks,
+            } = requests.remove(key).expect("every key came from requests");
+            let (state, summary) = match day {
+                DayRead::Stored(day) => (day.state.clone(), summary_row(&day, now).map(Ok)),
+                DayRead::Missing => (None, None),
+                DayRead::Unreadable(reason) => (
+                    unreadable_states.remove(key).flatten(),
+                    Some(Err(format!(
+                        "the stored series-day cannot be read: {reason}"
+                    ))),
+                ),
+            };
+            let Some(summary) = summary else {
+                report.missing += 1;
+                plan.settled.extend(locks);
+                continue;
+            };
+            if state.as_ref().is_some_and(|s| s.value.epoch > epoch) {
+                // A newer epoch is scheduled and will summarize this day.
+                report.stale += 1;
+                Metrics::add(&self.metrics.summarize_stale, 1);
+                plan.settled.extend(locks);
+                continue;
+            }
+            plan.planned.push(Planned {
+                key: key.clone(),
+                summary,
+                epoch,
+                state,
+                latest,
+                locks,
+            });
+        }
+        Ok(plan)
     }
 
     /// Keeps messages that will never succeed, with their reasons.
@@ -334,17 +385,16 @@ fn hold(
 
 impl Planned {
     /// The day's state once this summary is settled: nothing pending, at the revision written —
-    /// or, for a row that can never be written, at the revision written before, so that only new
-    /// data (a new epoch) tries again.
-    fn finished_state(&self, refused: bool, now: DateTime<Utc>) -> StateWrite {
+    /// or, for a day that can never be summarized, at the revision written before, so that
+    /// neither reconcile nor a redelivery brings it back; only new data (a new epoch) does.
+    fn finished_state(&self, now: DateTime<Utc>) -> StateWrite {
         let (expected_version, state) = match &self.state {
             Some(read) => (Some(read.version.clone()), read.value.clone()),
             None => (None, DayState::next_epoch(None, now)),
         };
-        let summarized_revision = if refused {
-            state.summarized_revision
-        } else {
-            Some(self.row.revision)
+        let summarized_revision = match &self.summary {
+            Ok(row) => Some(row.revision),
+            Err(_) => state.summarized_revision,
         };
         StateWrite {
             key: self.key.clone(),

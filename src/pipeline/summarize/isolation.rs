@@ -1,15 +1,27 @@
-//! Writing a batch's summary rows so that a row that can never be written stays its own
-//! problem: rows whose statistics SQL cannot hold are refused before the sink, and when the sink
-//! refuses a batch for good, its rows are written one by one to find the ones it refuses. A
-//! transient failure is the whole batch's, and returned.
+//! Reading a batch's series-days and writing their summary rows so that a day that can never
+//! be read or written stays its own problem. When the store or the sink fails for good on a
+//! batch, its days are read, or its rows written, one by one to find the ones at fault; rows
+//! whose statistics SQL cannot hold are refused before the sink. A transient failure is the
+//! whole batch's, and returned.
 
 use std::collections::HashMap;
 
+use crate::domain::series_day::SeriesDayKey;
 use crate::domain::stats::SummaryRow;
 
 use super::super::Pipeline;
 use super::super::metrics::Metrics;
-use super::super::ports::{ErrorKind, PortResult};
+use super::super::ports::{ErrorKind, PortResult, StoredDay};
+
+/// One series-day as read for summarizing.
+pub(super) enum DayRead {
+    Stored(StoredDay),
+    /// Not stored: never written, or expired.
+    Missing,
+    /// The store fails for good on this day (a document that cannot be decoded), with the
+    /// reason.
+    Unreadable(String),
+}
 
 /// What writing one batch of rows did.
 #[derive(Debug, Default)]
@@ -24,6 +36,31 @@ pub(super) struct SinkOutcome {
 }
 
 impl Pipeline {
+    /// Reads `keys` in order, isolating the days the store can never read.
+    pub(super) async fn read_days(&self, keys: &[SeriesDayKey]) -> PortResult<Vec<DayRead>> {
+        let stored = |day: Option<StoredDay>| day.map_or(DayRead::Missing, DayRead::Stored);
+        match self.ports.store.read_days(keys).await {
+            Ok(days) => return Ok(days.into_iter().map(stored).collect()),
+            Err(e) if e.kind == ErrorKind::Permanent => {
+                tracing::warn!(error = %e, days = keys.len(), "summarize: the store cannot read a batch; reading its days one by one");
+            }
+            Err(e) => return Err(e),
+        }
+        let mut days = Vec::with_capacity(keys.len());
+        for key in keys {
+            match self.ports.store.read_days(std::slice::from_ref(key)).await {
+                Ok(mut day) => days.push(stored(day.pop().flatten())),
+                Err(e) if e.kind == ErrorKind::Permanent => {
+                    tracing::warn!(series = %key.series, day = %key.day, error = %e, "summarize: the series-day can never be read");
+                    Metrics::add(&self.metrics.summaries_refused, 1);
+                    days.push(DayRead::Unreadable(e.to_string()));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(days)
+    }
+
     /// Writes `rows`, isolating the ones that can never be written (see the module docs), and
     /// counts what happened.
     pub(super) async fn write_rows(&self, rows: &[SummaryRow]) -> PortResult<SinkOutcome> {
