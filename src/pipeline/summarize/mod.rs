@@ -15,6 +15,7 @@
 
 mod day;
 mod isolation;
+mod renewal;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,6 +27,7 @@ use crate::domain::message::SummarizeRequest;
 use crate::domain::series_day::{DayState, SeriesDayKey, revision};
 use crate::domain::stats::{DailyStats, SummaryRow};
 use isolation::DayRead;
+use renewal::HeldLocks;
 
 use super::Pipeline;
 use super::metrics::Metrics;
@@ -160,10 +162,9 @@ impl Pipeline {
                 break;
             }
             report.received += messages.len();
-            if let Err(e) = self
-                .summarize_batch(messages, &mut report, &mut failed)
-                .await
-            {
+            let locks = HeldLocks::of(&messages);
+            let batch = self.summarize_batch(messages, &mut report, &mut failed);
+            if let Err(e) = self.keeping_locks(locks, batch).await {
                 tracing::error!(error = %e, "summarize: batch failed, its messages return on a later tick");
                 Metrics::add(&self.metrics.transient_failures, 1);
                 report.error = Some(e.to_string());
