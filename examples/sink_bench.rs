@@ -17,7 +17,7 @@ use chrono::{NaiveDate, TimeZone, Utc};
 use eventide::adapters::sql::SinkOptions;
 use eventide::adapters::sql::postgres::PostgresSink;
 use eventide::domain::series::SeriesId;
-use eventide::domain::series_day::{DayState, Point, SeriesDayKey};
+use eventide::domain::series_day::{DayState, Point, Revision, SeriesDayKey};
 use eventide::domain::stats::SummaryRow;
 use eventide::drivers::config::LocalArgs;
 use eventide::drivers::local::Embedded;
@@ -126,7 +126,7 @@ async fn main() -> anyhow::Result<()> {
         .map(|k| {
             rows.iter()
                 .map(|r| SummaryRow {
-                    revision: r.revision + k,
+                    revision: Revision::new(r.revision.value() + k),
                     ..r.clone()
                 })
                 .collect()
@@ -168,7 +168,7 @@ async fn main() -> anyhow::Result<()> {
                 let batch: Vec<SummaryRow> = rows[..n]
                     .iter()
                     .map(|r| SummaryRow {
-                        revision: r.revision + 10 + k,
+                        revision: Revision::new(r.revision.value() + 10 + k),
                         ..r.clone()
                     })
                     .collect();
@@ -264,8 +264,9 @@ async fn copy_rows(
         let s = &r.stats;
         let stddev = s.stddev.map_or("\\N".to_string(), |v| format!("{v:?}"));
         let sum = s.sum.map_or("\\N".to_string(), |v| format!("{v:?}"));
+        let revision = r.revision.parts().expect("computed revisions have parts");
         text.push_str(&format!(
-            "{}\t{}\t{}\t{:?}\t{:?}\t{:?}\t{:?}\t{}\t{:?}\t{}\t{:?}\t{}\t{:?}\t{:?}\t{:?}\t{}\t{}\n",
+            "{}\t{}\t{}\t{}\t{:?}\t{:?}\t{:?}\t{}\t{:?}\t{}\t{:?}\t{}\t{:?}\t{:?}\t{:?}\t{}\t{}\t{}\n",
             r.series,
             r.day,
             s.count,
@@ -281,8 +282,9 @@ async fn copy_rows(
             s.p50,
             s.p90,
             s.p99,
-            r.revision,
+            revision.high,
             r.computed_at.to_rfc3339(),
+            revision.low,
         ));
     }
     let mut best = Duration::MAX;

@@ -120,6 +120,12 @@ async fn five_good_series_and_one_extreme_one_are_all_summarized() {
     assert_eq!(extreme["max"], 1e308, "{extreme}");
     assert_eq!(extreme["stddev"], 0.0, "{extreme}");
     assert_eq!(extreme["p50"], 1e308, "{extreme}");
+    assert!(
+        extreme["revision"]
+            .as_str()
+            .is_some_and(|r| r.parse::<u128>().is_ok()),
+        "a revision is a decimal string: {extreme}"
+    );
     let counters = server.app.pipeline.metrics.snapshot();
     assert_eq!(counters["summaries_out_of_range"], 1, "{counters:?}");
     assert_eq!(counters["summaries_written"], 6, "{counters:?}");

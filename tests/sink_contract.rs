@@ -26,6 +26,7 @@ use eventide::adapters::sql::mssql::{
 use eventide::adapters::sql::postgres::PostgresSink;
 use eventide::adapters::sql::sqlite::SqliteSink;
 use eventide::domain::series::SeriesId;
+use eventide::domain::series_day::Revision;
 use eventide::domain::stats::{DailyStats, SummaryRow};
 use eventide::pipeline::ports::{ErrorKind, SummarySink};
 use sqlx::postgres::PgConnectOptions;
@@ -200,7 +201,7 @@ fn row(name: &str, on: &str, revision: i64, seed: f64) -> SummaryRow {
             p90: seed * 0.9,
             p99: -seed * 1e-300,
         },
-        revision,
+        revision: Revision::new(revision as u128),
         computed_at: at("2026-11-25T00:15:00.123456Z") + chrono::Duration::seconds(revision % 1000),
     }
 }
@@ -298,7 +299,7 @@ mod cases {
                 row(
                     r.series.as_str(),
                     &r.day.to_string(),
-                    r.revision + bump,
+                    r.revision.value() as i64 + bump,
                     (i + bump as usize * 7) as f64,
                 )
             })
@@ -638,7 +639,7 @@ async fn migrations_run_once_per_start() {
     let sink = PostgresSink::connect_with(through_proxy, quick_options(schema.clone()))
         .await
         .unwrap();
-    assert_eq!(sink.schema_version(), 1);
+    assert_eq!(sink.schema_version(), 2);
     let in_schema = format!("CREATE TABLE IF NOT EXISTS \"{schema}\".eventide_schema_version");
     assert_eq!(proxy.times_sent(&in_schema), 1, "connect migrates once");
 
@@ -659,7 +660,7 @@ async fn migrations_run_once_per_start() {
     summary_sink(&args, &embedded).await.unwrap();
     assert_eq!(proxy.times_sent(on_path), 1, "summary_sink migrates once");
     let described = migrate_summary_sink(&args, &embedded).await.unwrap();
-    assert_eq!(described, "PostgreSQL, schema version 1");
+    assert_eq!(described, "PostgreSQL, schema version 2");
     assert_eq!(
         proxy.times_sent(on_path),
         2,

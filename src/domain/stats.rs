@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use super::observation::format_ts;
 use super::series::SeriesId;
-use super::series_day::Point;
+use super::series_day::{Point, Revision};
 
 /// The statistics of a non-empty series-day.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -52,7 +52,7 @@ pub struct SummaryRow {
     pub stats: DailyStats,
     /// The series-day revision the statistics were computed from; a stored row is only ever
     /// replaced by a row with a higher revision.
-    pub revision: i64,
+    pub revision: Revision,
     pub computed_at: DateTime<Utc>,
 }
 
@@ -75,6 +75,14 @@ pub enum Unstorable {
         day: NaiveDate,
         count: u64,
     },
+    #[error(
+        "series {series:?} day {day}: revision {revision} is beyond 2^127, which two signed 64-bit columns cannot hold in order"
+    )]
+    RevisionTooLarge {
+        series: SeriesId,
+        day: NaiveDate,
+        revision: Revision,
+    },
 }
 
 impl SummaryRow {
@@ -86,6 +94,13 @@ impl SummaryRow {
                 series: self.series.clone(),
                 day: self.day,
                 count: s.count,
+            });
+        }
+        if self.revision.parts().is_none() {
+            return Err(Unstorable::RevisionTooLarge {
+                series: self.series.clone(),
+                day: self.day,
+                revision: self.revision,
             });
         }
         let numbers = [

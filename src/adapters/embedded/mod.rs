@@ -107,8 +107,9 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX daily_summary_day ON daily_summary (day);
     "#,
-    // 2: a sum beyond double precision is stored as NULL. SQLite cannot drop a NOT NULL
-    // constraint in place, so the table is rebuilt.
+    // 2: a sum beyond double precision is stored as NULL, and revisions are 128-bit: the low
+    // part in its own column beside the high one (`revision`), -2^63 in rows written before.
+    // SQLite cannot drop a NOT NULL constraint in place, so the summary table is rebuilt.
     r#"
     CREATE TABLE daily_summary_v2 (
         series TEXT NOT NULL,
@@ -128,12 +129,14 @@ const MIGRATIONS: &[&str] = &[
         p99 REAL NOT NULL,
         revision INTEGER NOT NULL,
         computed_at TEXT NOT NULL,
+        revision_low INTEGER NOT NULL,
         PRIMARY KEY (series, day)
     );
-    INSERT INTO daily_summary_v2 SELECT * FROM daily_summary;
+    INSERT INTO daily_summary_v2 SELECT *, -9223372036854775808 FROM daily_summary;
     DROP TABLE daily_summary;
     ALTER TABLE daily_summary_v2 RENAME TO daily_summary;
     CREATE INDEX daily_summary_day ON daily_summary (day);
+    ALTER TABLE day_state ADD COLUMN summarized_revision_low INTEGER;
     "#,
 ];
 
@@ -297,7 +300,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn migrating_keeps_the_summary_rows_and_lets_a_sum_be_null() {
+    fn migrating_keeps_the_summary_rows_with_their_revisions_and_lets_a_sum_be_null() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("v1.db");
         {
@@ -318,12 +321,18 @@ mod tests {
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
         assert_eq!(version, MIGRATIONS.len());
-        let kept: (f64, i64) = conn
-            .query_row("SELECT sum, revision FROM daily_summary", [], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
+        let kept: (f64, i64, i64) = conn
+            .query_row(
+                "SELECT sum, revision, revision_low FROM daily_summary",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
             .unwrap();
-        assert_eq!(kept, (3.0, 42));
+        assert_eq!(
+            kept,
+            (3.0, 42, i64::MIN),
+            "the sum of stamps is the high part"
+        );
         conn.execute("UPDATE daily_summary SET sum = NULL", [])
             .unwrap();
         let indexes: i64 = conn

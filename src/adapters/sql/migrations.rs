@@ -14,7 +14,8 @@
 //! | sum (null when beyond double precision) | `double precision` | `float` | `REAL` |
 //! | stddev (null below 2 points, or beyond double precision) | `double precision` | `float` | `REAL` |
 //! | first_ts, last_ts, computed_at | `timestamptz` (µs) | `datetimeoffset(7)` (100 ns) | `TEXT` RFC 3339 (ns) |
-//! | revision | `bigint` | `bigint` | `INTEGER` |
+//! | revision (the high part of a 128-bit revision) | `bigint` | `bigint` | `INTEGER` |
+//! | revision_low (its low part, offset by -2^63; rows written before it: -2^63) | `bigint` | `bigint` | `INTEGER` |
 //!
 //! The primary key `(series, day)` serves one series' days; the index on `day` serves "all
 //! series of a day".
@@ -59,8 +60,12 @@ pub const POSTGRES: &[Migration] = &[
     },
     Migration {
         version: 2,
-        description: "sum is NULL when it is beyond double precision",
-        sql: "ALTER TABLE {schema}.daily_summary ALTER COLUMN sum DROP NOT NULL;",
+        description: "sum NULL when beyond double precision; the revision's low part",
+        sql: r#"
+    ALTER TABLE {schema}.daily_summary ALTER COLUMN sum DROP NOT NULL;
+    ALTER TABLE {schema}.daily_summary
+        ADD COLUMN revision_low bigint NOT NULL DEFAULT (-9223372036854775807 - 1);
+    "#,
     },
 ];
 
@@ -95,8 +100,13 @@ pub const MSSQL: &[Migration] = &[
     },
     Migration {
         version: 2,
-        description: "sum is NULL when it is beyond float",
-        sql: "ALTER TABLE {schema}.daily_summary ALTER COLUMN [sum] float NULL;",
+        description: "sum NULL when beyond float; the revision's low part",
+        sql: r#"
+    ALTER TABLE {schema}.daily_summary ALTER COLUMN [sum] float NULL;
+    ALTER TABLE {schema}.daily_summary
+        ADD revision_low bigint NOT NULL
+        CONSTRAINT daily_summary_revision_low DEFAULT (-9223372036854775807 - 1);
+    "#,
     },
 ];
 
@@ -129,13 +139,26 @@ mod tests {
             let sql = render(&list[0], "s.");
             let start = sql.find("daily_summary (").unwrap();
             let body = &sql[start..sql.find("PRIMARY KEY").unwrap()];
-            let columns: Vec<String> = body
+            let mut columns: Vec<String> = body
                 .lines()
                 .skip(1)
                 .filter_map(|l| l.split_whitespace().next())
                 .filter(|c| !c.is_empty() && *c != "CONSTRAINT")
                 .map(|c| c.trim_matches(['[', ']']).to_string())
                 .collect();
+            // Columns added later come last, in the order they were added.
+            for later in &list[1..] {
+                let words: Vec<&str> = later.sql.split_whitespace().collect();
+                for (i, word) in words.iter().enumerate() {
+                    if *word == "ADD" {
+                        let name = match words[i + 1] {
+                            "COLUMN" => words[i + 2],
+                            name => name,
+                        };
+                        columns.push(name.to_string());
+                    }
+                }
+            }
             assert_eq!(columns, crate::adapters::sql::rows::COLUMNS);
         }
     }

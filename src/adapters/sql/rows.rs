@@ -11,8 +11,10 @@ use chrono::NaiveDate;
 use crate::domain::stats::SummaryRow;
 use crate::pipeline::ports::{PortError, PortResult};
 
-/// The columns of `daily_summary`, in table order, on every backend.
-pub const COLUMNS: [&str; 17] = [
+/// The columns of `daily_summary`, in table order, on every backend. The revision is stored as
+/// its two parts (`domain::series_day::RevisionParts`): `revision` the high one, `revision_low`
+/// (added by a later migration, hence last) the low one.
+pub const COLUMNS: [&str; 18] = [
     "series",
     "day",
     "count",
@@ -30,6 +32,7 @@ pub const COLUMNS: [&str; 17] = [
     "p99",
     "revision",
     "computed_at",
+    "revision_low",
 ];
 
 /// Checks every row ([`SummaryRow::check_storable`]); a batch with any bad row is refused
@@ -77,10 +80,11 @@ pub fn check_schema_name(name: &str) -> Result<(), String> {
 pub(crate) mod tests {
     use super::*;
     use crate::domain::series::SeriesId;
+    use crate::domain::series_day::Revision;
     use crate::domain::stats::DailyStats;
     use crate::pipeline::ports::ErrorKind;
 
-    pub(crate) fn row(series: &str, day: &str, revision: i64, value: f64) -> SummaryRow {
+    pub(crate) fn row(series: &str, day: &str, revision: u128, value: f64) -> SummaryRow {
         SummaryRow {
             series: SeriesId::parse(series).unwrap(),
             day: day.parse().unwrap(),
@@ -99,7 +103,7 @@ pub(crate) mod tests {
                 p90: value,
                 p99: value,
             },
-            revision,
+            revision: Revision::new(revision),
             computed_at: "2026-11-25T00:15:00Z".parse().unwrap(),
         }
     }
@@ -134,9 +138,9 @@ pub(crate) mod tests {
             row("a", "2026-11-23", 1, 1.0),
         ];
         let latest = latest_per_key(&rows);
-        let keys: Vec<(&str, String, i64)> = latest
+        let keys: Vec<(&str, String, u128)> = latest
             .iter()
-            .map(|r| (r.series.as_str(), r.day.to_string(), r.revision))
+            .map(|r| (r.series.as_str(), r.day.to_string(), r.revision.value()))
             .collect();
         assert_eq!(
             keys,

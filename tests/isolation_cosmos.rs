@@ -1,13 +1,14 @@
-//! Reconcile's query for overdue series-days is bounded: against the SDK's in-memory emulator
-//! with several partitions and many overdue days, it returns the oldest `limit` of them, oldest
-//! first, and transfers a bounded number of documents rather than every overdue header.
+//! The Cosmos DB store against the SDK's in-memory emulator: reconcile's query for overdue
+//! series-days is bounded — with several partitions and many overdue days it returns the oldest
+//! `limit` of them, oldest first, and transfers a bounded number of documents rather than every
+//! overdue header — and a 128-bit summarized revision is kept exactly.
 
 mod cosmos_support;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use cosmos_support::{Emulator, settings};
 use eventide::domain::series::SeriesId;
-use eventide::domain::series_day::{DayState, SeriesDayKey};
+use eventide::domain::series_day::{DayState, Revision, SeriesDayKey};
 use eventide::pipeline::ports::{SeriesDayStore, StateWrite, WriteOutcome};
 
 const PARTITIONS: u32 = 4;
@@ -80,4 +81,32 @@ async fn overdue_days_come_oldest_first_from_a_bounded_query() {
     // Everything overdue is still reachable with a larger limit.
     let all = store.pending_due_before(due_before, 10_000).await.unwrap();
     assert_eq!(all.len(), OVERDUE);
+}
+
+#[tokio::test]
+async fn a_summarized_revision_is_kept_exactly() {
+    let emulator = Emulator::new();
+    let s = settings(1_000_000.0);
+    emulator.provision(&s, 1, 1_000_000);
+    let (_client, store) = emulator.open(&s, vec![]).await;
+    // Beyond what a double holds exactly, as Cosmos DB keeps numbers.
+    let revision = Revision::new((123_456_789 << 64) + 987_654_321);
+    let state = DayState {
+        epoch: 3,
+        pending: false,
+        due_at: base(),
+        touched: 0,
+        summarized_revision: Some(revision),
+    };
+    let write = StateWrite {
+        key: key(1),
+        expected_version: None,
+        state: state.clone(),
+    };
+    assert_eq!(
+        store.write_states(&[write]).await.unwrap(),
+        [WriteOutcome::Written]
+    );
+    let read = store.read_states(&[key(1)]).await.unwrap();
+    assert_eq!(read[0].as_ref().map(|v| &v.value), Some(&state));
 }
