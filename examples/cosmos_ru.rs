@@ -26,8 +26,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, TimeZone, Utc};
 use cosmos_support::{Emulator, settings};
 use eventide::adapters::cosmos::CosmosStore;
-use eventide::drivers::config::LocalArgs;
-use eventide::drivers::local::Embedded;
+use eventide::app::{App, Config, Driver};
 use eventide::pipeline::clock::ManualClock;
 use eventide::pipeline::process::InboundMessage;
 use eventide::pipeline::{Pipeline, Settings};
@@ -117,10 +116,13 @@ fn w1_batches(series: usize) -> Vec<Vec<InboundMessage>> {
 
 /// A pipeline over `store` with embedded queues, quarantine and sink in a temporary file.
 async fn pipeline(store: &CosmosStore, dir: &tempfile::TempDir) -> Pipeline {
-    let args = LocalArgs::on_file(dir.path().join("eventide.db"));
+    let config = Config::on_file(dir.path().join("eventide.db"));
     let clock = Arc::new(ManualClock::new(day_start() + chrono::Duration::hours(25)));
-    let embedded = Embedded::open(&args, clock.clone()).unwrap();
-    let mut ports = embedded.pipeline(&args, clock).await.unwrap().ports;
+    let mut ports = App::build(&config, Driver::Local, clock)
+        .await
+        .unwrap()
+        .pipeline
+        .ports;
     ports.store = Arc::new(store.clone());
     Pipeline::new(ports, Settings::default())
 }

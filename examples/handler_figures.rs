@@ -12,8 +12,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use eventide::drivers::config::LocalArgs;
-use eventide::drivers::local::{Driver, Embedded, LocalApp};
+use eventide::app::config::{QuarantineTarget, QueueBackend, SinkTarget, StoreBackend};
+use eventide::app::{App, Config, Driver};
+use eventide::drivers::server::Server;
 use eventide::pipeline::clock::ManualClock;
 use eventide::pipeline::process::InboundMessage;
 use serde_json::json;
@@ -53,10 +54,12 @@ fn start() -> chrono::DateTime<chrono::Utc> {
 }
 
 async fn in_process(dir: &std::path::Path, batches: &[Vec<String>]) -> Duration {
-    let args = LocalArgs::on_file(dir.join("in-process.db"));
+    let config = Config::on_file(dir.join("in-process.db"));
     let clock = Arc::new(ManualClock::new(start()));
-    let embedded = Embedded::open(&args, clock.clone()).unwrap();
-    let pipeline = embedded.pipeline(&args, clock).await.unwrap();
+    let pipeline = App::build(&config, Driver::Local, clock)
+        .await
+        .unwrap()
+        .pipeline;
     let started = Instant::now();
     for (b, batch) in batches.iter().enumerate() {
         let messages: Vec<InboundMessage> = batch
@@ -74,11 +77,18 @@ async fn in_process(dir: &std::path::Path, batches: &[Vec<String>]) -> Duration 
 }
 
 async fn through_contract(dir: &std::path::Path, batches: &[Vec<String>]) -> Duration {
-    let mut args = LocalArgs::on_file(dir.join("contract.db"));
-    args.workers = 1;
-    let app = LocalApp::start_as(
-        Driver::FunctionsHost,
-        args,
+    let mut config = Config::on_file(dir.join("contract.db"));
+    config.runtime.workers = 1;
+    // A single-instance trial: every port explicitly on the embedded file.
+    let backends = &mut config.backends;
+    backends.series_day_store = Some(StoreBackend::Embedded);
+    backends.observations_backend = Some(QueueBackend::Embedded);
+    backends.summaries_backend = Some(QueueBackend::Embedded);
+    backends.summary_sink = Some(SinkTarget::Embedded);
+    backends.quarantine = Some(QuarantineTarget::Embedded);
+    let app = Server::launch(
+        &config,
+        Driver::Functions,
         Arc::new(ManualClock::new(start())),
     )
     .await

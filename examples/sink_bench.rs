@@ -14,13 +14,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use chrono::{NaiveDate, TimeZone, Utc};
+use eventide::adapters::embedded::Embedded;
 use eventide::adapters::sql::SinkOptions;
 use eventide::adapters::sql::postgres::PostgresSink;
+use eventide::app::{App, Config, Driver};
 use eventide::domain::series::SeriesId;
 use eventide::domain::series_day::{DayState, Point, Revision, SeriesDayKey};
 use eventide::domain::stats::SummaryRow;
-use eventide::drivers::config::LocalArgs;
-use eventide::drivers::local::Embedded;
 use eventide::pipeline::clock::ManualClock;
 use eventide::pipeline::ports::{DayPoints, SeriesDayStore, StateWrite, SummarySink};
 use eventide::pipeline::summarize::DaySummaryReport;
@@ -39,12 +39,13 @@ async fn main() -> anyhow::Result<()> {
     )?;
     let day = NaiveDate::from_ymd_opt(2026, 11, 24).unwrap();
     let dir = tempfile::tempdir()?;
-    let mut local = LocalArgs::on_file(dir.path().join("bench.db"));
-    local.batch = BATCH;
     let clock = Arc::new(ManualClock::new(
         Utc.with_ymd_and_hms(2026, 11, 25, 1, 0, 0).unwrap(),
     ));
-    let embedded = Embedded::open(&local, clock.clone())?;
+    let mut config = Config::on_file(dir.path().join("bench.db"));
+    config.pipeline.summarize_batch = BATCH as u32;
+    let app = App::build(&config, Driver::Local, clock.clone()).await?;
+    let embedded = app.embedded.clone().expect("every port is embedded");
 
     let started = Instant::now();
     populate(&embedded, day, series, points).await?;
@@ -66,7 +67,7 @@ async fn main() -> anyhow::Result<()> {
     assert_eq!(read_points, series * points);
 
     // The whole end of day (read, compute, upsert) into the embedded SQLite table.
-    let pipeline = embedded.pipeline(&local, clock.clone()).await?;
+    let pipeline = app.pipeline.clone();
     let started = Instant::now();
     let DaySummaryReport {
         computed, written, ..

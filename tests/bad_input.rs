@@ -9,7 +9,7 @@ use eventide::pipeline::process::InboundMessage;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn whole_body_errors_have_json_bodies_and_the_right_status() {
-    let t = spawn_app(|args| args.max_body_bytes = 1_000).await;
+    let t = spawn_app(|config| config.runtime.max_body_bytes = 1_000).await;
 
     let (status, body) = t.post("text/plain", "hello").await;
     assert_eq!(status, 415);
@@ -80,7 +80,7 @@ async fn whole_body_errors_have_json_bodies_and_the_right_status() {
         .unwrap();
     assert_eq!(missing.status().as_u16(), 404);
     assert!(missing.json::<serde_json::Value>().await.unwrap()["error"].is_string());
-    t.app.shutdown().await;
+    t.server.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -93,8 +93,7 @@ async fn poison_messages_are_quarantined_and_do_not_block_the_queue() {
         scheduled_at: None,
     };
     // Any producer may use the observations queue: one observation, an array, the wrapper.
-    t.app
-        .embedded
+    t.embedded()
         .observations
         .send(vec![
             message("poison-1", "<xml>not json</xml>"),
@@ -106,7 +105,7 @@ async fn poison_messages_are_quarantined_and_do_not_block_the_queue() {
         .unwrap();
     t.drain().await;
 
-    let kept = t.app.embedded.quarantine.list(10).await.unwrap();
+    let kept = t.embedded().quarantine.list(10).await.unwrap();
     let mut reasons: Vec<(String, String)> = kept
         .iter()
         .map(|e| (e.source.clone(), e.reason.clone()))
@@ -140,13 +139,13 @@ async fn poison_messages_are_quarantined_and_do_not_block_the_queue() {
     };
     let report = t.app.pipeline.process(&[redelivered]).await.unwrap();
     assert_eq!(report.quarantined, 1);
-    assert_eq!(t.app.status().await.unwrap().quarantine, 2);
-    t.app.shutdown().await;
+    assert_eq!(t.app.status().await.unwrap().quarantine, Some(2));
+    t.server.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replay_resubmits_quarantined_entries_and_requarantines_what_is_still_bad() {
-    use eventide::drivers::quarantine::replay;
+    use eventide::drivers::quarantine::{Skipped, replay};
     use eventide::pipeline::ports::QuarantineEntry;
 
     let t = spawn_app(|_| {}).await;
@@ -158,8 +157,7 @@ async fn replay_resubmits_quarantined_entries_and_requarantines_what_is_still_ba
         reason: "delivered 10 times without being completed (max 10)".into(),
         body: body.as_bytes().to_vec(),
     };
-    t.app
-        .embedded
+    t.embedded()
         .quarantine
         .put(&[
             entry(
@@ -179,7 +177,7 @@ async fn replay_resubmits_quarantined_entries_and_requarantines_what_is_still_ba
     assert_eq!(report.replayed.len(), 2);
     t.drain().await;
 
-    let kept = t.app.embedded.quarantine.list(10).await.unwrap();
+    let kept = t.embedded().quarantine.list(10).await.unwrap();
     assert_eq!(kept.len(), 1, "{kept:?}");
     assert!(
         kept[0].reason.contains("not RFC 3339"),
@@ -199,7 +197,10 @@ async fn replay_resubmits_quarantined_entries_and_requarantines_what_is_still_ba
     .unwrap();
     assert_eq!(
         unknown.skipped,
-        vec![("nope".to_string(), "no such entry".to_string())]
+        vec![Skipped {
+            id: "nope".to_string(),
+            reason: "no such entry".to_string()
+        }]
     );
-    t.app.shutdown().await;
+    t.server.shutdown().await;
 }

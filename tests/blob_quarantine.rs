@@ -12,6 +12,7 @@ use azure_core::http::Url;
 use azure_storage_blob::BlobContainerClient;
 use common::handler::{Handler, batch_envelope, empty_reply, handler_with, observation};
 use eventide::adapters::blob::StorageConnection;
+use eventide::app::config::QuarantineTarget;
 use eventide::drivers::quarantine::replay;
 use eventide::pipeline::ports::{Clock, Quarantine, QuarantineEntry};
 use futures::TryStreamExt;
@@ -31,9 +32,9 @@ fn container_name(test: &str) -> String {
 }
 
 async fn quarantine_handler(connection: &str, container: &str) -> Handler {
-    handler_with(|args| {
-        args.backends.quarantine = Some(connection.to_string());
-        args.backends.quarantine_container = container.to_string();
+    handler_with(|config| {
+        config.backends.quarantine = Some(QuarantineTarget::parse(connection).unwrap());
+        config.backends.quarantine_container = container.to_string();
     })
     .await
 }
@@ -117,7 +118,7 @@ async fn a_poisoned_message_lands_once_with_its_reason_and_bytes() {
     let at: chrono::DateTime<chrono::Utc> = entry["at"].as_str().unwrap().parse().unwrap();
     assert_eq!(at, h.clock.now());
     assert!(
-        h.app.embedded.quarantine.list(10).await.unwrap().is_empty(),
+        h.embedded().quarantine.list(10).await.unwrap().is_empty(),
         "nothing went to the embedded table"
     );
 
@@ -126,7 +127,7 @@ async fn a_poisoned_message_lands_once_with_its_reason_and_bytes() {
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0]["series"], "plant-1/temp");
     assert_eq!(rows[0]["count"], 1);
-    h.app.shutdown().await;
+    h.server.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -204,5 +205,5 @@ async fn list_and_replay_work_on_the_blob_quarantine() {
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0]["series"], "replayed");
     assert_eq!(rows[0]["mean"], 7.0);
-    h.app.shutdown().await;
+    h.server.shutdown().await;
 }

@@ -20,11 +20,10 @@ use common::{assert_rows_match, dataset, expected, start};
 use cosmos_support::{Emulator, settings};
 use eventide::adapters::cosmos::CosmosStore;
 use eventide::adapters::embedded::queue::EmbeddedQueue;
+use eventide::app::{App, Config, Driver};
 use eventide::domain::parse::BodyFormat;
 use eventide::domain::series::SeriesId;
 use eventide::domain::series_day::SeriesDayKey;
-use eventide::drivers::config::LocalArgs;
-use eventide::drivers::local::Embedded;
 use eventide::pipeline::clock::ManualClock;
 use eventide::pipeline::ports::{MessageReceiver, SeriesDayStore};
 use eventide::pipeline::process::InboundMessage;
@@ -108,7 +107,7 @@ struct Harness {
 
 async fn harness(emulator: &Emulator, faults: Option<&Faults>) -> Harness {
     let dir = tempfile::tempdir().unwrap();
-    let args = LocalArgs::on_file(dir.path().join("eventide.db"));
+    let config = Config::on_file(dir.path().join("eventide.db"));
     let clock = Arc::new(ManualClock::new(start()));
     let mut s = settings(4000.0);
     s.create_if_missing = true;
@@ -117,9 +116,12 @@ async fn harness(emulator: &Emulator, faults: Option<&Faults>) -> Harness {
     let rules = faults.map(Faults::all).unwrap_or_default();
     let (_client, store) = emulator.open(&s, rules).await;
     // The embedded adapters of a temporary file, with the Cosmos store in place of theirs.
-    let embedded = Embedded::open(&args, clock.clone()).unwrap();
-    let mut ports = embedded.pipeline(&args, clock.clone()).await.unwrap().ports;
+    let app = App::build(&config, Driver::Local, clock.clone())
+        .await
+        .unwrap();
+    let mut ports = app.pipeline.ports;
     ports.store = Arc::new(store.clone());
+    let embedded = app.embedded.expect("the queues are embedded");
     let settings = Settings {
         // Small chunks: many messages, so many batches meet the faults.
         max_chunk_bytes: 1024,

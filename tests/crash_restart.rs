@@ -29,6 +29,7 @@ async fn start(db: &std::path::Path) -> Runtime {
             "--port",
             &port.to_string(),
         ])
+        .env_clear()
         .env("EVENTIDE_SUMMARIZE_SCHEDULE", "* * * * * *")
         .env("EVENTIDE_GRACE", "0s")
         .env("EVENTIDE_SETTLE", "0s")

@@ -68,7 +68,7 @@ async fn replays_every_fixture_with_the_exact_reply() {
         .invoke("summarize", fixture("timer-trigger-request.json"))
         .await;
     assert_eq!((status, reply), (200, empty_reply()));
-    h.app.shutdown().await;
+    h.server.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -114,7 +114,7 @@ async fn batches_in_every_encoding_apply_good_messages_and_quarantine_bad_ones()
         (rows[0]["count"].as_u64(), rows[0]["sum"].as_f64()),
         (Some(5), Some(10.0))
     );
-    h.app.shutdown().await;
+    h.server.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -129,7 +129,7 @@ async fn a_thousand_message_batch_is_applied_in_one_invocation() {
     let rows = h.drain_and_summarize().await;
     assert_eq!(rows.len(), 100);
     assert!(rows.iter().all(|r| r["count"] == 10));
-    h.app.shutdown().await;
+    h.server.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -147,10 +147,10 @@ async fn metadata_message_id_overwritten_by_a_body_field_is_not_used_for_identit
         });
         assert_eq!(h.invoke("process", envelope.to_string()).await.0, 200);
     }
-    let kept = h.app.embedded.quarantine.list(10).await.unwrap();
+    let kept = h.embedded().quarantine.list(10).await.unwrap();
     assert_eq!(kept.len(), 2, "{kept:?}");
     assert!(kept.iter().all(|e| e.source.starts_with("body-sha256:")));
-    h.app.shutdown().await;
+    h.server.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -180,12 +180,12 @@ async fn ingest_through_the_contract_reaches_the_summary_table() {
     }
     let rows = h.drain_and_summarize().await;
     assert_eq!(rows[0]["mean"], 3.0);
-    h.app.shutdown().await;
+    h.server.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ingest_body_over_the_limit_is_answered_413_in_the_http_output() {
-    let h = handler_with(|args| args.max_body_bytes = 100).await;
+    let h = handler_with(|config| config.runtime.max_body_bytes = 100).await;
     let body = format!("[{}]", vec![observation("big", 0, 1.0); 3].join(","));
     assert!(body.len() > 100);
     let (status, _, reply) = h
@@ -196,5 +196,5 @@ async fn an_ingest_body_over_the_limit_is_answered_413_in_the_http_output() {
     let error: Value =
         serde_json::from_str(reply["Outputs"]["res"]["body"].as_str().unwrap()).unwrap();
     assert_eq!(error["error"], "body exceeds the limit of 100 bytes");
-    h.app.shutdown().await;
+    h.server.shutdown().await;
 }

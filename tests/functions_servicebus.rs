@@ -9,6 +9,7 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
+use azure_core::credentials::Secret;
 use chrono::Duration as ChronoDuration;
 use common::handler::{batch_envelope, empty_reply, handler_with, ingest_envelope};
 use eventide::adapters::servicebus::{ClientOptions, ServiceBusClient, ServiceBusQueue};
@@ -44,7 +45,13 @@ async fn queues_on_service_bus_are_chosen_by_settings_and_left_to_the_host() {
     )
     .await;
     let connection = fake.connection_string();
-    let h = handler_with(|args| args.backends.servicebus = Some(connection.clone())).await;
+    let h = handler_with(|config| {
+        config.backends.servicebus.connection = Some(Secret::new(connection.clone()));
+        // Service Bus configured: the queue ports follow it.
+        config.backends.observations_backend = None;
+        config.backends.summaries_backend = None;
+    })
+    .await;
 
     // ingest: two series, sent to Service Bus, not to the embedded queue.
     let body: String = (0..6)
@@ -61,7 +68,7 @@ async fn queues_on_service_bus_are_chosen_by_settings_and_left_to_the_host() {
     assert_eq!(status, 200);
     assert_eq!(reply["Outputs"]["res"]["statusCode"], 200, "{reply}");
     assert_eq!(fake.len(OBSERVATIONS), 2, "one chunk per series");
-    let embedded = h.app.embedded.observations.depth().await.unwrap();
+    let embedded = h.embedded().observations.depth().await.unwrap();
     assert_eq!((embedded.active, embedded.deferred), (0, 0));
 
     // Nothing in the handler pumps a Service Bus queue: that is the host's trigger.
@@ -104,5 +111,5 @@ async fn queues_on_service_bus_are_chosen_by_settings_and_left_to_the_host() {
         .map(|r| (r.series.to_string(), r.stats.count))
         .collect();
     assert_eq!(counts, [("s-0".to_string(), 3), ("s-1".to_string(), 3)]);
-    h.app.shutdown().await;
+    h.server.shutdown().await;
 }

@@ -9,9 +9,8 @@ use std::sync::Arc;
 
 use chrono::Duration;
 use common::{Lcg, assert_rows_match, dataset, expected, start, without_computed_at};
+use eventide::app::{App, Config, Driver};
 use eventide::domain::parse::BodyFormat;
-use eventide::drivers::config::LocalArgs;
-use eventide::drivers::local::Embedded;
 use eventide::pipeline::Pipeline;
 use eventide::pipeline::clock::ManualClock;
 use eventide::pipeline::ports::MessageReceiver;
@@ -45,13 +44,16 @@ async fn process_all(pipeline: &Pipeline, messages: Vec<InboundMessage>, rng: &m
 
 async fn run(delivery: Delivery) -> Outcome {
     let dir = tempfile::tempdir().unwrap();
-    let mut args = LocalArgs::on_file(dir.path().join("eventide.db"));
+    let mut config = Config::on_file(dir.path().join("eventide.db"));
     if let Delivery::TwiceShuffledNoDedup = delivery {
-        args.dedup_window = Duration::zero();
+        config.embedded.dedup_window = Duration::zero();
     }
     let clock = Arc::new(ManualClock::new(start()));
-    let embedded = Embedded::open(&args, clock.clone()).unwrap();
-    let pipeline = embedded.pipeline(&args, clock.clone()).await.unwrap();
+    let app = App::build(&config, Driver::Local, clock.clone())
+        .await
+        .unwrap();
+    let embedded = app.embedded.clone().expect("every port is embedded");
+    let pipeline = app.pipeline;
 
     for (content_type, body) in dataset().requests {
         let format = BodyFormat::from_content_type(content_type).unwrap();

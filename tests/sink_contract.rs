@@ -483,7 +483,9 @@ every_backend!(
 /// schema.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backend_selection_reaches_postgres() {
-    use eventide::drivers::backends::{BackendArgs, summary_sink};
+    use eventide::app::config::SinkTarget;
+    use eventide::app::{App, Config, Driver};
+    use eventide::pipeline::clock::SystemClock;
     let Some(url) = postgres_url("backend_selection") else {
         return;
     };
@@ -494,15 +496,18 @@ async fn backend_selection_reaches_postgres() {
         .await
         .unwrap();
     let separator = if url.contains('?') { '&' } else { '?' };
-    let args = BackendArgs {
-        summary_sink: Some(format!(
-            "{url}{separator}options=-c%20search_path%3D{schema}"
-        )),
-        ..BackendArgs::default()
-    };
     let dir = tempfile::tempdir().unwrap();
-    let embedded = EmbeddedDb::open(&dir.path().join("e.db")).unwrap();
-    let sink = summary_sink(&args, &embedded).await.unwrap();
+    let mut config = Config::on_file(dir.path().join("e.db"));
+    config.backends.summary_sink = Some(
+        SinkTarget::parse(&format!(
+            "{url}{separator}options=-c%20search_path%3D{schema}"
+        ))
+        .unwrap(),
+    );
+    let app = App::build(&config, Driver::Local, Arc::new(SystemClock))
+        .await
+        .unwrap();
+    let sink = app.pipeline.ports.sink.clone();
     let r = row("via-url", "2026-11-24", 3, 4.0);
     assert_eq!(sink.upsert(std::slice::from_ref(&r)).await.unwrap(), 1);
     let direct = PostgresSink::connect_with(url.parse().unwrap(), quick_options(schema))
@@ -510,6 +515,7 @@ async fn backend_selection_reaches_postgres() {
         .unwrap();
     assert_eq!(direct.read(None, None).await.unwrap(), vec![r]);
     // The embedded table saw nothing.
+    let embedded = app.embedded.expect("the other ports are embedded").db;
     assert!(
         SqliteSink::new(embedded)
             .read(None, None)
@@ -614,14 +620,16 @@ mod proxy {
 }
 
 /// Opening a server-backed sink applies its migrations once, and so does each start through the
-/// drivers (`summary_sink`, and `migrate_summary_sink` behind `eventide migrate`). A second run
+/// application builder (`App::build`, and `App::migrate` behind `eventide migrate`). A second run
 /// would apply nothing and leave no row behind, so the runs are counted where they show: the
 /// statement creating the version table crosses a proxy once per run (it goes by the simple
 /// query protocol, never as a cached prepared statement).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrations_run_once_per_start() {
     use azure_core::http::Url;
-    use eventide::drivers::backends::{BackendArgs, migrate_summary_sink, summary_sink};
+    use eventide::app::config::SinkTarget;
+    use eventide::app::{App, Config, Driver};
+    use eventide::pipeline::clock::SystemClock;
     use sqlx::postgres::PgSslMode;
 
     let Some(url) = postgres_url("migrations_once") else {
@@ -650,22 +658,20 @@ async fn migrations_run_once_per_start() {
     via_proxy.set_query(Some(&format!(
         "sslmode=disable&options=-c%20search_path%3D{schema}"
     )));
-    let args = BackendArgs {
-        summary_sink: Some(via_proxy.to_string()),
-        ..BackendArgs::default()
-    };
     let dir = tempfile::tempdir().unwrap();
-    let embedded = EmbeddedDb::open(&dir.path().join("e.db")).unwrap();
+    let mut config = Config::on_file(dir.path().join("e.db"));
+    config.backends.summary_sink = Some(SinkTarget::parse(via_proxy.as_ref()).unwrap());
     let on_path = "CREATE TABLE IF NOT EXISTS eventide_schema_version";
-    summary_sink(&args, &embedded).await.unwrap();
-    assert_eq!(proxy.times_sent(on_path), 1, "summary_sink migrates once");
-    let described = migrate_summary_sink(&args, &embedded).await.unwrap();
-    assert_eq!(described, "PostgreSQL, schema version 2");
-    assert_eq!(
-        proxy.times_sent(on_path),
-        2,
-        "migrate_summary_sink migrates once"
+    App::build(&config, Driver::Local, Arc::new(SystemClock))
+        .await
+        .unwrap();
+    assert_eq!(proxy.times_sent(on_path), 1, "App::build migrates once");
+    let described = App::migrate(&config).await.unwrap();
+    assert!(
+        described.ends_with("summary sink: PostgreSQL, schema version 2"),
+        "{described}"
     );
+    assert_eq!(proxy.times_sent(on_path), 2, "App::migrate migrates once");
     assert_eq!(proxy.times_sent(&in_schema), 1);
 }
 
@@ -673,9 +679,8 @@ async fn migrations_run_once_per_start() {
 /// comes back: the due messages stay, the day is written on a later tick, once.
 mod outage {
     use chrono::Duration as ChronoDuration;
+    use eventide::app::{App, Config, Driver};
     use eventide::domain::parse::BodyFormat;
-    use eventide::drivers::config::LocalArgs;
-    use eventide::drivers::local::Embedded;
     use eventide::pipeline::clock::ManualClock;
     use eventide::pipeline::ports::MessageReceiver;
     use eventide::pipeline::process::InboundMessage;
@@ -707,10 +712,13 @@ mod outage {
         .unwrap();
 
         let dir = tempfile::tempdir().unwrap();
-        let args = LocalArgs::on_file(dir.path().join("eventide.db"));
+        let config = Config::on_file(dir.path().join("eventide.db"));
         let clock = Arc::new(ManualClock::new(common::start()));
-        let embedded = Embedded::open(&args, clock.clone()).unwrap();
-        let mut pipeline = embedded.pipeline(&args, clock.clone()).await.unwrap();
+        let app = App::build(&config, Driver::Local, clock.clone())
+            .await
+            .unwrap();
+        let embedded = app.embedded.expect("every other port is embedded");
+        let mut pipeline = app.pipeline;
         pipeline.ports.sink = Arc::new(sink);
 
         let data = common::dataset();

@@ -41,7 +41,14 @@ impl<'a> From<&'a QuarantineEntry> for ListedEntry<'a> {
 pub struct ReplayReport {
     pub replayed: Vec<String>,
     /// Entries that cannot be replayed, with the reason.
-    pub skipped: Vec<(String, String)>,
+    pub skipped: Vec<Skipped>,
+}
+
+/// An entry a replay left where it was.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct Skipped {
+    pub id: String,
+    pub reason: String,
 }
 
 /// Up to `limit` entries of every quarantine, newest first.
@@ -83,7 +90,10 @@ pub async fn replay(
         {
             let Some(queue) = target(ports, &entry) else {
                 let reason = format!("no queue feeds function {:?}", entry.function);
-                report.skipped.push((entry.id, reason));
+                report.skipped.push(Skipped {
+                    id: entry.id,
+                    reason,
+                });
                 continue;
             };
             let message = OutgoingMessage {
@@ -102,8 +112,11 @@ pub async fn replay(
         }
     }
     for id in ids {
-        if !report.replayed.contains(id) && !report.skipped.iter().any(|(s, _)| s == id) {
-            report.skipped.push((id.clone(), "no such entry".into()));
+        if !report.replayed.contains(id) && !report.skipped.iter().any(|s| &s.id == id) {
+            report.skipped.push(Skipped {
+                id: id.clone(),
+                reason: "no such entry".into(),
+            });
         }
     }
     Ok(report)

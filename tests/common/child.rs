@@ -14,15 +14,22 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// Starts `binary` with nothing but `FUNCTIONS_CUSTOMHANDLER_PORT` (and a fresh database in
-/// `dir`); returns the child, its port and the instant it was started.
+/// Starts `binary` as the host would for a single-instance trial: `FUNCTIONS_CUSTOMHANDLER_PORT`
+/// and every port explicitly on a fresh embedded file in `dir`, and nothing from the environment
+/// of the shell running the tests. Returns the child, its port and the instant it was started.
 pub fn start_handler(binary: &Path, dir: &Path) -> (Child, u16, Instant) {
     let port = free_port();
     let started = Instant::now();
     let child = Command::new(binary)
         .current_dir(dir)
+        .env_clear()
         .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
         .env("EVENTIDE_DB", dir.join(format!("handler-{port}.db")))
+        .env("EVENTIDE_SERIES_DAY_STORE", "embedded")
+        .env("EVENTIDE_OBSERVATIONS_BACKEND", "embedded")
+        .env("EVENTIDE_SUMMARIES_BACKEND", "embedded")
+        .env("EVENTIDE_SUMMARY_SINK", "embedded")
+        .env("EVENTIDE_QUARANTINE", "embedded")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -4,8 +4,10 @@
 use std::sync::Arc;
 
 use chrono::Duration;
-use eventide::drivers::config::LocalArgs;
-use eventide::drivers::local::{Driver, LocalApp};
+use eventide::adapters::embedded::Embedded;
+use eventide::app::config::{QuarantineTarget, QueueBackend, SinkTarget, StoreBackend};
+use eventide::app::{App, Config, Driver};
+use eventide::drivers::server::Server;
 use eventide::pipeline::clock::ManualClock;
 use eventide::pipeline::ports::Quarantine;
 use serde_json::{Value, json};
@@ -13,7 +15,10 @@ use serde_json::{Value, json};
 use super::start;
 
 pub struct Handler {
-    pub app: LocalApp,
+    /// The running handler (HTTP server, workers for embedded queues).
+    pub server: Server,
+    /// The application it runs.
+    pub app: App,
     pub clock: Arc<ManualClock>,
     pub base: String,
     pub client: reqwest::Client,
@@ -21,17 +26,27 @@ pub struct Handler {
 }
 
 /// Starts the runtime behind the Functions driver; `configure` adjusts its settings first.
-pub async fn handler_with(configure: impl FnOnce(&mut LocalArgs)) -> Handler {
+///
+/// Every port is chosen explicitly, as the Functions driver requires: embedded, unless
+/// `configure` points one elsewhere.
+pub async fn handler_with(configure: impl FnOnce(&mut Config)) -> Handler {
     let dir = tempfile::tempdir().unwrap();
-    let mut args = LocalArgs::on_file(dir.path().join("eventide.db"));
-    configure(&mut args);
+    let mut config = super::settings(dir.path());
+    let backends = &mut config.backends;
+    backends.series_day_store = Some(StoreBackend::Embedded);
+    backends.observations_backend = Some(QueueBackend::Embedded);
+    backends.summaries_backend = Some(QueueBackend::Embedded);
+    backends.summary_sink = Some(SinkTarget::Embedded);
+    backends.quarantine = Some(QuarantineTarget::Embedded);
+    configure(&mut config);
     let clock = Arc::new(ManualClock::new(start()));
-    let app = LocalApp::start_as(Driver::FunctionsHost, args, clock.clone())
+    let server = Server::launch(&config, Driver::Functions, clock.clone())
         .await
         .unwrap();
-    let base = format!("http://{}", app.addr);
+    let base = format!("http://{}", server.addr);
     Handler {
-        app,
+        app: server.app.clone(),
+        server,
         clock,
         base,
         client: reqwest::Client::new(),
@@ -44,6 +59,14 @@ pub async fn handler() -> Handler {
 }
 
 impl Handler {
+    /// The embedded adapters.
+    pub fn embedded(&self) -> &Embedded {
+        self.app
+            .embedded
+            .as_ref()
+            .expect("a port runs on the embedded file")
+    }
+
     /// The runtime's SQLite file, for a second process on the same settings.
     pub fn app_db(&self) -> std::path::PathBuf {
         self._dir.path().join("eventide.db")
@@ -74,8 +97,7 @@ impl Handler {
 
     pub async fn quarantine_reasons(&self) -> Vec<String> {
         let mut reasons: Vec<String> = self
-            .app
-            .embedded
+            .embedded()
             .quarantine
             .list(10_000)
             .await
@@ -90,7 +112,7 @@ impl Handler {
     pub async fn drain_and_summarize(&self) -> Vec<Value> {
         self.clock.advance(Duration::minutes(6));
         loop {
-            let tick = self.app.summarize_now().await;
+            let tick = self.server.summarize_now().await;
             assert_eq!(tick.error, None);
             if tick.received == 0 {
                 break;

@@ -10,8 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, FixedOffset, NaiveDate, TimeZone, Utc};
-use eventide::drivers::config::LocalArgs;
-use eventide::drivers::local::LocalApp;
+use eventide::adapters::embedded::Embedded;
+use eventide::app::{App, Config, Driver};
+use eventide::drivers::server::Server;
 use eventide::pipeline::clock::ManualClock;
 use serde_json::Value;
 
@@ -23,25 +24,38 @@ pub fn start() -> DateTime<Utc> {
 }
 
 pub struct TestApp {
-    pub app: LocalApp,
+    /// The running runtime (HTTP server, workers).
+    pub server: Server,
+    /// The application it runs.
+    pub app: App,
     pub clock: Arc<ManualClock>,
     pub base: String,
     pub client: reqwest::Client,
     pub dir: tempfile::TempDir,
 }
 
+/// The settings every test starts from: the documented defaults (never the environment of the
+/// shell running the tests) on a fresh file in `dir`, a free port, and no timer — the tests run
+/// the end of day themselves.
+pub fn settings(dir: &std::path::Path) -> Config {
+    let mut config = Config::on_file(dir.join("eventide.db"));
+    config.runtime.summarize_schedule = Some("0 0 0 1 1 *".into());
+    config
+}
+
 /// Starts a local runtime on a fresh file; `configure` adjusts its settings first.
-pub async fn spawn_app(configure: impl FnOnce(&mut LocalArgs)) -> TestApp {
+pub async fn spawn_app(configure: impl FnOnce(&mut Config)) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
-    let mut args = LocalArgs::on_file(dir.path().join("eventide.db"));
-    // The tests run the end of day themselves.
-    args.summarize_schedule = Some("0 0 0 1 1 *".into());
-    configure(&mut args);
+    let mut config = settings(dir.path());
+    configure(&mut config);
     let clock = Arc::new(ManualClock::new(start()));
-    let app = LocalApp::start(args, clock.clone()).await.unwrap();
-    let base = format!("http://{}", app.addr);
+    let server = Server::launch(&config, Driver::Local, clock.clone())
+        .await
+        .unwrap();
+    let base = format!("http://{}", server.addr);
     TestApp {
-        app,
+        app: server.app.clone(),
+        server,
         clock,
         base,
         client: reqwest::Client::new(),
@@ -50,6 +64,14 @@ pub async fn spawn_app(configure: impl FnOnce(&mut LocalArgs)) -> TestApp {
 }
 
 impl TestApp {
+    /// The embedded adapters (every test runtime has some port on the embedded file).
+    pub fn embedded(&self) -> &Embedded {
+        self.app
+            .embedded
+            .as_ref()
+            .expect("a port runs on the embedded file")
+    }
+
     pub async fn post(&self, content_type: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
         let response = self
             .client
@@ -67,7 +89,7 @@ impl TestApp {
     pub async fn drain(&self) {
         for _ in 0..1500 {
             let status = self.app.status().await.unwrap();
-            let q = status.queues.observations;
+            let q = status.queues.expect("embedded queues").observations;
             if q.active + q.deferred == 0 {
                 return;
             }
@@ -80,7 +102,7 @@ impl TestApp {
     pub async fn end_of_day(&self) -> usize {
         let mut written = 0;
         loop {
-            let tick = self.app.summarize_now().await;
+            let tick = self.server.summarize_now().await;
             assert_eq!(tick.error, None);
             if tick.received == 0 {
                 return written;

@@ -8,9 +8,9 @@
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
+use eventide::adapters::embedded::Embedded;
 use eventide::adapters::servicebus::{ClientOptions, ServiceBusClient, ServiceBusQueue};
-use eventide::drivers::config::LocalArgs;
-use eventide::drivers::local::Embedded;
+use eventide::app::{App, Config, Driver};
 use eventide::pipeline::clock::ManualClock;
 use eventide::pipeline::ports::{MessageReceiver, SummarySink};
 use eventide::pipeline::process::InboundMessage;
@@ -73,15 +73,17 @@ pub async fn start(clock: Arc<ManualClock>, setup: Setup) -> AzureMode {
     let summaries = ServiceBusQueue::new(client, SUMMARIES).with_receive_wait(StdDuration::ZERO);
 
     let dir = tempfile::tempdir().unwrap();
-    let args = LocalArgs::on_file(dir.path().join("eventide.db"));
-    let embedded = Embedded::open(&args, clock.clone()).unwrap();
-    let local = embedded.pipeline(&args, clock.clone()).await.unwrap();
+    let config = Config::on_file(dir.path().join("eventide.db"));
+    let local = App::build(&config, Driver::Local, clock.clone())
+        .await
+        .unwrap();
+    let embedded = local.embedded.clone().expect("every port is embedded");
     let ports = Ports {
         observations: Arc::new(observations.clone()),
         summaries: Arc::new(summaries.clone()),
         due_summaries: Arc::new(summaries.clone()),
-        sink: (setup.wrap_sink)(local.ports.sink.clone()),
-        ..local.ports.clone()
+        sink: (setup.wrap_sink)(local.pipeline.ports.sink.clone()),
+        ..local.pipeline.ports.clone()
     };
     AzureMode {
         fake,

@@ -235,7 +235,7 @@ impl InvocationReply {
             json!({
                 "statusCode": reply.status.as_u16(),
                 "headers": headers,
-                "body": reply.body.to_string(),
+                "body": reply.body,
             }),
         );
         invocation

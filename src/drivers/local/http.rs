@@ -38,7 +38,15 @@ pub fn router(app: App, max_body_bytes: usize) -> Router {
 
 impl IntoResponse for Reply {
     fn into_response(self) -> Response {
-        let mut response = (self.status, Json(self.body)).into_response();
+        let mut response = (
+            self.status,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            self.body,
+        )
+            .into_response();
         if let Some(seconds) = self.retry_after {
             response
                 .headers_mut()
