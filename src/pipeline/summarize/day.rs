@@ -7,10 +7,10 @@ use chrono::NaiveDate;
 use crate::domain::series_day::SeriesDayKey;
 use crate::domain::stats::SummaryRow;
 
-use super::super::Pipeline;
-use super::super::ports::PortResult;
 use super::isolation::DayRead;
 use super::summary_row;
+use crate::pipeline::Pipeline;
+use crate::pipeline::ports::PortResult;
 
 /// What a manual run of one day did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

@@ -9,9 +9,9 @@ use std::collections::HashMap;
 use crate::domain::series_day::SeriesDayKey;
 use crate::domain::stats::SummaryRow;
 
-use super::super::Pipeline;
-use super::super::metrics::Metrics;
-use super::super::ports::{ErrorKind, PortResult, StoredDay};
+use crate::pipeline::Pipeline;
+use crate::pipeline::metrics::Metrics;
+use crate::pipeline::ports::{ErrorKind, PortResult, StoredDay};
 
 /// One series-day as read for summarizing.
 pub(super) enum DayRead {

@@ -13,9 +13,9 @@ use std::pin::pin;
 use chrono::{DateTime, Duration, Utc};
 use futures::future::{Either, select};
 
-use super::super::Pipeline;
-use super::super::metrics::Metrics;
-use super::super::ports::ReceivedMessage;
+use crate::pipeline::Pipeline;
+use crate::pipeline::metrics::Metrics;
+use crate::pipeline::ports::ReceivedMessage;
 
 /// How often the renewal looks at the clock: short against any lock (Service Bus allows no
 /// shorter lock than 5 s), and reading the clock costs nothing.
