@@ -3,13 +3,11 @@
 //! `limit` of them, oldest first, and transfers a bounded number of documents rather than every
 //! overdue header — and a 128-bit summarized revision is kept exactly.
 
-mod cosmos_support;
-
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-use cosmos_support::{Emulator, settings};
 use eventide::domain::series::SeriesId;
 use eventide::domain::series_day::{DayState, Revision, SeriesDayKey};
 use eventide::pipeline::ports::{SeriesDayStore, StateWrite, WriteOutcome};
+use eventide_testkit::cosmos::{Emulator, settings};
 
 const PARTITIONS: u32 = 4;
 const OVERDUE: usize = 300;

@@ -8,7 +8,7 @@
 //! The queue settings this adapter assumes (duplicate detection on the summaries queue with a
 //! window of at least two days, no sessions on the summaries queue, lock duration and maximum
 //! delivery count) are listed in the README's "Service Bus" section. Tests run against a
-//! loopback fake of the documented REST semantics (`tests/support/fake_service_bus.rs`); live
+//! loopback fake of the documented REST semantics (`testkit/src/fake_service_bus.rs`); live
 //! tests against a real namespace run only when `EVENTIDE_LIVE_SERVICEBUS` is set.
 
 pub mod auth;

@@ -1,5 +1,5 @@
-//! The Functions host's invocation envelope, decoded exactly as the host encodes it
-//! (documented in docs/architecture.md, fixtures in tests/fixtures/functions-host) and the reply it accepts.
+//! The Functions host's invocation envelope, decoded exactly as the host encodes it (its payloads
+//! are in `tests/fixtures/functions-host/`, with their provenance) and the reply it accepts.
 //!
 //! Quirks handled here so nothing else has to know them:
 //! - trigger strings arrive encoded twice (a JSON string holding a JSON string literal), or once

@@ -1,0 +1,38 @@
+//! The figures behind the README, one report per subcommand:
+//!
+//! ```sh
+//! cargo run --release --example reports -- cosmos_ru [--series N ...]   # Cosmos DB RU and goodput
+//! cargo run --release --example reports -- handler_figures             # the custom handler
+//! cargo run --release --example reports -- servicebus_ops [--series N]  # Service Bus operations
+//! cargo run --release --example reports -- sink_bench [SERIES POINTS]   # the SQL sinks
+//! ```
+//!
+//! One example binary rather than four: each links the whole crate with the Azure SDKs, and
+//! `cargo test --all-targets` builds every example on a two-core CI. Each report keeps its own
+//! module, flags and runtime.
+
+mod cosmos_ru;
+mod handler_figures;
+mod servicebus_ops;
+mod sink_bench;
+
+fn main() -> anyhow::Result<()> {
+    let mut argv = std::env::args().skip(1);
+    let report = argv.next();
+    let rest: Vec<String> = argv.collect();
+    match report.as_deref() {
+        Some("cosmos_ru") => cosmos_ru::run(rest),
+        Some("handler_figures") => handler_figures::run(),
+        Some("servicebus_ops") => servicebus_ops::run(rest),
+        Some("sink_bench") => sink_bench::run(rest)?,
+        Some(other) => usage(&format!("no report {other:?}")),
+        None => usage("no report named"),
+    }
+    Ok(())
+}
+
+fn usage(problem: &str) -> ! {
+    eprintln!("{problem}: cargo run --release --example reports -- REPORT [ARGS]");
+    eprintln!("reports: cosmos_ru, handler_figures, servicebus_ops, sink_bench");
+    std::process::exit(2)
+}

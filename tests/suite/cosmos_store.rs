@@ -1,0 +1,363 @@
+//! The Cosmos DB series-day store against the SDK's in-memory emulator (throttling on,
+//! provisioned throughput): setup, CRUD, TTL on written documents, etag races, split buckets.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{NaiveDate, TimeZone, Utc};
+use eventide::adapters::cosmos::CosmosStore;
+use eventide::adapters::cosmos::layout::{HOUR_NS, MAX_HOUR_POINTS};
+use eventide::domain::series::SeriesId;
+use eventide::domain::series_day::{DayState, Point, SeriesDayKey, merge_into, normalize};
+use eventide::pipeline::ports::{DayPoints, SeriesDayStore, StateWrite, WriteOutcome};
+use eventide_testkit::cosmos::{Emulator, settings};
+
+const SECOND: i64 = 1_000_000_000;
+
+fn day() -> NaiveDate {
+    "2026-11-24".parse().unwrap()
+}
+
+/// The key of `series` on the test day.
+fn key_of(series: &str) -> SeriesDayKey {
+    SeriesDayKey::new(SeriesId::parse(series).unwrap(), day())
+}
+
+/// A write of `state` that expects the stored state to have `expected_version`.
+fn state_write(
+    key: &SeriesDayKey,
+    expected_version: Option<String>,
+    state: DayState,
+) -> StateWrite {
+    StateWrite {
+        key: key.clone(),
+        expected_version,
+        state,
+    }
+}
+
+fn day_start() -> i64 {
+    Utc.with_ymd_and_hms(2026, 11, 24, 0, 0, 0)
+        .unwrap()
+        .timestamp_nanos_opt()
+        .unwrap()
+}
+
+fn points(from_s: i64, n: i64, step_s: i64, stamp: i64) -> Vec<Point> {
+    (0..n)
+        .map(|i| Point {
+            ts: day_start() + (from_s + i * step_s) * SECOND,
+            value: 20.0 + (i % 97) as f64 * 0.01,
+            stamp,
+        })
+        .collect()
+}
+
+fn state(epoch: u32) -> DayState {
+    DayState {
+        epoch,
+        pending: true,
+        due_at: Utc.with_ymd_and_hms(2026, 11, 25, 0, 10, 0).unwrap(),
+        touched: 0,
+        summarized_revision: None,
+    }
+}
+
+/// Merges until written, as `pipeline::process` does (bounded).
+async fn merge(store: &CosmosStore, key: &SeriesDayKey, pts: Vec<Point>) {
+    let mut pts = pts;
+    normalize(&mut pts);
+    let days = [DayPoints {
+        key: key.clone(),
+        points: pts,
+    }];
+    for _ in 0..8 {
+        let prepared = store.prepare(&days).await.unwrap();
+        if !prepared[0].changed {
+            return;
+        }
+        if store.commit(&prepared).await.unwrap() == [WriteOutcome::Written] {
+            return;
+        }
+    }
+    panic!("merge kept conflicting");
+}
+
+async fn opened(ttl_s: u64) -> (Emulator, azure_data_cosmos::CosmosClient, CosmosStore) {
+    let emulator = Emulator::new();
+    let mut s = settings(400.0);
+    s.create_if_missing = true;
+    s.provisioned_throughput = Some(400);
+    s.ttl = std::time::Duration::from_secs(ttl_s);
+    let (client, store) = emulator.open(&s, vec![]).await;
+    (emulator, client, store)
+}
+
+#[tokio::test]
+async fn setup_creates_the_container_with_partition_key_ttl_and_indexing_policy() {
+    let (_emulator, client, _store) = opened(7200).await;
+    let container = client
+        .database_client("eventide")
+        .container_client("series_days", None)
+        .await
+        .unwrap();
+    let props = container.read(None).await.unwrap().into_model().unwrap();
+    let json = serde_json::to_value(&props).unwrap();
+    assert_eq!(json["partitionKey"]["paths"][0], "/seriesId", "{json}");
+    assert_eq!(json["defaultTtl"], 7200, "{json}");
+    let excluded = json["indexingPolicy"]["excludedPaths"].to_string();
+    assert!(excluded.contains("\"/*\""), "{json}");
+    let included = json["indexingPolicy"]["includedPaths"].to_string();
+    assert!(
+        included.contains("/pending/?") && !included.contains("/p/"),
+        "{json}"
+    );
+
+    // Opening again (another instance starting) finds everything in place.
+    let emulator_settings = {
+        let mut s = settings(400.0);
+        s.create_if_missing = true;
+        s
+    };
+    eventide::adapters::cosmos::client::open_container(&client, &emulator_settings)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn states_are_created_once_and_replaced_only_at_their_version() {
+    let (_emulator, _client, store) = opened(3600).await;
+    let key = key_of("plant-1/temp");
+    assert_eq!(
+        store.read_states(std::slice::from_ref(&key)).await.unwrap(),
+        vec![None]
+    );
+    let w = [state_write(&key, None, state(1))];
+    assert_eq!(
+        store.write_states(&w).await.unwrap(),
+        [WriteOutcome::Written]
+    );
+    assert_eq!(
+        store.write_states(&w).await.unwrap(),
+        [WriteOutcome::Conflict]
+    );
+
+    let read = store.read_states(std::slice::from_ref(&key)).await.unwrap()[0]
+        .clone()
+        .unwrap();
+    assert_eq!(read.value, state(1));
+    let next = [state_write(&key, Some(read.version.clone()), state(2))];
+    assert_eq!(
+        store.write_states(&next).await.unwrap(),
+        [WriteOutcome::Written]
+    );
+    // The version read before is stale now: 412, reported as a conflict.
+    assert_eq!(
+        store.write_states(&next).await.unwrap(),
+        [WriteOutcome::Conflict]
+    );
+    let read = store.read_states(std::slice::from_ref(&key)).await.unwrap()[0]
+        .clone()
+        .unwrap();
+    assert_eq!(read.value.epoch, 2);
+
+    let other = key_of("other");
+    assert_eq!(
+        store
+            .pending_due_before(Utc.with_ymd_and_hms(2026, 11, 26, 0, 0, 0).unwrap(), 10)
+            .await
+            .unwrap(),
+        vec![key.clone()]
+    );
+    assert!(
+        store
+            .pending_due_before(Utc.with_ymd_and_hms(2026, 11, 24, 0, 0, 0).unwrap(), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    store
+        .write_states(&[state_write(&other, None, state(1))])
+        .await
+        .unwrap();
+    assert_eq!(store.series_of_day(day()).await.unwrap(), vec![other, key]);
+}
+
+#[tokio::test]
+async fn points_merge_read_back_and_carry_the_ttl() {
+    let (_emulator, client, store) = opened(3600).await;
+    let key = key_of("plant-1/temp");
+    assert!(store.read_days(std::slice::from_ref(&key)).await.unwrap()[0].is_none());
+
+    // Two hours of minute data in 10-point chunks, then a correction and a duplicate.
+    let mut truth = Vec::new();
+    for chunk in 0..12 {
+        let pts = points(chunk * 600, 10, 60, 100);
+        merge_into(&mut truth, &pts);
+        merge(&store, &key, pts).await;
+    }
+    let correction = vec![Point {
+        ts: day_start() + 600 * SECOND,
+        value: -4.25,
+        stamp: 200,
+    }];
+    merge_into(&mut truth, &correction);
+    merge(&store, &key, correction.clone()).await;
+    // A stale value with an older stamp changes nothing: prepare says so.
+    let stale = [DayPoints {
+        key: key.clone(),
+        points: vec![Point {
+            stamp: 150,
+            value: 9.0,
+            ..correction[0]
+        }],
+    }];
+    assert!(!store.prepare(&stale).await.unwrap()[0].changed);
+
+    let stored = store.read_days(std::slice::from_ref(&key)).await.unwrap()[0]
+        .clone()
+        .unwrap();
+    assert_eq!(stored.points, truth);
+    assert!(stored.state.is_none());
+
+    // Every document written carries the configured TTL; ordinary merges wrote one bucket per
+    // hour and no header.
+    let container = client
+        .database_client("eventide")
+        .container_client("series_days", None)
+        .await
+        .unwrap();
+    let hour = (day_start() / HOUR_NS).to_string();
+    let doc: serde_json::Value = container
+        .read_item("plant-1/temp", &format!("2026-11-24_{hour}"), None)
+        .await
+        .unwrap()
+        .into_model()
+        .unwrap();
+    assert_eq!(doc["ttl"], 3600);
+    assert!(
+        doc.to_string().len() < 1024,
+        "an hour of minute data stays under 1 KB: {doc}"
+    );
+    store
+        .write_states(&[state_write(&key, None, state(1))])
+        .await
+        .unwrap();
+    let header: serde_json::Value = container
+        .read_item("plant-1/temp", "2026-11-24", None)
+        .await
+        .unwrap()
+        .into_model()
+        .unwrap();
+    assert_eq!(header["ttl"], 3600);
+}
+
+#[tokio::test]
+async fn two_writers_on_one_series_day_lose_no_update() {
+    let (_emulator, _client, store) = opened(3600).await;
+    let key = key_of("s-5");
+    merge(&store, &key, points(0, 5, 60, 1)).await;
+
+    // Both prepare against the same stored hour, then both commit.
+    let a = [DayPoints {
+        key: key.clone(),
+        points: points(300, 5, 60, 2),
+    }];
+    let b = [DayPoints {
+        key: key.clone(),
+        points: points(600, 5, 60, 3),
+    }];
+    let (pa, pb) = (
+        store.prepare(&a).await.unwrap(),
+        store.prepare(&b).await.unwrap(),
+    );
+    let first = store.commit(&pa).await.unwrap();
+    let second = store.commit(&pb).await.unwrap();
+    assert_eq!(first, [WriteOutcome::Written]);
+    assert_eq!(second, [WriteOutcome::Conflict], "the etag caught the race");
+    // The loser redoes from a fresh read.
+    merge(&store, &key, b[0].points.clone()).await;
+
+    // And many writers at once, each retrying on conflict.
+    let store = Arc::new(store);
+    let tasks: Vec<_> = (0..8)
+        .map(|w| {
+            let (store, key) = (store.clone(), key.clone());
+            tokio::spawn(
+                async move { merge(&store, &key, points(900 + w * 60, 1, 60, 10 + w)).await },
+            )
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let stored = store.read_days(&[key]).await.unwrap()[0].clone().unwrap();
+    let mut truth = points(0, 5, 60, 1);
+    merge_into(&mut truth, &points(300, 5, 60, 2));
+    merge_into(&mut truth, &points(600, 5, 60, 3));
+    for w in 0..8 {
+        merge_into(&mut truth, &points(900 + w * 60, 1, 60, 10 + w));
+    }
+    assert_eq!(stored.points, truth);
+}
+
+#[tokio::test]
+async fn a_series_reporting_every_second_splits_into_small_slot_buckets() {
+    let (_emulator, client, store) = opened(3600).await;
+    let key = key_of("fast");
+    let mut truth = Vec::new();
+    // Two hours of 1 s data: the first hour in 60-point chunks (it outgrows the hour bucket
+    // and is split on the way), the second delivered whole (split at once).
+    for chunk in 0..60 {
+        let pts = points(chunk * 60, 60, 1, 5);
+        merge_into(&mut truth, &pts);
+        merge(&store, &key, pts).await;
+    }
+    let whole = points(3600, 3600, 1, 6);
+    merge_into(&mut truth, &whole);
+    merge(&store, &key, whole).await;
+    let stored = store.read_days(std::slice::from_ref(&key)).await.unwrap()[0]
+        .clone()
+        .unwrap();
+    assert_eq!(stored.points.len(), 7200);
+    assert_eq!(stored.points, truth);
+
+    let container = client
+        .database_client("eventide")
+        .container_client("series_days", None)
+        .await
+        .unwrap();
+    let docs: Vec<serde_json::Value> = {
+        use futures::TryStreamExt;
+        container
+            .query_items::<serde_json::Value>(
+                azure_data_cosmos::Query::from("SELECT * FROM c WHERE c.seriesId = @s")
+                    .with_parameter("@s", "fast")
+                    .unwrap(),
+                azure_data_cosmos::FeedScope::partition("fast"),
+                None,
+            )
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap()
+    };
+    let mut sizes = BTreeMap::new();
+    for doc in &docs {
+        sizes.insert(
+            doc["id"].as_str().unwrap().to_string(),
+            doc.to_string().len(),
+        );
+    }
+    let markers = docs.iter().filter(|d| d["split"] == true).count();
+    assert_eq!(markers, 2, "both hours are split: {sizes:?}");
+    assert_eq!(
+        docs.len(),
+        2 + 60,
+        "two markers and 30 two-minute slots per hour"
+    );
+    let largest = sizes.values().max().unwrap();
+    assert!(*largest < 1500, "every document stays small: {sizes:?}");
+    const { assert!(MAX_HOUR_POINTS < 3600) };
+}

@@ -1,0 +1,28 @@
+//! Every integration test of Eventide, in one test binary: one module per area, and the harness
+//! they share in [`kit`] (what the example reports need as well is in the `eventide-testkit`
+//! crate).
+//!
+//! One binary rather than one per file because each test binary links the whole crate with the
+//! Azure SDKs, and on a two-core CI those links were the larger part of the test build. The
+//! tests run side by side on the harness's threads; see [`kit::exclusive`] for the few that
+//! must not overlap.
+
+mod kit;
+
+mod bad_input;
+mod blob_quarantine;
+mod cosmos_pipeline;
+mod cosmos_store;
+mod crash_restart;
+mod driver_parity;
+mod end_to_end;
+mod functions_config;
+mod functions_contract;
+mod functions_serve;
+mod functions_servicebus;
+mod harness;
+mod redelivery;
+mod servicebus_client;
+mod servicebus_live;
+mod servicebus_pipeline;
+mod sink_contract;
