@@ -19,7 +19,7 @@ use eventide::adapters::sql::SinkOptions;
 use eventide::adapters::sql::postgres::PostgresSink;
 use eventide::app::{App, Driver};
 use eventide::domain::series::SeriesId;
-use eventide::domain::series_day::{DayState, Point, SeriesDayKey};
+use eventide::domain::series_day::{DayState, Point, Revision, SeriesDayKey};
 use eventide::domain::stats::SummaryRow;
 use eventide::pipeline::clock::ManualClock;
 use eventide::pipeline::ports::{DayPoints, SeriesDayStore, StateWrite, SummarySink};
@@ -69,7 +69,9 @@ pub async fn run(argv: Vec<String>) -> anyhow::Result<()> {
     // The whole end of day (read, compute, upsert) into the embedded SQLite table.
     let pipeline = app.pipeline.clone();
     let started = Instant::now();
-    let DaySummaryReport { computed, written } = pipeline.summarize_day(day).await?;
+    let DaySummaryReport {
+        computed, written, ..
+    } = pipeline.summarize_day(day).await?;
     let into_sqlite = rate(computed, started.elapsed());
     assert_eq!((computed, written), (series, series));
 
@@ -95,7 +97,9 @@ pub async fn run(argv: Vec<String>) -> anyhow::Result<()> {
     let mut to_postgres = pipeline.clone();
     to_postgres.ports.sink = timed.clone();
     let started = Instant::now();
-    let DaySummaryReport { computed, written } = to_postgres.summarize_day(day).await?;
+    let DaySummaryReport {
+        computed, written, ..
+    } = to_postgres.summarize_day(day).await?;
     let took = started.elapsed();
     let into_postgres = rate(computed, took);
     assert_eq!((computed, written), (series, series));
@@ -123,7 +127,7 @@ pub async fn run(argv: Vec<String>) -> anyhow::Result<()> {
         .map(|k| {
             rows.iter()
                 .map(|r| SummaryRow {
-                    revision: r.revision + k,
+                    revision: Revision::new(r.revision.value() + k),
                     ..r.clone()
                 })
                 .collect()
@@ -165,7 +169,7 @@ pub async fn run(argv: Vec<String>) -> anyhow::Result<()> {
                 let batch: Vec<SummaryRow> = rows[..n]
                     .iter()
                     .map(|r| SummaryRow {
-                        revision: r.revision + 10 + k,
+                        revision: Revision::new(r.revision.value() + 10 + k),
                         ..r.clone()
                     })
                     .collect();
@@ -260,12 +264,14 @@ async fn copy_rows(
     for r in rows {
         let s = &r.stats;
         let stddev = s.stddev.map_or("\\N".to_string(), |v| format!("{v:?}"));
+        let sum = s.sum.map_or("\\N".to_string(), |v| format!("{v:?}"));
+        let revision = r.revision.parts().expect("computed revisions have parts");
         text.push_str(&format!(
-            "{}\t{}\t{}\t{:?}\t{:?}\t{:?}\t{:?}\t{}\t{:?}\t{}\t{:?}\t{}\t{:?}\t{:?}\t{:?}\t{}\t{}\n",
+            "{}\t{}\t{}\t{}\t{:?}\t{:?}\t{:?}\t{}\t{:?}\t{}\t{:?}\t{}\t{:?}\t{:?}\t{:?}\t{}\t{}\t{}\n",
             r.series,
             r.day,
             s.count,
-            s.sum,
+            sum,
             s.min,
             s.max,
             s.mean,
@@ -277,8 +283,9 @@ async fn copy_rows(
             s.p50,
             s.p90,
             s.p99,
-            r.revision,
+            revision.high,
             r.computed_at.to_rfc3339(),
+            revision.low,
         ));
     }
     let mut best = Duration::MAX;

@@ -4,23 +4,32 @@
 //! the compensated mean, so a day of large, nearly equal values (the common case for meters and
 //! counters) keeps its precision. Percentiles interpolate linearly between the closest ranks,
 //! exactly as SQL's `PERCENTILE_CONT`.
+//!
+//! Every finite value is a valid observation, so the statistics must not overflow where their
+//! true value is finite: the moments are computed on the values scaled by a power of two (exact,
+//! so ordinary days get the very same bits), and an interpolation whose spread overflows is done
+//! on halves. A statistic whose true value is beyond `f64` — the sum of values near `f64::MAX`,
+//! or the spread of values near both `±f64::MAX` — is `None`, stored as NULL, and named by
+//! [`DailyStats::out_of_range`].
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
 use super::observation::format_ts;
 use super::series::SeriesId;
-use super::series_day::Point;
+use super::series_day::{Point, Revision};
 
 /// The statistics of a non-empty series-day.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DailyStats {
     pub count: u64,
-    pub sum: f64,
+    /// `None` when the true sum is beyond the range of `f64`.
+    pub sum: Option<f64>,
     pub min: f64,
     pub max: f64,
     pub mean: f64,
-    /// Sample standard deviation; `None` below two points.
+    /// Sample standard deviation; `None` below two points, or when it is beyond the range of
+    /// `f64`.
     pub stddev: Option<f64>,
     pub first_value: f64,
     /// UTC nanoseconds; serialized as RFC 3339.
@@ -43,8 +52,82 @@ pub struct SummaryRow {
     pub stats: DailyStats,
     /// The series-day revision the statistics were computed from; a stored row is only ever
     /// replaced by a row with a higher revision.
-    pub revision: i64,
+    pub revision: Revision,
     pub computed_at: DateTime<Utc>,
+}
+
+/// Why a summary row cannot be stored: SQL holds no non-finite float (PostgreSQL would store
+/// `Infinity`/`NaN`, SQLite turns NaN into NULL, SQL Server rejects both) and no count beyond a
+/// signed 64-bit integer, so every sink refuses such a row, and `summarize` checks before it
+/// writes.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Unstorable {
+    #[error("series {series:?} day {day}: {column} is {value}, which SQL cannot store")]
+    NotFinite {
+        series: SeriesId,
+        day: NaiveDate,
+        column: &'static str,
+        value: f64,
+    },
+    #[error("series {series:?} day {day}: count {count} does not fit a signed 64-bit column")]
+    CountTooLarge {
+        series: SeriesId,
+        day: NaiveDate,
+        count: u64,
+    },
+    #[error(
+        "series {series:?} day {day}: revision {revision} is beyond 2^127, which two signed 64-bit columns cannot hold in order"
+    )]
+    RevisionTooLarge {
+        series: SeriesId,
+        day: NaiveDate,
+        revision: Revision,
+    },
+}
+
+impl SummaryRow {
+    /// Checks that every sink can store the row as it is.
+    pub fn check_storable(&self) -> Result<(), Unstorable> {
+        let s = &self.stats;
+        if i64::try_from(s.count).is_err() {
+            return Err(Unstorable::CountTooLarge {
+                series: self.series.clone(),
+                day: self.day,
+                count: s.count,
+            });
+        }
+        if self.revision.parts().is_none() {
+            return Err(Unstorable::RevisionTooLarge {
+                series: self.series.clone(),
+                day: self.day,
+                revision: self.revision,
+            });
+        }
+        let numbers = [
+            ("sum", s.sum),
+            ("min", Some(s.min)),
+            ("max", Some(s.max)),
+            ("mean", Some(s.mean)),
+            ("stddev", s.stddev),
+            ("first_value", Some(s.first_value)),
+            ("last_value", Some(s.last_value)),
+            ("p50", Some(s.p50)),
+            ("p90", Some(s.p90)),
+            ("p99", Some(s.p99)),
+        ];
+        match numbers
+            .into_iter()
+            .find_map(|(column, value)| value.filter(|v| !v.is_finite()).map(|v| (column, v)))
+        {
+            Some((column, value)) => Err(Unstorable::NotFinite {
+                series: self.series.clone(),
+                day: self.day,
+                column,
+                value,
+            }),
+            None => Ok(()),
+        }
+    }
 }
 
 fn serialize_ts<S: serde::Serializer>(ts: &i64, serializer: S) -> Result<S::Ok, S::Error> {
@@ -80,27 +163,65 @@ pub fn percentile_cont(sorted: &[f64], p: f64) -> f64 {
     let lower = rank.floor() as usize;
     let upper = rank.ceil() as usize;
     let (a, b) = (sorted[lower], sorted[upper]);
-    a + (rank - lower as f64) * (b - a)
+    let fraction = rank - lower as f64;
+    let spread = b - a;
+    if spread.is_finite() {
+        a + fraction * spread
+    } else {
+        // Only values near both ±f64::MAX spread beyond f64; halving them is exact.
+        let (a_half, b_half) = (a / 2.0, b / 2.0);
+        (2.0 * (a_half + fraction * (b_half - a_half))).clamp(a, b)
+    }
 }
 
-impl DailyStats {
-    /// Computes the statistics of `points`, which hold one point per timestamp (the merged day)
-    /// sorted by timestamp. `None` for an empty day.
-    pub fn compute(points: &[Point]) -> Option<DailyStats> {
-        let first = points.first()?;
-        let last = points.last()?;
+/// `x · 2^exponent`, exact unless the result overflows or is subnormal. Done in two steps so
+/// that each factor is a normal number even for exponents beyond ±1022.
+fn times_power_of_two(x: f64, exponent: i32) -> f64 {
+    let first = exponent / 2;
+    x * power_of_two(first) * power_of_two(exponent - first)
+}
+
+/// `2^exponent` for `-1022 <= exponent <= 1023`.
+fn power_of_two(exponent: i32) -> f64 {
+    debug_assert!((-1022..=1023).contains(&exponent));
+    f64::from_bits(((exponent + 1023) as u64) << 52)
+}
+
+/// The exponent `e` with `magnitude · 2^-e` in `[0.5, 1)`; 0 for zero and subnormal magnitudes,
+/// which need no scaling.
+fn scale_exponent(magnitude: f64) -> i32 {
+    let biased = ((magnitude.to_bits() >> 52) & 0x7ff) as i32;
+    if biased == 0 { 0 } else { biased - 1022 }
+}
+
+/// Sum, mean and sample standard deviation of a non-empty day.
+struct Moments {
+    sum: Option<f64>,
+    mean: f64,
+    stddev: Option<f64>,
+}
+
+impl Moments {
+    /// Computes on the values scaled so the largest magnitude is below 1: no intermediate can
+    /// overflow, and scaling by a power of two changes no digit of an ordinary day. Only the
+    /// results are scaled back; one that does not fit `f64` is `None`.
+    fn compute(points: &[Point], min: f64, max: f64) -> Moments {
+        let exponent = scale_exponent(min.abs().max(max.abs()));
+        let scaled = || {
+            points
+                .iter()
+                .map(|p| times_power_of_two(p.value, -exponent))
+        };
         let count = points.len();
         let mut sum = CompensatedSum::default();
-        for p in points {
-            sum.add(p.value);
-        }
+        scaled().for_each(|v| sum.add(v));
         let total = sum.total();
         let mean = total / count as f64;
         let stddev = (count >= 2).then(|| {
             let mut squares = CompensatedSum::default();
             let mut deviations = CompensatedSum::default();
-            for p in points {
-                let d = p.value - mean;
+            for v in scaled() {
+                let d = v - mean;
                 squares.add(d * d);
                 deviations.add(d);
             }
@@ -110,13 +231,33 @@ impl DailyStats {
                 (squares.total() - deviations.total() * deviations.total() / n) / (n - 1.0);
             variance.max(0.0).sqrt()
         });
+        let unscale = |x: f64| Some(times_power_of_two(x, exponent)).filter(|x| x.is_finite());
+        Moments {
+            sum: unscale(total),
+            // The mean of finite values lies between them; the clamp only undoes a rounding
+            // step past f64::MAX.
+            mean: times_power_of_two(mean, exponent).clamp(min, max),
+            stddev: stddev.and_then(unscale),
+        }
+    }
+}
+
+impl DailyStats {
+    /// Computes the statistics of `points`, which hold one point per timestamp (the merged day)
+    /// sorted by timestamp. `None` for an empty day.
+    pub fn compute(points: &[Point]) -> Option<DailyStats> {
+        let first = points.first()?;
+        let last = points.last()?;
+        let count = points.len();
         let mut sorted: Vec<f64> = points.iter().map(|p| p.value).collect();
         sorted.sort_unstable_by(f64::total_cmp);
+        let (min, max) = (sorted[0], sorted[count - 1]);
+        let Moments { sum, mean, stddev } = Moments::compute(points, min, max);
         Some(DailyStats {
             count: count as u64,
-            sum: total,
-            min: sorted[0],
-            max: sorted[count - 1],
+            sum,
+            min,
+            max,
             mean,
             stddev,
             first_value: first.value,
@@ -127,6 +268,18 @@ impl DailyStats {
             p90: percentile_cont(&sorted, 0.9),
             p99: percentile_cont(&sorted, 0.99),
         })
+    }
+
+    /// The statistics left out (`None`) because their true value is beyond the range of `f64`.
+    pub fn out_of_range(&self) -> Vec<&'static str> {
+        let mut names = Vec::new();
+        if self.sum.is_none() {
+            names.push("sum");
+        }
+        if self.count >= 2 && self.stddev.is_none() {
+            names.push("stddev");
+        }
+        names
     }
 }
 
@@ -173,7 +326,7 @@ mod tests {
         let stats = DailyStats::compute(&points(&[4.0, 1.0, 3.0, 2.0])).unwrap();
         assert_eq!(
             (stats.count, stats.sum, stats.min, stats.max),
-            (4, 10.0, 1.0, 4.0)
+            (4, Some(10.0), 1.0, 4.0)
         );
         assert_eq!(stats.mean, 2.5);
         assert!(close(stats.stddev.unwrap(), (5.0f64 / 3.0).sqrt()));
@@ -197,12 +350,71 @@ mod tests {
         assert!(close(stats.stddev.unwrap(), var.sqrt()));
     }
 
+    #[test]
+    fn values_near_the_largest_finite_keep_finite_statistics() {
+        // Two valid observations whose sum, 2e308, is beyond f64.
+        let stats = DailyStats::compute(&points(&[1e308, 1e308])).unwrap();
+        assert_eq!(stats.sum, None);
+        assert_eq!((stats.mean, stats.min, stats.max), (1e308, 1e308, 1e308));
+        assert_eq!(stats.stddev, Some(0.0));
+        assert_eq!((stats.p50, stats.p90, stats.p99), (1e308, 1e308, 1e308));
+        assert_eq!(stats.out_of_range(), ["sum"]);
+
+        // A partial sum overflows, the total does not.
+        let stats = DailyStats::compute(&points(&[1e308, 1e308, -1e308])).unwrap();
+        assert_eq!(stats.sum, Some(1e308));
+        assert!(close(stats.mean, 1e308 / 3.0));
+        assert!(close(stats.stddev.unwrap(), 1e308 * (4.0f64 / 3.0).sqrt()));
+        assert!(stats.out_of_range().is_empty());
+
+        // The spread of ±f64::MAX: the mean and the median are 0, the deviation is beyond f64.
+        let stats = DailyStats::compute(&points(&[f64::MAX, -f64::MAX])).unwrap();
+        assert_eq!((stats.sum, stats.mean, stats.p50), (Some(0.0), 0.0, 0.0));
+        assert!(close(stats.p90, 0.8 * f64::MAX));
+        assert_eq!(stats.stddev, None);
+        assert_eq!(stats.out_of_range(), ["stddev"]);
+
+        let stats = DailyStats::compute(&points(&[f64::MAX; 3])).unwrap();
+        assert_eq!((stats.mean, stats.p99), (f64::MAX, f64::MAX));
+        assert_eq!(stats.stddev, Some(0.0));
+    }
+
+    #[test]
+    fn tiny_values_keep_their_deviation() {
+        // Squared deviations of 1e-300 underflow unless scaled.
+        let stats = DailyStats::compute(&points(&[1e-300, 3e-300])).unwrap();
+        assert!(close(stats.stddev.unwrap(), 2f64.sqrt() * 1e-300));
+        assert!(close(stats.mean, 2e-300));
+    }
+
     proptest! {
+        /// Scaling every value by a power of two scales every statistic by it exactly, however
+        /// close to the ends of f64 that takes them; only a sum beyond f64 drops out.
+        #[test]
+        fn statistics_scale_exactly_up_to_the_ends_of_f64(
+            values in prop::collection::vec(-1e6f64..1e6, 1..300),
+            exponent in -900i32..=1000,
+        ) {
+            let scaled: Vec<f64> = values.iter().map(|v| times_power_of_two(*v, exponent)).collect();
+            let plain = DailyStats::compute(&points(&values)).unwrap();
+            let big = DailyStats::compute(&points(&scaled)).unwrap();
+            let scale = |x: f64| times_power_of_two(x, exponent);
+            let want_sum = Some(scale(plain.sum.unwrap())).filter(|s| s.is_finite());
+            prop_assert_eq!(big.sum, want_sum);
+            prop_assert_eq!(big.mean, scale(plain.mean));
+            prop_assert_eq!(big.stddev, plain.stddev.map(scale));
+            prop_assert_eq!(
+                [big.min, big.max, big.p50, big.p90, big.p99],
+                [plain.min, plain.max, plain.p50, plain.p90, plain.p99].map(scale)
+            );
+        }
+
         #[test]
         fn matches_the_naive_reference(values in prop::collection::vec(-1e6f64..1e6, 1..300)) {
             let stats = DailyStats::compute(&points(&values)).unwrap();
             let (sum, mean, stddev, pcts) = naive(&values);
-            prop_assert!(close(stats.sum, sum) || (stats.sum - sum).abs() < 1e-6);
+            let stats_sum = stats.sum.unwrap();
+            prop_assert!(close(stats_sum, sum) || (stats_sum - sum).abs() < 1e-6);
             prop_assert!(close(stats.mean, mean) || (stats.mean - mean).abs() < 1e-9);
             match (stats.stddev, stddev) {
                 (Some(a), Some(b)) => prop_assert!(close(a, b) || (a - b).abs() < 1e-6),

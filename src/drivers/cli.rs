@@ -132,14 +132,29 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Summarize { day, config } => {
             let app = App::build(&config, Driver::Local, clock).await?;
-            let DaySummaryReport { computed, written } = app
+            let report = app
                 .pipeline
                 .summarize_day(day)
                 .await
                 .with_context(|| format!("summarizing {day}"))?;
+            let DaySummaryReport {
+                computed,
+                written,
+                out_of_range,
+                refused,
+            } = &report;
             println!(
-                "{day}: {computed} series-days computed, {written} rows written (others were already current)"
+                "{day}: {computed} series-days computed, {written} rows written (others were already current), {out_of_range} with a statistic beyond double precision stored as NULL"
             );
+            for refused in refused {
+                eprintln!("{}: not written: {}", refused.key, refused.reason);
+            }
+            if !refused.is_empty() {
+                anyhow::bail!(
+                    "{day}: {} series-days could not be written (every other series was)",
+                    refused.len()
+                );
+            }
             Ok(())
         }
         Command::Demo(args) => demo::run(args).await,

@@ -82,6 +82,8 @@ pub struct ReceivedMessage {
     pub delivery_count: u32,
     /// Settles the message; invalid once the lock expired.
     pub lock_token: String,
+    /// When the lock expires unless renewed, by the queue's clock.
+    pub locked_until: DateTime<Utc>,
 }
 
 /// Sends messages to one queue.
@@ -102,6 +104,10 @@ pub trait MessageReceiver: Send + Sync {
     async fn complete(&self, lock_tokens: &[String]) -> PortResult<()>;
     /// Releases the locks so the messages are delivered again.
     async fn abandon(&self, lock_tokens: &[String]) -> PortResult<()>;
+    /// Extends the locks of messages still being worked on by the queue's lock duration.
+    /// Returns how many locks were already lost: those messages will be delivered again, which
+    /// is safe.
+    async fn renew(&self, lock_tokens: &[String]) -> PortResult<usize>;
 }
 
 /// A versioned value: the version is the store's concurrency token (an etag).

@@ -23,7 +23,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use sha2::{Digest, Sha256};
 
 use crate::domain::message::{SeriesPoints, TimedValue, decode_observations_message, public_form};
-use crate::domain::series_day::{Point, SeriesDayKey, normalize, stamp_at};
+use crate::domain::series_day::{Point, SeriesDayKey, check_stamp, normalize, stamp_at};
 
 use super::Pipeline;
 use super::metrics::Metrics;
@@ -103,11 +103,21 @@ impl Pipeline {
                     continue;
                 }
             };
-            let stamp = decoded
-                .stamp
-                .filter(|s| *s > 0)
-                .or(message.enqueued_at.map(stamp_at))
-                .unwrap_or_else(|| stamp_at(now));
+            let stamp = match check_stamp(decoded.stamp, now) {
+                Ok(stamp) => stamp
+                    .or(message.enqueued_at.map(stamp_at))
+                    .unwrap_or_else(|| stamp_at(now)),
+                Err(reason) => {
+                    quarantine.push(self.quarantine_entry(
+                        now,
+                        &source,
+                        &source,
+                        reason,
+                        message.body.clone(),
+                    ));
+                    continue;
+                }
+            };
             for rejected in decoded.rejected {
                 let id = format!("{source}#{}", rejected.index);
                 let reason = format!("item {}: {}", rejected.index, rejected.reason);

@@ -16,7 +16,7 @@ use chrono::NaiveDate;
 
 use crate::domain::parse::{BodyError, BodyFormat, Rejection, parse_body};
 use crate::domain::series::SeriesId;
-use crate::domain::series_day::{Point, SeriesDayKey, revision};
+use crate::domain::series_day::{Point, Revision, SeriesDayKey, revision};
 use crate::domain::stats::{DailyStats, SummaryRow};
 
 use super::Pipeline;
@@ -106,7 +106,7 @@ impl Pipeline {
                         series: day.key.series.clone(),
                         day: day.key.day,
                         stats: DailyStats::compute(&day.points)?,
-                        revision: revision(&day.points).max(known.saturating_add(1)),
+                        revision: revision(&day.points).max(known.next()),
                         computed_at: now,
                     })
                 })
@@ -119,8 +119,8 @@ impl Pipeline {
     }
 
     /// The highest revision each day has had: in its stored row, or in the store (whose pending
-    /// summary would write it); 0 for a day neither knows.
-    async fn known_revisions(&self, keys: &[SeriesDayKey]) -> Result<Vec<i64>, PortError> {
+    /// summary would write it); the least revision for a day neither knows.
+    async fn known_revisions(&self, keys: &[SeriesDayKey]) -> Result<Vec<Revision>, PortError> {
         let stored = self.ports.store.read_days(keys).await?;
         let mut known = Vec::with_capacity(keys.len());
         for (key, stored) in keys.iter().zip(stored) {
@@ -129,8 +129,12 @@ impl Pipeline {
                 .sink
                 .read(Some(&key.series), Some(key.day))
                 .await?;
-            let in_sink = rows.iter().map(|row| row.revision).max().unwrap_or(0);
-            let in_store = stored.map_or(0, |day| revision(&day.points));
+            let in_sink = rows
+                .iter()
+                .map(|row| row.revision)
+                .max()
+                .unwrap_or_default();
+            let in_store = stored.map_or(Revision::default(), |day| revision(&day.points));
             known.push(in_sink.max(in_store));
         }
         Ok(known)

@@ -78,10 +78,10 @@ async fn late_data_opens_the_next_epoch_and_replaces_the_row() {
     assert_rows_match(&after, &expected(&data.clean));
     for (old, new) in before.iter().zip(&after) {
         let changed = new["series"] == series && new["day"] == "2026-11-18";
-        let (r0, r1) = (
-            old["revision"].as_i64().unwrap(),
-            new["revision"].as_i64().unwrap(),
-        );
+        // Revisions are 128-bit, shown as decimal strings.
+        let revision =
+            |row: &serde_json::Value| row["revision"].as_str().unwrap().parse::<u128>().unwrap();
+        let (r0, r1) = (revision(old), revision(new));
         if changed {
             assert!(r1 > r0, "revision must grow: {r0} -> {r1}");
         } else {

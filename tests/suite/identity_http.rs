@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use eventide::app::{App, Config, Driver};
 use eventide::domain::series::SeriesId;
-use eventide::domain::series_day::{Point, SeriesDayKey, stamp_at};
+use eventide::domain::series_day::{Point, Revision, SeriesDayKey, stamp_at};
 use eventide::drivers::server::Server;
 use eventide::pipeline::clock::ManualClock;
 use eventide::pipeline::ports::{MessageSender, OutgoingMessage, PortError, PortResult};
@@ -123,7 +123,7 @@ impl Harness {
     }
 
     /// Runs the end of day and returns the day's row: (sum, revision).
-    async fn summarize(&self) -> (f64, i64) {
+    async fn summarize(&self) -> (f64, Revision) {
         let tick = self.server.summarize_now().await;
         assert_eq!(tick.error, None);
         let rows = self
@@ -136,7 +136,7 @@ impl Harness {
             .await
             .unwrap();
         assert_eq!(rows.len(), 1, "{rows:?}");
-        (rows[0].stats.sum, rows[0].revision)
+        (rows[0].stats.sum.expect("a finite sum"), rows[0].revision)
     }
 }
 

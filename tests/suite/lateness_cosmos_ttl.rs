@@ -10,7 +10,7 @@ use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use eventide::adapters::cosmos::CosmosStore;
 use eventide::domain::calendar::Calendar;
 use eventide::domain::series::SeriesId;
-use eventide::domain::series_day::{DayState, Point, SeriesDayKey};
+use eventide::domain::series_day::{DayState, Point, Revision, SeriesDayKey};
 use eventide::pipeline::clock::ManualClock;
 use eventide::pipeline::ports::{DayPoints, SeriesDayStore, StateWrite, WriteOutcome};
 use eventide_testkit::cosmos::{Emulator, settings};
@@ -85,7 +85,7 @@ impl Fixture {
     }
 
     /// Writes the next state of the day: pending or summarized.
-    async fn write_state(&self, key: &SeriesDayKey, pending: bool, summarized: Option<i64>) {
+    async fn write_state(&self, key: &SeriesDayKey, pending: bool, summarized: Option<u128>) {
         let read = self
             .store
             .read_states(std::slice::from_ref(key))
@@ -99,7 +99,7 @@ impl Fixture {
             pending,
             due_at: at("2026-11-25T00:10:00Z"),
             touched: 0,
-            summarized_revision: summarized,
+            summarized_revision: summarized.map(Revision::new),
         };
         let write = StateWrite {
             key: key.clone(),

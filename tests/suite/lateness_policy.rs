@@ -215,7 +215,7 @@ async fn a_day_written_early_is_kept_until_it_closed() {
     h.ingest(&[("2026-11-24T12:00:00Z", 5.0)]).await;
     h.end_of_day_at("2026-11-25T12:10:00Z").await;
     let row = h.row("2026-11-24").await.unwrap();
-    assert_eq!((row.stats.count, row.stats.sum), (3, 9.0));
+    assert_eq!((row.stats.count, row.stats.sum), (3, Some(9.0)));
 
     // Once closed and past the retention, the day goes.
     h.end_of_day_at("2026-11-28T00:30:00Z").await;
@@ -299,7 +299,7 @@ async fn a_restatement_replaces_the_row_of_a_closed_day() {
         report.refused
     );
     let after = h.row("2026-11-20").await.unwrap();
-    assert_eq!((after.stats.count, after.stats.sum), (2, 16.0));
+    assert_eq!((after.stats.count, after.stats.sum), (2, Some(16.0)));
     assert!(after.revision > before.revision);
 
     // The stored day's own summary, should it run again, does not put the old figures back.
@@ -315,7 +315,7 @@ async fn a_restatement_replaces_the_row_of_a_closed_day() {
         .await
         .unwrap();
     assert_eq!(report.written, 1);
-    assert_eq!(h.row("2026-11-20").await.unwrap().stats.sum, 1.0);
+    assert_eq!(h.row("2026-11-20").await.unwrap().stats.sum, Some(1.0));
 }
 
 #[test]
@@ -365,5 +365,5 @@ fn eventide_backfill_restates_the_days_of_a_file() {
             .unwrap()
     });
     assert_eq!(rows.len(), 1);
-    assert_eq!((rows[0].stats.count, rows[0].stats.sum), (2, 10.0));
+    assert_eq!((rows[0].stats.count, rows[0].stats.sum), (2, Some(10.0)));
 }

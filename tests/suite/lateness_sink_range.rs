@@ -10,6 +10,7 @@ use eventide::adapters::sql::SinkOptions;
 use eventide::adapters::sql::postgres::PostgresSink;
 use eventide::adapters::sql::sqlite::SqliteSink;
 use eventide::domain::series::SeriesId;
+use eventide::domain::series_day::Revision;
 use eventide::domain::stats::{DailyStats, SummaryRow};
 use eventide::pipeline::ports::SummarySink;
 
@@ -19,7 +20,7 @@ fn extreme_row() -> SummaryRow {
         day: "1677-09-21".parse().unwrap(),
         stats: DailyStats {
             count: 2,
-            sum: 3.0,
+            sum: Some(3.0),
             min: 1.0,
             max: 2.0,
             mean: 1.5,
@@ -32,7 +33,7 @@ fn extreme_row() -> SummaryRow {
             p90: 1.9,
             p99: 1.99,
         },
-        revision: 1,
+        revision: Revision::new(1),
         computed_at: Utc::now(),
     }
 }

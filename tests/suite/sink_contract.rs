@@ -24,6 +24,7 @@ use eventide::adapters::sql::mssql::{
 use eventide::adapters::sql::postgres::PostgresSink;
 use eventide::adapters::sql::sqlite::SqliteSink;
 use eventide::domain::series::SeriesId;
+use eventide::domain::series_day::Revision;
 use eventide::domain::stats::{DailyStats, SummaryRow};
 use eventide::pipeline::ports::{ErrorKind, SummarySink};
 use sqlx::postgres::PgConnectOptions;
@@ -179,7 +180,7 @@ fn row(name: &str, on: &str, revision: i64, seed: f64) -> SummaryRow {
         day: d,
         stats: DailyStats {
             count: 1440 + seed as u64 % 7,
-            sum: 1440.0 * seed + 0.1,
+            sum: Some(1440.0 * seed + 0.1),
             min: seed - 3.25,
             max: seed + 7.125,
             mean: seed + 1.0 / 3.0,
@@ -200,7 +201,7 @@ fn row(name: &str, on: &str, revision: i64, seed: f64) -> SummaryRow {
             p90: seed * 0.9,
             p99: -seed * 1e-300,
         },
-        revision,
+        revision: Revision::new(revision as u128),
         computed_at: at("2026-11-25T00:15:00.123456Z") + chrono::Duration::seconds(revision % 1000),
     }
 }
@@ -298,7 +299,7 @@ mod cases {
                 row(
                     r.series.as_str(),
                     &r.day.to_string(),
-                    r.revision + bump,
+                    r.revision.value() as i64 + bump,
                     (i + bump as usize * 7) as f64,
                 )
             })
@@ -377,7 +378,7 @@ mod cases {
         ] {
             let mut bad = row("bad", "2026-11-24", 1, 2.0);
             match column {
-                "sum" => bad.stats.sum = value,
+                "sum" => bad.stats.sum = Some(value),
                 "mean" => bad.stats.mean = value,
                 "stddev" => bad.stats.stddev = Some(value),
                 _ => bad.stats.p99 = value,
@@ -646,7 +647,7 @@ async fn migrations_run_once_per_start() {
     let sink = PostgresSink::connect_with(through_proxy, quick_options(schema.clone()))
         .await
         .unwrap();
-    assert_eq!(sink.schema_version(), 1);
+    assert_eq!(sink.schema_version(), 2);
     let in_schema = format!("CREATE TABLE IF NOT EXISTS \"{schema}\".eventide_schema_version");
     assert_eq!(proxy.times_sent(&in_schema), 1, "connect migrates once");
 
@@ -667,7 +668,7 @@ async fn migrations_run_once_per_start() {
     assert_eq!(proxy.times_sent(on_path), 1, "App::build migrates once");
     let described = App::migrate(&config).await.unwrap();
     assert!(
-        described.ends_with("summary sink: PostgreSQL, schema version 1"),
+        described.ends_with("summary sink: PostgreSQL, schema version 2"),
         "{described}"
     );
     assert_eq!(proxy.times_sent(on_path), 2, "App::migrate migrates once");

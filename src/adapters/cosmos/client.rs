@@ -17,8 +17,8 @@ use azure_data_cosmos::models::{
     ContainerProperties, IndexingMode, IndexingPolicy, ThroughputProperties, TimeToLive,
 };
 use azure_data_cosmos::options::{
-    CreateContainerOptions, ItemWriteOptions, OperationOptionsBuilder, Precondition, Region,
-    ThrottlingRetryOptionsBuilder,
+    CreateContainerOptions, ItemWriteOptions, MaxItemCountHint, OperationOptionsBuilder,
+    Precondition, QueryOptions, Region, ThrottlingRetryOptionsBuilder,
 };
 use azure_data_cosmos::{
     AccountEndpoint, AccountReference, CosmosClient, CosmosClientBuilder, CosmosError, FeedScope,
@@ -334,11 +334,38 @@ impl Gateway {
         query: &Query,
         scope: &FeedScope,
     ) -> Result<Vec<T>, CallError> {
+        self.query_pages(query, scope, None).await
+    }
+
+    /// Runs a query until it has `limit` items, in pages of at most `limit` items per
+    /// partition, and fetches no page after that: with a `TOP` and an `ORDER BY`, the first
+    /// `limit` items in that order, for a bounded transfer however many match.
+    pub async fn query_first<T: DeserializeOwned + Send + 'static>(
+        &self,
+        query: &Query,
+        scope: &FeedScope,
+        limit: usize,
+    ) -> Result<Vec<T>, CallError> {
+        self.query_pages(query, scope, Some(limit)).await
+    }
+
+    async fn query_pages<T: DeserializeOwned + Send + 'static>(
+        &self,
+        query: &Query,
+        scope: &FeedScope,
+        limit: Option<usize>,
+    ) -> Result<Vec<T>, CallError> {
+        let page_size = limit
+            .and_then(|n| u32::try_from(n).ok())
+            .and_then(std::num::NonZeroU32::new);
         let attempt = self
             .run(OpKind::Query, &[], move || async move {
+                let options = page_size.map(|n| {
+                    QueryOptions::default().with_max_item_count(MaxItemCountHint::Limit(n))
+                });
                 let mut pages = self
                     .container
-                    .query_items::<T>(query.clone(), scope.clone(), None)
+                    .query_items::<T>(query.clone(), scope.clone(), options)
                     .await?
                     .into_pages();
                 let mut items = Vec::new();
@@ -351,7 +378,16 @@ impl Gateway {
                         let charge = self.account(Some(&previous));
                         self.stats.add_request_units(charge);
                     }
-                    items.extend(page.into_items());
+                    let page = page.into_items();
+                    self.stats
+                        .add(&self.stats.query_documents, page.len() as u64);
+                    items.extend(page);
+                    if let Some(n) = limit
+                        && items.len() >= n
+                    {
+                        items.truncate(n);
+                        break;
+                    }
                 }
                 Ok((items, last))
             })

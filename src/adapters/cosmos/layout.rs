@@ -20,6 +20,7 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::series::SeriesId;
+use crate::domain::series_day::Revision;
 
 pub const HOUR_NS: i64 = 3_600_000_000_000;
 pub const SLOT_NS: i64 = 120_000_000_000;
@@ -116,8 +117,10 @@ pub struct HeaderDoc {
     #[serde(rename = "dueAt")]
     pub due_at: i64,
     pub touched: u64,
+    /// A decimal string (Cosmos DB keeps numbers as doubles, which would round it); headers
+    /// written before revisions counted value bits hold the sum of the stamps as a number.
     #[serde(rename = "summarizedRevision")]
-    pub summarized_revision: Option<i64>,
+    pub summarized_revision: Option<Revision>,
     pub ttl: i64,
 }
 

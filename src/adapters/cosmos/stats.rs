@@ -23,6 +23,8 @@ pub struct CosmosStats {
     pub failed: AtomicU64,
     /// Conditional writes that lost (412 on replace, 409 on create).
     pub conflicts: AtomicU64,
+    /// Documents returned by queries: what a query transferred, whatever the caller kept.
+    pub query_documents: AtomicU64,
 }
 
 impl CosmosStats {
@@ -66,6 +68,7 @@ impl CosmosStats {
             ("cosmos_retries", get(&self.retries)),
             ("cosmos_failed", get(&self.failed)),
             ("cosmos_conflicts", get(&self.conflicts)),
+            ("cosmos_query_documents", get(&self.query_documents)),
         ])
     }
 }

@@ -530,20 +530,26 @@ impl SeriesDayStore for CosmosStore {
             due_at: i64,
         }
         let context = "listing overdue series-days in Cosmos DB";
-        // Cross-partition ORDER BY/TOP need the query plan; the list is small, so sort here.
-        let query = Query::from(
-            "SELECT c.seriesId, c.day, c.dueAt FROM c WHERE c.kind = 'h' AND c.pending = true AND c.dueAt < @t",
-        )
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        // Ordered by the indexed `dueAt` across partitions (the SDK merges the partitions'
+        // ordered pages) and cut at `limit`, so however many days are overdue only about
+        // `limit` headers per partition are transferred. The limit is a number, spliced as one.
+        let query = Query::from(format!(
+            "SELECT TOP {limit} c.seriesId, c.day, c.dueAt FROM c
+             WHERE c.kind = 'h' AND c.pending = true AND c.dueAt < @t ORDER BY c.dueAt"
+        ))
         .with_parameter("@t", due_before.timestamp_millis())
         .map_err(|e| PortError::permanent(context, e))?;
         let mut due: Vec<Due> = self
             .gateway
-            .query(&query, &FeedScope::full_container())
+            .query_first(&query, &FeedScope::full_container(), limit)
             .await
             .map_err(port_error(context))?;
+        // Ties on `dueAt` in a fixed order.
         due.sort_by(|a, b| (a.due_at, &a.series, a.day).cmp(&(b.due_at, &b.series, b.day)));
         due.into_iter()
-            .take(limit)
             .map(|d| stored_series::parse(&d.series).map(|series| SeriesDayKey::new(series, d.day)))
             .collect::<Result<_, _>>()
             .map_err(|e| PortError::permanent(context, e))

@@ -119,6 +119,37 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX idempotency_key_first_seen ON idempotency_key (first_seen);
     "#,
+    // 3: a sum beyond double precision is stored as NULL, and revisions are 128-bit: the low
+    // part in its own column beside the high one (`revision`), -2^63 in rows written before.
+    // SQLite cannot drop a NOT NULL constraint in place, so the summary table is rebuilt.
+    r#"
+    CREATE TABLE daily_summary_v2 (
+        series TEXT NOT NULL,
+        day TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        sum REAL,
+        min REAL NOT NULL,
+        max REAL NOT NULL,
+        mean REAL NOT NULL,
+        stddev REAL,
+        first_value REAL NOT NULL,
+        first_ts TEXT NOT NULL,
+        last_value REAL NOT NULL,
+        last_ts TEXT NOT NULL,
+        p50 REAL NOT NULL,
+        p90 REAL NOT NULL,
+        p99 REAL NOT NULL,
+        revision INTEGER NOT NULL,
+        computed_at TEXT NOT NULL,
+        revision_low INTEGER NOT NULL,
+        PRIMARY KEY (series, day)
+    );
+    INSERT INTO daily_summary_v2 SELECT *, -9223372036854775808 FROM daily_summary;
+    DROP TABLE daily_summary;
+    ALTER TABLE daily_summary_v2 RENAME TO daily_summary;
+    CREATE INDEX daily_summary_day ON daily_summary (day);
+    ALTER TABLE day_state ADD COLUMN summarized_revision_low INTEGER;
+    "#,
 ];
 
 /// A shared handle on the embedded database file.
@@ -280,4 +311,55 @@ fn millis(at: chrono::DateTime<chrono::Utc>) -> i64 {
 
 fn from_millis(ms: i64) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrating_keeps_the_summary_rows_with_their_revisions_and_lets_a_sum_be_null() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+            conn.execute(
+                "INSERT INTO daily_summary VALUES ('a', '2026-11-18', 2, 3.0, 1.0, 2.0, 1.5, 0.7,
+                 1.0, '2026-11-18T00:00:00Z', 2.0, '2026-11-18T00:01:00Z', 1.5, 1.9, 1.99, 42,
+                 '2026-11-19T00:10:00Z')",
+                [],
+            )
+            .unwrap();
+        }
+        EmbeddedDb::open(&path).unwrap();
+        let conn = Connection::open(&path).unwrap();
+        let version: usize = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, MIGRATIONS.len());
+        let kept: (f64, i64, i64) = conn
+            .query_row(
+                "SELECT sum, revision, revision_low FROM daily_summary",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!(
+            kept,
+            (3.0, 42, i64::MIN),
+            "the sum of stamps is the high part"
+        );
+        conn.execute("UPDATE daily_summary SET sum = NULL", [])
+            .unwrap();
+        let indexes: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'daily_summary_day'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(indexes, 1);
+    }
 }

@@ -219,17 +219,19 @@ impl MessageReceiver for EmbeddedQueue {
                         continue;
                     }
                     let lock_token = format!("{seq}:{:016x}", rng.random::<u64>());
+                    let locked_until = now + settings.lock_duration;
                     tx.prepare_cached(
                         "UPDATE queue_message SET delivery_count = delivery_count + 1, lock_token = ?2,
                          visible_at = ?3 WHERE seq = ?1",
                     )?
-                    .execute(params![seq, lock_token, millis(now + settings.lock_duration)])?;
+                    .execute(params![seq, lock_token, millis(locked_until)])?;
                     received.push(ReceivedMessage {
                         message_id,
                         body,
                         enqueued_at: from_millis(enqueued_at),
                         delivery_count: delivery_count + 1,
                         lock_token,
+                        locked_until,
                     });
                 }
                 tx.commit()?;
@@ -281,6 +283,29 @@ impl MessageReceiver for EmbeddedQueue {
             .await?;
         self.arrivals.notify_one();
         Ok(())
+    }
+
+    /// A lock is held until its message is received again; renewing one that is no longer held
+    /// counts it as lost.
+    async fn renew(&self, lock_tokens: &[String]) -> PortResult<usize> {
+        let tokens = lock_tokens.to_vec();
+        let locked_until = millis(self.clock.now() + self.settings.lock_duration);
+        self.db
+            .call("renewing embedded queue locks", move |c| {
+                let tx = c.transaction()?;
+                let mut lost = 0;
+                for token in &tokens {
+                    let renewed = tx
+                        .prepare_cached(
+                            "UPDATE queue_message SET visible_at = ?3 WHERE seq = ?1 AND lock_token = ?2",
+                        )?
+                        .execute(params![parse_lock(token), token, locked_until])?;
+                    lost += usize::from(renewed == 0);
+                }
+                tx.commit()?;
+                Ok(lost)
+            })
+            .await
     }
 }
 
@@ -371,5 +396,28 @@ mod tests {
             kept[0].reason
         );
         assert_eq!(kept[0].body, b"poison");
+    }
+
+    #[tokio::test]
+    async fn renewing_keeps_a_lock_until_it_is_lost() {
+        let settings = QueueSettings {
+            lock_duration: Duration::seconds(30),
+            ..QueueSettings::default()
+        };
+        let (q, clock, _dir) = queue(settings);
+        q.send(vec![msg("a", None, &clock)]).await.unwrap();
+        let first = q.receive(1).await.unwrap();
+        assert_eq!(first[0].locked_until, clock.now() + Duration::seconds(30));
+        let lock = [first[0].lock_token.clone()];
+        clock.advance(Duration::seconds(20));
+        assert_eq!(q.renew(&lock).await.unwrap(), 0);
+        clock.advance(Duration::seconds(20));
+        assert!(q.receive(1).await.unwrap().is_empty(), "still locked");
+        clock.advance(Duration::seconds(11));
+        let second = q.receive(1).await.unwrap();
+        assert_eq!(second[0].delivery_count, 2, "expired, delivered again");
+        assert_eq!(q.renew(&lock).await.unwrap(), 1, "the first lock is lost");
+        q.complete(&[second[0].lock_token.clone()]).await.unwrap();
+        assert_eq!(q.depth().await.unwrap(), QueueDepth::default());
     }
 }

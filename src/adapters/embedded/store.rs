@@ -15,7 +15,9 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use super::{EmbeddedDb, codec, from_millis, millis};
 use crate::domain::calendar::Calendar;
 use crate::domain::series::SeriesId;
-use crate::domain::series_day::{DayState, Point, SeriesDayKey, merge_into};
+use crate::domain::series_day::{
+    DayState, Point, Revision, RevisionParts, SeriesDayKey, merge_into,
+};
 use crate::pipeline::ports::{
     Clock, DayPoints, PortResult, PreparedMerge, PreparedWrites, SeriesDayStore, StateWrite,
     StoredDay, Versioned, WriteOutcome,
@@ -115,7 +117,8 @@ fn read_state(
     key: &SeriesDayKey,
 ) -> rusqlite::Result<Option<Versioned<DayState>>> {
     tx.prepare_cached(
-        "SELECT version, epoch, pending, due_at, touched, summarized_revision
+        "SELECT version, epoch, pending, due_at, touched, summarized_revision,
+                summarized_revision_low
          FROM day_state WHERE series = ?1 AND day = ?2",
     )?
     .query_row(params![key.series, key.day.to_string()], |r| {
@@ -126,7 +129,7 @@ fn read_state(
                 pending: r.get(2)?,
                 due_at: from_millis(r.get(3)?),
                 touched: r.get::<_, i64>(4)? as u64,
-                summarized_revision: r.get(5)?,
+                summarized_revision: stored_revision(r.get(5)?, r.get(6)?),
             },
         })
     })
@@ -223,8 +226,19 @@ fn commit_one(tx: &Transaction<'_>, merge: &DayWrites, now: i64) -> rusqlite::Re
     Ok(WriteOutcome::Written)
 }
 
+/// A summarized revision as stored in its two columns; a state written before revisions had a
+/// low part has only the high one (the sum of the stamps).
+fn stored_revision(high: Option<i64>, low: Option<i64>) -> Option<Revision> {
+    let high = high?;
+    Some(match low {
+        Some(low) => Revision::from_parts(RevisionParts { high, low }),
+        None => Revision::from_stamp_sum(high),
+    })
+}
+
 fn write_state(tx: &Connection, write: &StateWrite) -> rusqlite::Result<WriteOutcome> {
     let state = &write.state;
+    let revision = state.summarized_revision.and_then(Revision::parts);
     let values = params![
         write.key.series,
         write.key.day.to_string(),
@@ -232,21 +246,23 @@ fn write_state(tx: &Connection, write: &StateWrite) -> rusqlite::Result<WriteOut
         state.pending,
         millis(state.due_at),
         state.touched as i64,
-        state.summarized_revision,
+        revision.map(|r| r.high),
         write.expected_version,
+        revision.map(|r| r.low),
     ];
     let applied = match write.expected_version {
         None => tx
             .prepare_cached(
-                "INSERT INTO day_state (series, day, version, epoch, pending, due_at, touched, summarized_revision)
-                 SELECT ?1, ?2, 1, ?3, ?4, ?5, ?6, ?7 WHERE ?8 IS NULL -- binds the same eight values
+                "INSERT INTO day_state (series, day, version, epoch, pending, due_at, touched,
+                     summarized_revision, summarized_revision_low)
+                 SELECT ?1, ?2, 1, ?3, ?4, ?5, ?6, ?7, ?9 WHERE ?8 IS NULL -- binds the same nine values
                  ON CONFLICT DO NOTHING",
             )?
             .execute(values)?,
         Some(_) => tx
             .prepare_cached(
                 "UPDATE day_state SET version = version + 1, epoch = ?3, pending = ?4, due_at = ?5,
-                 touched = ?6, summarized_revision = ?7
+                 touched = ?6, summarized_revision = ?7, summarized_revision_low = ?9
                  WHERE series = ?1 AND day = ?2 AND version = ?8",
             )?
             .execute(values)?,

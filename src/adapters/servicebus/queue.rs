@@ -16,6 +16,9 @@ use crate::pipeline::ports::{
     MessageReceiver, MessageSender, OutgoingMessage, PortError, PortResult, ReceivedMessage,
 };
 
+/// How long a lock is assumed to last when the service does not say.
+const ASSUMED_LOCK_LEFT: chrono::Duration = chrono::Duration::seconds(30);
+
 /// Default long-poll time of a peek-lock on an empty queue.
 pub const DEFAULT_RECEIVE_WAIT: Duration = Duration::from_secs(1);
 
@@ -49,16 +52,6 @@ impl ServiceBusQueue {
 
     pub fn client(&self) -> &ServiceBusClient {
         &self.client
-    }
-
-    /// Extends the locks of messages still being worked on; returns how many were lost.
-    pub async fn renew(&self, lock_tokens: &[String]) -> PortResult<usize> {
-        self.settle_all(
-            "renewing locks",
-            lock_tokens,
-            |client, queue, lock| async move { client.renew_lock(&queue, &lock).await },
-        )
-        .await
     }
 
     fn parallelism(&self) -> usize {
@@ -120,6 +113,10 @@ impl From<LockedMessage> for ReceivedMessage {
             enqueued_at: message.enqueued_at.unwrap_or_else(Utc::now),
             delivery_count: message.delivery_count,
             lock_token: message.lock.to_string(),
+            // And LockedUntilUtc; without it, assume half of the default one-minute lock is left.
+            locked_until: message
+                .locked_until
+                .unwrap_or_else(|| Utc::now() + ASSUMED_LOCK_LEFT),
         }
     }
 }
@@ -209,5 +206,14 @@ impl MessageReceiver for ServiceBusQueue {
         )
         .await
         .map(|_| ())
+    }
+
+    async fn renew(&self, lock_tokens: &[String]) -> PortResult<usize> {
+        self.settle_all(
+            "renewing locks",
+            lock_tokens,
+            |client, queue, lock| async move { client.renew_lock(&queue, &lock).await },
+        )
+        .await
     }
 }

@@ -10,10 +10,12 @@
 //! | series (key) | `text` (1–100 chars) | `nvarchar(100)` | `TEXT` |
 //! | day (key) | `date` | `date` | `TEXT` `YYYY-MM-DD` |
 //! | count | `bigint` | `bigint` | `INTEGER` |
-//! | sum, min, max, mean, first_value, last_value, p50, p90, p99 | `double precision` | `float` (53-bit) | `REAL` |
-//! | stddev (null below 2 points) | `double precision` | `float` | `REAL` |
+//! | min, max, mean, first_value, last_value, p50, p90, p99 | `double precision` | `float` (53-bit) | `REAL` |
+//! | sum (null when beyond double precision) | `double precision` | `float` | `REAL` |
+//! | stddev (null below 2 points, or beyond double precision) | `double precision` | `float` | `REAL` |
 //! | first_ts, last_ts, computed_at | `timestamptz` (µs) | `datetimeoffset(7)` (100 ns) | `TEXT` RFC 3339 (ns) |
-//! | revision | `bigint` | `bigint` | `INTEGER` |
+//! | revision (the high part of a 128-bit revision) | `bigint` | `bigint` | `INTEGER` |
+//! | revision_low (its low part, offset by -2^63; rows written before it: -2^63) | `bigint` | `bigint` | `INTEGER` |
 //!
 //! The primary key `(series, day)` serves one series' days; the index on `day` serves "all
 //! series of a day".
@@ -28,10 +30,11 @@ pub struct Migration {
 }
 
 /// PostgreSQL, applied with `pg_advisory_xact_lock` held.
-pub const POSTGRES: &[Migration] = &[Migration {
-    version: 1,
-    description: "daily_summary with a day index",
-    sql: r#"
+pub const POSTGRES: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "daily_summary with a day index",
+        sql: r#"
     CREATE TABLE {schema}.daily_summary (
         series text NOT NULL CHECK (char_length(series) BETWEEN 1 AND 100),
         day date NOT NULL,
@@ -54,13 +57,24 @@ pub const POSTGRES: &[Migration] = &[Migration {
     );
     CREATE INDEX daily_summary_day ON {schema}.daily_summary (day);
     "#,
-}];
+    },
+    Migration {
+        version: 2,
+        description: "sum NULL when beyond double precision; the revision's low part",
+        sql: r#"
+    ALTER TABLE {schema}.daily_summary ALTER COLUMN sum DROP NOT NULL;
+    ALTER TABLE {schema}.daily_summary
+        ADD COLUMN revision_low bigint NOT NULL DEFAULT (-9223372036854775807 - 1);
+    "#,
+    },
+];
 
 /// SQL Server / Azure SQL, applied with `sp_getapplock` held for the transaction.
-pub const MSSQL: &[Migration] = &[Migration {
-    version: 1,
-    description: "daily_summary with a day index",
-    sql: r#"
+pub const MSSQL: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "daily_summary with a day index",
+        sql: r#"
     CREATE TABLE {schema}.daily_summary (
         series nvarchar(100) NOT NULL,
         day date NOT NULL,
@@ -83,7 +97,18 @@ pub const MSSQL: &[Migration] = &[Migration {
     );
     CREATE INDEX daily_summary_day ON {schema}.daily_summary (day);
     "#,
-}];
+    },
+    Migration {
+        version: 2,
+        description: "sum NULL when beyond float; the revision's low part",
+        sql: r#"
+    ALTER TABLE {schema}.daily_summary ALTER COLUMN [sum] float NULL;
+    ALTER TABLE {schema}.daily_summary
+        ADD revision_low bigint NOT NULL
+        CONSTRAINT daily_summary_revision_low DEFAULT (-9223372036854775807 - 1);
+    "#,
+    },
+];
 
 /// The latest version of a list.
 pub fn latest(migrations: &[Migration]) -> i32 {
@@ -114,13 +139,26 @@ mod tests {
             let sql = render(&list[0], "s.");
             let start = sql.find("daily_summary (").unwrap();
             let body = &sql[start..sql.find("PRIMARY KEY").unwrap()];
-            let columns: Vec<String> = body
+            let mut columns: Vec<String> = body
                 .lines()
                 .skip(1)
                 .filter_map(|l| l.split_whitespace().next())
                 .filter(|c| !c.is_empty() && *c != "CONSTRAINT")
                 .map(|c| c.trim_matches(['[', ']']).to_string())
                 .collect();
+            // Columns added later come last, in the order they were added.
+            for later in &list[1..] {
+                let words: Vec<&str> = later.sql.split_whitespace().collect();
+                for (i, word) in words.iter().enumerate() {
+                    if *word == "ADD" {
+                        let name = match words[i + 1] {
+                            "COLUMN" => words[i + 2],
+                            name => name,
+                        };
+                        columns.push(name.to_string());
+                    }
+                }
+            }
             assert_eq!(columns, crate::adapters::sql::rows::COLUMNS);
         }
     }

@@ -1,8 +1,9 @@
 //! The PostgreSQL summary sink, on `sqlx`.
 //!
 //! A batch is written as one `INSERT … SELECT FROM UNNEST(arrays) ON CONFLICT … DO UPDATE …
-//! WHERE stored.revision < excluded.revision` per chunk of rows, all chunks in one transaction:
-//! one round trip per chunk with 17 array parameters, whatever the chunk's size, and the
+//! WHERE (stored.revision, stored.revision_low) < (excluded.revision, excluded.revision_low)`
+//! per chunk of rows, all chunks in one transaction: one round trip per chunk with 18 array
+//! parameters, whatever the chunk's size, and the
 //! revision guard is decided by the server under the row lock, so concurrent writers cannot
 //! replace a newer row. Rows go in key order, so two writers lock shared keys in the same order.
 //!
@@ -26,6 +27,7 @@ use super::rows::{check_schema_name, latest_per_key, validate};
 use crate::adapters::retry::Verdict;
 use crate::adapters::stored_series;
 use crate::domain::series::SeriesId;
+use crate::domain::series_day::{Revision, RevisionParts};
 use crate::domain::stats::{DailyStats, SummaryRow};
 use crate::pipeline::ports::{PortError, PortResult, SummarySink};
 
@@ -61,22 +63,24 @@ impl Statements {
         let table = format!("{prefix}daily_summary");
         let upsert = format!(
             "INSERT INTO {table} AS stored (series, day, count, sum, min, max, mean, stddev,
-                first_value, first_ts, last_value, last_ts, p50, p90, p99, revision, computed_at)
+                first_value, first_ts, last_value, last_ts, p50, p90, p99, revision, computed_at,
+                revision_low)
              SELECT * FROM UNNEST($1::text[], $2::date[], $3::int8[], $4::float8[], $5::float8[],
                 $6::float8[], $7::float8[], $8::float8[], $9::float8[], $10::timestamptz[],
                 $11::float8[], $12::timestamptz[], $13::float8[], $14::float8[], $15::float8[],
-                $16::int8[], $17::timestamptz[])
+                $16::int8[], $17::timestamptz[], $18::int8[])
              ON CONFLICT (series, day) DO UPDATE SET
                 count = excluded.count, sum = excluded.sum, min = excluded.min, max = excluded.max,
                 mean = excluded.mean, stddev = excluded.stddev, first_value = excluded.first_value,
                 first_ts = excluded.first_ts, last_value = excluded.last_value,
                 last_ts = excluded.last_ts, p50 = excluded.p50, p90 = excluded.p90,
-                p99 = excluded.p99, revision = excluded.revision, computed_at = excluded.computed_at
-             WHERE stored.revision < excluded.revision"
+                p99 = excluded.p99, revision = excluded.revision, computed_at = excluded.computed_at,
+                revision_low = excluded.revision_low
+             WHERE (stored.revision, stored.revision_low) < (excluded.revision, excluded.revision_low)"
         );
         let read = format!(
             "SELECT series, day, count, sum, min, max, mean, stddev, first_value, first_ts,
-                    last_value, last_ts, p50, p90, p99, revision, computed_at
+                    last_value, last_ts, p50, p90, p99, revision, computed_at, revision_low
              FROM {table}
              WHERE ($1::text IS NULL OR series = $1) AND ($2::date IS NULL OR day = $2)
              ORDER BY day, series"
@@ -286,13 +290,13 @@ fn pending(list: &[Migration], current: i32) -> impl Iterator<Item = &Migration>
     list.iter().filter(move |m| m.version > current)
 }
 
-/// One chunk of rows as the 17 column arrays `UNNEST` takes.
+/// One chunk of rows as the 18 column arrays `UNNEST` takes.
 #[derive(Debug, Default, PartialEq)]
 pub struct Columns {
     pub series: Vec<String>,
     pub day: Vec<NaiveDate>,
     pub count: Vec<i64>,
-    pub sum: Vec<f64>,
+    pub sum: Vec<Option<f64>>,
     pub min: Vec<f64>,
     pub max: Vec<f64>,
     pub mean: Vec<f64>,
@@ -306,6 +310,7 @@ pub struct Columns {
     pub p99: Vec<f64>,
     pub revision: Vec<i64>,
     pub computed_at: Vec<DateTime<Utc>>,
+    pub revision_low: Vec<i64>,
 }
 
 impl Columns {
@@ -329,8 +334,10 @@ impl Columns {
             c.p50.push(s.p50);
             c.p90.push(s.p90);
             c.p99.push(s.p99);
-            c.revision.push(row.revision);
+            let revision = row.revision.parts().expect("validated rows have parts");
+            c.revision.push(revision.high);
             c.computed_at.push(row.computed_at);
+            c.revision_low.push(revision.low);
         }
         c
     }
@@ -357,6 +364,7 @@ impl Columns {
             .bind(self.p99)
             .bind(self.revision)
             .bind(self.computed_at)
+            .bind(self.revision_low)
     }
 }
 
@@ -386,7 +394,10 @@ fn stored_row(r: &PgRow) -> Result<SummaryRow, sqlx::Error> {
             p90: r.try_get(13)?,
             p99: r.try_get(14)?,
         },
-        revision: r.try_get(15)?,
+        revision: Revision::from_parts(RevisionParts {
+            high: r.try_get(15)?,
+            low: r.try_get(17)?,
+        }),
         computed_at: r.try_get(16)?,
     })
 }
@@ -442,24 +453,24 @@ mod tests {
             s.upsert
                 .starts_with("INSERT INTO \"contract_x\".daily_summary AS stored")
         );
-        assert!(
-            s.upsert
-                .contains("WHERE stored.revision < excluded.revision")
-        );
-        assert_eq!(s.upsert.matches("::").count(), 17);
+        assert!(s.upsert.contains(
+            "WHERE (stored.revision, stored.revision_low) < (excluded.revision, excluded.revision_low)"
+        ));
+        assert_eq!(s.upsert.matches("::").count(), 18);
         assert!(Statements::new(None).read.contains("FROM daily_summary"));
     }
 
     #[test]
     fn rows_become_column_arrays_in_order() {
         let (a, mut b) = (
-            row("a", "2026-11-24", 1, 1.5),
-            row("b", "2026-11-24", 2, 2.5),
+            row("a", "2026-11-24", (1 << 64) + 1, 1.5),
+            row("b", "2026-11-24", (2 << 64) + 2, 2.5),
         );
         b.stats.stddev = None;
         let c = Columns::from_rows(&[&a, &b]);
         assert_eq!(c.series, ["a", "b"]);
         assert_eq!(c.revision, [1, 2]);
+        assert_eq!(c.revision_low, [i64::MIN + 1, i64::MIN + 2]);
         assert_eq!(c.stddev, [Some(0.0), None]);
         assert_eq!(c.first_ts[0].timestamp_nanos_opt(), Some(a.stats.first_ts));
     }

@@ -1,21 +1,20 @@
 //! What every SQL sink does to a batch before it talks to its database: refuse numbers SQL
 //! cannot hold faithfully, and reduce the batch to one row per key in a fixed order.
 //!
-//! Observations are validated as finite at ingest, but statistics of finite values can still
-//! overflow (the sum of many values near `f64::MAX` is infinite). PostgreSQL would store
-//! `Infinity`/`NaN`, SQLite turns NaN into NULL and SQL Server rejects both, so the sinks agree
-//! by refusing such a row before any database sees it.
+//! Statistics beyond `f64` arrive as NULL (`domain::stats`), so a non-finite number can only
+//! come from a defect; the sinks still agree on refusing it before any database sees it.
 
 use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
 
-use crate::domain::series::SeriesId;
 use crate::domain::stats::SummaryRow;
 use crate::pipeline::ports::{PortError, PortResult};
 
-/// The columns of `daily_summary`, in table order, on every backend.
-pub const COLUMNS: [&str; 17] = [
+/// The columns of `daily_summary`, in table order, on every backend. The revision is stored as
+/// its two parts (`domain::series_day::RevisionParts`): `revision` the high one, `revision_low`
+/// (added by a later migration, hence last) the low one.
+pub const COLUMNS: [&str; 18] = [
     "series",
     "day",
     "count",
@@ -33,73 +32,15 @@ pub const COLUMNS: [&str; 17] = [
     "p99",
     "revision",
     "computed_at",
+    "revision_low",
 ];
 
-/// A row's numbers, named for error messages.
-fn numbers(row: &SummaryRow) -> [(&'static str, Option<f64>); 11] {
-    let s = &row.stats;
-    [
-        ("sum", Some(s.sum)),
-        ("min", Some(s.min)),
-        ("max", Some(s.max)),
-        ("mean", Some(s.mean)),
-        ("stddev", s.stddev),
-        ("first_value", Some(s.first_value)),
-        ("last_value", Some(s.last_value)),
-        ("p50", Some(s.p50)),
-        ("p90", Some(s.p90)),
-        ("p99", Some(s.p99)),
-        ("count", Some(s.count as f64)),
-    ]
-}
-
-/// Why a batch was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum RowError {
-    #[error("series {series:?} day {day}: {column} is {value}, which SQL cannot store")]
-    NotFinite {
-        series: SeriesId,
-        day: NaiveDate,
-        column: &'static str,
-        value: f64,
-    },
-    #[error("series {series:?} day {day}: count {count} does not fit a signed 64-bit column")]
-    CountTooLarge {
-        series: SeriesId,
-        day: NaiveDate,
-        count: u64,
-    },
-}
-
-/// Checks every row; a batch with any bad row is refused whole (a permanent error), so a
-/// retry cannot half-write it.
+/// Checks every row ([`SummaryRow::check_storable`]); a batch with any bad row is refused
+/// whole (a permanent error), so a retry cannot half-write it.
 pub fn validate(rows: &[SummaryRow]) -> PortResult<()> {
-    for row in rows {
-        if i64::try_from(row.stats.count).is_err() {
-            return Err(PortError::permanent(
-                "validating daily summaries",
-                RowError::CountTooLarge {
-                    series: row.series.clone(),
-                    day: row.day,
-                    count: row.stats.count,
-                },
-            ));
-        }
-        for (column, value) in numbers(row) {
-            if let Some(value) = value.filter(|v| !v.is_finite()) {
-                return Err(PortError::permanent(
-                    "validating daily summaries",
-                    RowError::NotFinite {
-                        series: row.series.clone(),
-                        day: row.day,
-                        column,
-                        value,
-                    },
-                ));
-            }
-        }
-    }
-    Ok(())
+    rows.iter()
+        .try_for_each(SummaryRow::check_storable)
+        .map_err(|e| PortError::permanent("validating daily summaries", e))
 }
 
 /// One row per `(series, day)` — the highest revision, the later one on a tie — sorted by key.
@@ -138,16 +79,18 @@ pub fn check_schema_name(name: &str) -> Result<(), String> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::domain::series::SeriesId;
+    use crate::domain::series_day::Revision;
     use crate::domain::stats::DailyStats;
     use crate::pipeline::ports::ErrorKind;
 
-    pub(crate) fn row(series: &str, day: &str, revision: i64, value: f64) -> SummaryRow {
+    pub(crate) fn row(series: &str, day: &str, revision: u128, value: f64) -> SummaryRow {
         SummaryRow {
             series: SeriesId::parse(series).unwrap(),
             day: day.parse().unwrap(),
             stats: DailyStats {
                 count: 2,
-                sum: value * 2.0,
+                sum: Some(value * 2.0),
                 min: value,
                 max: value,
                 mean: value,
@@ -160,7 +103,7 @@ pub(crate) mod tests {
                 p90: value,
                 p99: value,
             },
-            revision,
+            revision: Revision::new(revision),
             computed_at: "2026-11-25T00:15:00Z".parse().unwrap(),
         }
     }
@@ -173,7 +116,7 @@ pub(crate) mod tests {
         assert_eq!(e.kind, ErrorKind::Permanent);
         assert!(e.to_string().contains("stddev is NaN"), "{e}");
         let mut bad = row("a", "2026-11-24", 1, 1.0);
-        bad.stats.sum = f64::INFINITY;
+        bad.stats.sum = Some(f64::INFINITY);
         assert!(
             validate(&[bad])
                 .unwrap_err()
@@ -195,9 +138,9 @@ pub(crate) mod tests {
             row("a", "2026-11-23", 1, 1.0),
         ];
         let latest = latest_per_key(&rows);
-        let keys: Vec<(&str, String, i64)> = latest
+        let keys: Vec<(&str, String, u128)> = latest
             .iter()
-            .map(|r| (r.series.as_str(), r.day.to_string(), r.revision))
+            .map(|r| (r.series.as_str(), r.day.to_string(), r.revision.value()))
             .collect();
         assert_eq!(
             keys,

@@ -8,6 +8,7 @@ use super::rows::validate;
 use crate::adapters::embedded::EmbeddedDb;
 use crate::domain::observation::{format_ts, parse_ts};
 use crate::domain::series::SeriesId;
+use crate::domain::series_day::{Revision, RevisionParts};
 use crate::domain::stats::{DailyStats, SummaryRow};
 use crate::pipeline::ports::{PortResult, SummarySink};
 
@@ -56,7 +57,10 @@ fn stored_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SummaryRow> {
             p90: r.get(13)?,
             p99: r.get(14)?,
         },
-        revision: r.get(15)?,
+        revision: Revision::from_parts(RevisionParts {
+            high: r.get(15)?,
+            low: r.get(17)?,
+        }),
         computed_at: DateTime::parse_from_rfc3339(&computed_at)
             .map_err(|e| text_error(16, e))?
             .with_timezone(&Utc),
@@ -78,18 +82,22 @@ impl SummarySink for SqliteSink {
                 {
                     let mut stmt = tx.prepare_cached(
                         "INSERT INTO daily_summary (series, day, count, sum, min, max, mean, stddev,
-                            first_value, first_ts, last_value, last_ts, p50, p90, p99, revision, computed_at)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
+                            first_value, first_ts, last_value, last_ts, p50, p90, p99, revision, computed_at,
+                            revision_low)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
                          ON CONFLICT (series, day) DO UPDATE SET
                             count = excluded.count, sum = excluded.sum, min = excluded.min, max = excluded.max,
                             mean = excluded.mean, stddev = excluded.stddev, first_value = excluded.first_value,
                             first_ts = excluded.first_ts, last_value = excluded.last_value,
                             last_ts = excluded.last_ts, p50 = excluded.p50, p90 = excluded.p90,
-                            p99 = excluded.p99, revision = excluded.revision, computed_at = excluded.computed_at
-                         WHERE excluded.revision > daily_summary.revision",
+                            p99 = excluded.p99, revision = excluded.revision, computed_at = excluded.computed_at,
+                            revision_low = excluded.revision_low
+                         WHERE (excluded.revision, excluded.revision_low)
+                             > (daily_summary.revision, daily_summary.revision_low)",
                     )?;
                     for row in &rows {
                         let s = &row.stats;
+                        let revision = row.revision.parts().expect("validated rows have parts");
                         written += stmt.execute(params![
                             row.series,
                             row.day.to_string(),
@@ -106,8 +114,9 @@ impl SummarySink for SqliteSink {
                             s.p50,
                             s.p90,
                             s.p99,
-                            row.revision,
+                            revision.high,
                             row.computed_at.to_rfc3339_opts(SecondsFormat::Micros, true),
+                            revision.low,
                         ])?;
                     }
                 }
@@ -128,7 +137,7 @@ impl SummarySink for SqliteSink {
             .call("reading daily summaries", move |c| {
                 let mut stmt = c.prepare_cached(
                     "SELECT series, day, count, sum, min, max, mean, stddev, first_value, first_ts,
-                            last_value, last_ts, p50, p90, p99, revision, computed_at
+                            last_value, last_ts, p50, p90, p99, revision, computed_at, revision_low
                      FROM daily_summary
                      WHERE (?1 IS NULL OR series = ?1) AND (?2 IS NULL OR day = ?2)
                      ORDER BY day, series",
@@ -137,5 +146,21 @@ impl SummarySink for SqliteSink {
                 rows.collect()
             })
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::sql::rows::tests::row;
+
+    #[tokio::test]
+    async fn a_sum_beyond_double_precision_is_stored_as_null() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = SqliteSink::new(EmbeddedDb::open(&dir.path().join("s.db")).unwrap());
+        let mut beyond = row("a", "2026-11-18", 1, 1e308);
+        beyond.stats.sum = None;
+        assert_eq!(sink.upsert(&[beyond.clone()]).await.unwrap(), 1);
+        assert_eq!(sink.read(None, None).await.unwrap(), [beyond]);
     }
 }

@@ -1,5 +1,5 @@
 //! Between summary rows and SQL Server values: each bound parameter typed as the column it
-//! fills (a NULL `stddev` must still be a `float`), and each stored row decoded back, with a
+//! fills (a NULL `sum` or `stddev` must still be a `float`), and each stored row decoded back, with a
 //! NULL or out-of-range value reported by column rather than panicking.
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -8,6 +8,7 @@ use tiberius::{ColumnData, ToSql};
 use super::error::MssqlError;
 use crate::adapters::sql::rows::COLUMNS;
 use crate::adapters::stored_series;
+use crate::domain::series_day::{Revision, RevisionParts};
 use crate::domain::stats::{DailyStats, SummaryRow};
 
 /// One bound parameter, typed as the column it fills.
@@ -38,14 +39,15 @@ impl ToSql for Param {
 }
 
 /// A validated row's parameters in column order.
-pub(super) fn params(row: &SummaryRow) -> [Param; 17] {
+pub(super) fn params(row: &SummaryRow) -> [Param; 18] {
     let s = &row.stats;
+    let revision = row.revision.parts().expect("validated rows have parts");
     let f = |v: f64| Param::Float(Some(v));
     [
         Param::Text(row.series.to_string()),
         Param::Date(row.day),
         Param::BigInt(s.count as i64),
-        f(s.sum),
+        Param::Float(s.sum),
         f(s.min),
         f(s.max),
         f(s.mean),
@@ -57,8 +59,9 @@ pub(super) fn params(row: &SummaryRow) -> [Param; 17] {
         f(s.p50),
         f(s.p90),
         f(s.p99),
-        Param::BigInt(row.revision),
+        Param::BigInt(revision.high),
         Param::Utc(row.computed_at),
+        Param::BigInt(revision.low),
     ]
 }
 
@@ -84,7 +87,7 @@ pub(super) fn stored_row(row: &tiberius::Row) -> Result<SummaryRow, MssqlError> 
         stats: DailyStats {
             count: u64::try_from(count)
                 .map_err(|_| MssqlError::Unexpected(format!("negative count {count}")))?,
-            sum: need(row, 3)?,
+            sum: row.try_get(3)?,
             min: need(row, 4)?,
             max: need(row, 5)?,
             mean: need(row, 6)?,
@@ -97,7 +100,10 @@ pub(super) fn stored_row(row: &tiberius::Row) -> Result<SummaryRow, MssqlError> 
             p90: need(row, 13)?,
             p99: need(row, 14)?,
         },
-        revision: need(row, 15)?,
+        revision: Revision::from_parts(RevisionParts {
+            high: need(row, 15)?,
+            low: need(row, 17)?,
+        }),
         computed_at: need(row, 16)?,
     })
 }
@@ -109,7 +115,7 @@ mod tests {
 
     #[test]
     fn parameters_are_bound_with_the_column_types() {
-        let mut r = row("Zürich/temp", "2026-11-24", 42, 1.25);
+        let mut r = row("Zürich/temp", "2026-11-24", (42 << 64) + 7, 1.25);
         r.stats.stddev = None;
         let p = params(&r);
         assert_eq!(p[0], Param::Text("Zürich/temp".into()));
@@ -124,10 +130,16 @@ mod tests {
         assert!(matches!(p[9].to_sql(), ColumnData::DateTime2(Some(_))));
         assert!(matches!(p[15].to_sql(), ColumnData::I64(Some(42))));
         assert_eq!(p[16], Param::Utc(r.computed_at));
+        assert_eq!(p[17], Param::BigInt(i64::MIN + 7));
         assert_eq!(p[1], Param::Date(r.day));
         assert_eq!(
             p[9],
             Param::Utc(DateTime::from_timestamp_nanos(r.stats.first_ts))
+        );
+        r.stats.sum = None;
+        assert!(
+            matches!(params(&r)[3].to_sql(), ColumnData::F64(None)),
+            "typed NULL sum"
         );
     }
 }

@@ -4,8 +4,8 @@
 
 use crate::adapters::sql::rows::COLUMNS;
 
-/// Rows per staging `INSERT`: 17 parameters each, under the 2,100-parameter limit of one call.
-pub(super) const ROWS_PER_INSERT: usize = 120;
+/// Rows per staging `INSERT`: 18 parameters each, under the 2,100-parameter limit of one call.
+pub(super) const ROWS_PER_INSERT: usize = 116;
 
 /// The staging table lives in the session; `COLLATE DATABASE_DEFAULT` keeps its `series`
 /// comparable with the table's when tempdb's collation differs from the database's.
@@ -32,13 +32,13 @@ impl Statements {
         let create_stage = format!(
             "CREATE TABLE {STAGE} (
                 series nvarchar(100) COLLATE DATABASE_DEFAULT NOT NULL, day date NOT NULL,
-                [count] bigint NOT NULL, [sum] float NOT NULL, [min] float NOT NULL,
+                [count] bigint NOT NULL, [sum] float NULL, [min] float NOT NULL,
                 [max] float NOT NULL, mean float NOT NULL, stddev float NULL,
                 first_value float NOT NULL, first_ts datetimeoffset(7) NOT NULL,
                 last_value float NOT NULL, last_ts datetimeoffset(7) NOT NULL,
                 p50 float NOT NULL, p90 float NOT NULL, p99 float NOT NULL,
                 revision bigint NOT NULL, computed_at datetimeoffset(7) NOT NULL,
-                PRIMARY KEY (series, day))"
+                revision_low bigint NOT NULL, PRIMARY KEY (series, day))"
         );
         let columns: Vec<String> = COLUMNS.iter().map(|c| quoted(c)).collect();
         let updates: Vec<String> = COLUMNS[2..]
@@ -53,7 +53,8 @@ impl Statements {
             "MERGE {table} WITH (HOLDLOCK) AS stored
              USING {STAGE} AS incoming
              ON stored.series = incoming.series AND stored.day = incoming.day
-             WHEN MATCHED AND incoming.revision > stored.revision THEN
+             WHEN MATCHED AND (incoming.revision > stored.revision
+                OR (incoming.revision = stored.revision AND incoming.revision_low > stored.revision_low)) THEN
                 UPDATE SET {}
              WHEN NOT MATCHED BY TARGET THEN
                 INSERT ({}) VALUES ({});",
@@ -105,10 +106,10 @@ mod tests {
             s.merge
                 .starts_with("MERGE [contract].daily_summary WITH (HOLDLOCK) AS stored")
         );
-        assert!(
-            s.merge
-                .contains("WHEN MATCHED AND incoming.revision > stored.revision THEN")
-        );
+        assert!(s.merge.contains(
+            "WHEN MATCHED AND (incoming.revision > stored.revision
+                OR (incoming.revision = stored.revision AND incoming.revision_low > stored.revision_low)) THEN"
+        ));
         assert!(s.merge.contains("WHEN NOT MATCHED BY TARGET THEN"));
         assert!(
             !s.merge.contains("WHEN NOT MATCHED BY SOURCE"),
@@ -139,8 +140,8 @@ mod tests {
         let sql = Statements::insert_stage(2);
         assert!(sql.starts_with("INSERT INTO #daily_summary_stage ([series], [day], [count],"));
         assert!(sql.contains("VALUES (@P1, @P2, @P3,"));
-        assert!(sql.contains("@P17), (@P18, @P19,"));
-        assert!(sql.ends_with("@P34)"));
+        assert!(sql.contains("@P18), (@P19, @P20,"));
+        assert!(sql.ends_with("@P36)"));
         let full = Statements::insert_stage(ROWS_PER_INSERT);
         let last = ROWS_PER_INSERT * COLUMNS.len();
         assert!(last < 2100, "SQL Server takes at most 2,100 parameters");
