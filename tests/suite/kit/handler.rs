@@ -1,28 +1,15 @@
 //! The custom-handler harness: the runtime behind the Functions driver on a temporary file and
 //! a manual clock, invoked over HTTP exactly as the host invokes it.
 
-use std::sync::Arc;
-
 use chrono::Duration;
-use eventide::adapters::embedded::Embedded;
-use eventide::app::{App, Config, Driver};
-use eventide::drivers::server::Server;
-use eventide::pipeline::clock::ManualClock;
+use eventide::app::{Config, Driver};
 use eventide::pipeline::ports::Quarantine;
 use serde_json::{Value, json};
 
-use super::start;
+use super::{TestApp, launch};
 
-pub struct Handler {
-    /// The running handler (HTTP server, workers for embedded queues).
-    pub server: Server,
-    /// The application it runs.
-    pub app: App,
-    pub clock: Arc<ManualClock>,
-    pub base: String,
-    pub client: reqwest::Client,
-    _dir: tempfile::TempDir,
-}
+/// The runtime behind the Functions driver: the same harness as the local runtime's.
+pub type Handler = TestApp;
 
 /// Starts the runtime behind the Functions driver; `configure` adjusts its settings first.
 ///
@@ -33,34 +20,14 @@ pub async fn handler_with(configure: impl FnOnce(&mut Config)) -> Handler {
     let mut config = super::settings(dir.path());
     eventide_testkit::every_port_embedded(&mut config);
     configure(&mut config);
-    let clock = Arc::new(ManualClock::new(start()));
-    let server = Server::launch(&config, Driver::Functions, clock.clone())
-        .await
-        .unwrap();
-    let base = format!("http://{}", server.addr);
-    Handler {
-        app: server.app.clone(),
-        server,
-        clock,
-        base,
-        client: reqwest::Client::new(),
-        _dir: dir,
-    }
+    launch(dir, &config, Driver::Functions).await
 }
 
 pub async fn handler() -> Handler {
     handler_with(|_| {}).await
 }
 
-impl Handler {
-    /// The embedded adapters.
-    pub fn embedded(&self) -> &Embedded {
-        self.app
-            .embedded
-            .as_ref()
-            .expect("a port runs on the embedded file")
-    }
-
+impl TestApp {
     /// The runtime's SQLite file, for a second process on the same settings.
     pub fn app_db(&self) -> std::path::PathBuf {
         self._dir.path().join("eventide.db")

@@ -66,10 +66,14 @@ pub async fn spawn_app(configure: impl FnOnce(&mut Config)) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let mut config = settings(dir.path());
     configure(&mut config);
+    launch(dir, &config, Driver::Local).await
+}
+
+/// Starts the application `config` describes behind `driver`, on a manual clock at [`start`];
+/// `dir` holds its file for as long as the harness lives.
+async fn launch(dir: tempfile::TempDir, config: &Config, driver: Driver) -> TestApp {
     let clock = Arc::new(ManualClock::new(start()));
-    let server = Server::launch(&config, Driver::Local, clock.clone())
-        .await
-        .unwrap();
+    let server = Server::launch(config, driver, clock.clone()).await.unwrap();
     let base = format!("http://{}", server.addr);
     TestApp {
         app: server.app.clone(),
