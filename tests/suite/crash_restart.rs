@@ -10,7 +10,7 @@ use eventide_testkit::child::free_port;
 use eventide_testkit::command;
 use serde_json::Value;
 
-use crate::kit::{assert_rows_match, expected};
+use crate::kit::{self, assert_rows_match, expected};
 
 struct Runtime {
     child: Child,
@@ -54,14 +54,10 @@ async fn start(db: &std::path::Path) -> Runtime {
 
 impl Runtime {
     async fn post(&self, body: String) {
-        let response = reqwest::Client::new()
-            .post(format!("{}/api/ingest", self.base))
-            .header("content-type", "application/x-ndjson")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status().as_u16(), 200);
+        let client = reqwest::Client::new();
+        let (status, reply) =
+            kit::post_ingest(&client, &self.base, "application/x-ndjson", body).await;
+        assert_eq!(status, 200, "{reply}");
     }
 
     async fn get(&self, path: &str) -> Value {

@@ -49,9 +49,7 @@ async fn serve(
 ) -> (Server, Arc<ManualClock>) {
     let config = explicit_embedded(dir);
     let clock = Arc::new(ManualClock::new(kit::start()));
-    let mut app = App::build(&config, driver, clock.clone()).await.unwrap();
-    adjust(&mut app);
-    let server = Server::start(app, &config.runtime, driver).await.unwrap();
+    let server = kit::serve_adjusted(&config, driver, clock.clone(), adjust).await;
     (server, clock)
 }
 

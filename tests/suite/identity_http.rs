@@ -17,6 +17,8 @@ use eventide::pipeline::clock::ManualClock;
 use eventide::pipeline::ports::{MessageSender, OutgoingMessage, PortError, PortResult};
 use serde_json::{Value, json};
 
+use crate::kit;
+
 const SERIES: &str = "plant-1/temp";
 
 fn start_time() -> DateTime<Utc> {
@@ -58,13 +60,7 @@ impl Harness {
         config.pipeline.settle = Duration::zero();
         configure(&mut config);
         let clock = Arc::new(ManualClock::new(start_time()));
-        let mut app = App::build(&config, Driver::Local, clock.clone())
-            .await
-            .unwrap();
-        adjust(&mut app);
-        let server = Server::start(app, &config.runtime, Driver::Local)
-            .await
-            .unwrap();
+        let server = kit::serve_adjusted(&config, Driver::Local, clock.clone(), adjust).await;
         Self {
             server,
             clock,

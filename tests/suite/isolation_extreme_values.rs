@@ -5,10 +5,12 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-use eventide::app::{App, Driver};
+use eventide::app::Driver;
 use eventide::drivers::server::Server;
 use eventide::pipeline::clock::ManualClock;
 use serde_json::Value;
+
+use crate::kit;
 
 fn start() -> DateTime<Utc> {
     "2026-11-20T12:00:00Z".parse().unwrap()
@@ -23,26 +25,17 @@ async fn serve(dir: &std::path::Path) -> (Server, Arc<ManualClock>) {
     let mut config = eventide_testkit::settings(dir.join("eventide.db"));
     config.runtime.summarize_schedule = Some("0 0 0 1 1 *".into());
     let clock = Arc::new(ManualClock::new(start()));
-    let app = App::build(&config, Driver::Local, clock.clone())
-        .await
-        .unwrap();
-    let server = Server::start(app, &config.runtime, Driver::Local)
-        .await
-        .unwrap();
+    let server = kit::serve_adjusted(&config, Driver::Local, clock.clone(), |_| {}).await;
     (server, clock)
 }
 
 /// Posts NDJSON to the ingest endpoint and returns the reply.
 async fn ingest(server: &Server, body: String) -> Value {
-    let response = reqwest::Client::new()
-        .post(format!("http://{}/api/ingest", server.addr))
-        .header("content-type", "application/x-ndjson")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 200);
-    response.json().await.unwrap()
+    let base = format!("http://{}", server.addr);
+    let client = reqwest::Client::new();
+    let (status, reply) = kit::post_ingest(&client, &base, "application/x-ndjson", body).await;
+    assert_eq!(status, 200, "{reply}");
+    reply
 }
 
 /// Waits until the workers merged `points` points.

@@ -7,12 +7,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-use eventide::app::{App, Driver};
+use eventide::app::Driver;
 use eventide::domain::series::SeriesId;
 use eventide::domain::stats::SummaryRow;
 use eventide::drivers::server::Server;
 use eventide::pipeline::clock::ManualClock;
 use eventide::pipeline::ports::{PortError, PortResult, SummarySink};
+
+use crate::kit;
 
 fn start() -> DateTime<Utc> {
     "2026-11-20T12:00:00Z".parse().unwrap()
@@ -66,16 +68,13 @@ async fn serve(dir: &std::path::Path, transient_failures: usize) -> (Server, Arc
     let mut config = eventide_testkit::settings(dir.join("eventide.db"));
     config.runtime.summarize_schedule = Some("0 0 0 1 1 *".into());
     let clock = Arc::new(ManualClock::new(start()));
-    let mut app = App::build(&config, Driver::Local, clock.clone())
-        .await
-        .unwrap();
-    app.pipeline.ports.sink = Arc::new(Refusing {
-        inner: app.pipeline.ports.sink.clone(),
-        transient_failures: AtomicUsize::new(transient_failures),
-    });
-    let server = Server::start(app, &config.runtime, Driver::Local)
-        .await
-        .unwrap();
+    let server = kit::serve_adjusted(&config, Driver::Local, clock.clone(), |app| {
+        app.pipeline.ports.sink = Arc::new(Refusing {
+            inner: app.pipeline.ports.sink.clone(),
+            transient_failures: AtomicUsize::new(transient_failures),
+        });
+    })
+    .await;
     (server, clock)
 }
 
@@ -85,14 +84,10 @@ async fn ingest(server: &Server, series: &[&str]) {
         .iter()
         .map(|s| format!("{{\"series\":\"{s}\",\"ts\":\"2026-11-18T10:00:00Z\",\"value\":2}}\n"))
         .collect();
-    let response = reqwest::Client::new()
-        .post(format!("http://{}/api/ingest", server.addr))
-        .header("content-type", "application/x-ndjson")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 200);
+    let base = format!("http://{}", server.addr);
+    let client = reqwest::Client::new();
+    let (status, reply) = kit::post_ingest(&client, &base, "application/x-ndjson", body).await;
+    assert_eq!(status, 200, "{reply}");
     for _ in 0..500 {
         if server.app.pipeline.metrics.snapshot()["points_merged"] == series.len() as u64 {
             return;

@@ -69,6 +69,38 @@ pub async fn spawn_app(configure: impl FnOnce(&mut Config)) -> TestApp {
     launch(dir, &config, Driver::Local).await
 }
 
+/// Builds the application `config` describes, lets the test replace ports (a queue that is
+/// down, a sink that refuses), and starts it behind `driver` on `clock`.
+pub async fn serve_adjusted(
+    config: &Config,
+    driver: Driver,
+    clock: Arc<ManualClock>,
+    adjust: impl FnOnce(&mut App),
+) -> Server {
+    let mut app = App::build(config, driver, clock).await.unwrap();
+    adjust(&mut app);
+    Server::start(app, &config.runtime, driver).await.unwrap()
+}
+
+/// POSTs `body` to the ingest endpoint under `base` (`http://host:port`); returns the status
+/// and the JSON reply.
+pub async fn post_ingest(
+    client: &reqwest::Client,
+    base: &str,
+    content_type: &str,
+    body: impl Into<reqwest::Body>,
+) -> (u16, Value) {
+    let response = client
+        .post(format!("{base}/api/ingest"))
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
 /// Starts the application `config` describes behind `driver`, on a manual clock at [`start`];
 /// `dir` holds its file for as long as the harness lives.
 async fn launch(dir: tempfile::TempDir, config: &Config, driver: Driver) -> TestApp {
@@ -95,16 +127,7 @@ impl TestApp {
     }
 
     pub async fn post(&self, content_type: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
-        let response = self
-            .client
-            .post(format!("{}/api/ingest", self.base))
-            .header("content-type", content_type)
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap())
+        post_ingest(&self.client, &self.base, content_type, body).await
     }
 
     /// Waits until the observations queue is empty.
