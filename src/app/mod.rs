@@ -64,11 +64,7 @@ impl App {
         let choices = PortChoices::decide(&config.backends, driver)?;
         config.check_lateness(choices.store)?;
         let settings = config.pipeline.settings()?;
-        let embedded = if choices.uses_embedded() {
-            Some(open_embedded(&config.embedded, clock.clone())?)
-        } else {
-            None
-        };
+        let embedded = open_embedded(&choices, &config.embedded, clock.clone())?;
         let identity = Identity::new(config.identity.clone());
         let backends = &config.backends;
         let service_bus = if choices.uses_service_bus() {
@@ -139,11 +135,7 @@ impl App {
     pub async fn migrate(config: &Config) -> anyhow::Result<String> {
         let choices = PortChoices::decide(&config.backends, Driver::Local)?;
         let clock: Arc<dyn Clock> = Arc::new(crate::pipeline::clock::SystemClock);
-        let embedded = if choices.uses_embedded() {
-            Some(open_embedded(&config.embedded, clock)?)
-        } else {
-            None
-        };
+        let embedded = open_embedded(&choices, &config.embedded, clock)?;
         let identity = Identity::new(config.identity.clone());
         let sink = open::summary_sink(&choices.sink, embedded.as_ref(), &identity).await?;
         let mut described = format!("summary sink: {}", sink.description);
@@ -196,13 +188,21 @@ impl App {
     }
 }
 
-fn open_embedded(config: &EmbeddedConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Embedded> {
+/// The embedded file's adapters, when some port chose them; the file is not touched otherwise.
+fn open_embedded(
+    choices: &PortChoices,
+    config: &EmbeddedConfig,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<Option<Embedded>> {
+    if !choices.uses_embedded() {
+        return Ok(None);
+    }
     let queues = QueueSettings {
         lock_duration: config.lock_duration,
         max_deliveries: config.max_deliveries,
         dedup_window: config.dedup_window,
     };
-    Ok(Embedded::open(&config.db, queues, clock)?)
+    Ok(Some(Embedded::open(&config.db, queues, clock)?))
 }
 
 /// What `/api/status` reports. The embedded figures are absent when nothing runs on the
