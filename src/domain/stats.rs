@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use super::observation::format_ts;
 use super::series::SeriesId;
-use super::series_day::{Point, Revision};
+use super::series_day::{Point, Revision, SeriesDayKey, revision};
 
 /// The statistics of a non-empty series-day.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -86,6 +86,22 @@ pub enum Unstorable {
 }
 
 impl SummaryRow {
+    /// The row of the stored day `key` whose points are `points` (one per timestamp, sorted),
+    /// computed at `computed_at`; `None` for a day without points.
+    pub fn of_day(
+        key: &SeriesDayKey,
+        points: &[Point],
+        computed_at: DateTime<Utc>,
+    ) -> Option<SummaryRow> {
+        Some(SummaryRow {
+            series: key.series.clone(),
+            day: key.day,
+            stats: DailyStats::compute(points)?,
+            revision: revision(points),
+            computed_at,
+        })
+    }
+
     /// Checks that every sink can store the row as it is.
     pub fn check_storable(&self) -> Result<(), Unstorable> {
         let s = &self.stats;

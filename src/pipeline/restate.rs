@@ -17,7 +17,7 @@ use chrono::NaiveDate;
 use crate::domain::parse::{BodyError, BodyFormat, Rejection, parse_body};
 use crate::domain::series::SeriesId;
 use crate::domain::series_day::{Point, Revision, SeriesDayKey, revision};
-use crate::domain::stats::{DailyStats, SummaryRow};
+use crate::domain::stats::SummaryRow;
 
 use super::Pipeline;
 use super::metrics::Metrics;
@@ -102,12 +102,10 @@ impl Pipeline {
                 .iter()
                 .zip(known)
                 .filter_map(|(day, known)| {
+                    let row = SummaryRow::of_day(&day.key, &day.points, now)?;
                     Some(SummaryRow {
-                        series: day.key.series.clone(),
-                        day: day.key.day,
-                        stats: DailyStats::compute(&day.points)?,
-                        revision: revision(&day.points).max(known.next()),
-                        computed_at: now,
+                        revision: row.revision.max(known.next()),
+                        ..row
                     })
                 })
                 .collect();

@@ -11,7 +11,7 @@ use crate::domain::series_day::{DayState, SeriesDayKey};
 use crate::domain::stats::SummaryRow;
 
 use super::isolation::DayRead;
-use super::{TickReport, hold, summary_row};
+use super::{TickReport, hold};
 use crate::pipeline::Pipeline;
 use crate::pipeline::metrics::Metrics;
 use crate::pipeline::ports::{
@@ -184,7 +184,10 @@ impl Pipeline {
                 locks,
             } = requests.remove(key).expect("every key came from requests");
             let (state, summary) = match day {
-                DayRead::Stored(day) => (day.state.clone(), summary_row(&day, now).map(Ok)),
+                DayRead::Stored(day) => (
+                    day.state.clone(),
+                    SummaryRow::of_day(&day.key, &day.points, now).map(Ok),
+                ),
                 DayRead::Missing => (None, None),
                 DayRead::Unreadable(reason) => (
                     unreadable_states.remove(key).flatten(),

@@ -8,7 +8,6 @@ use crate::domain::series_day::SeriesDayKey;
 use crate::domain::stats::SummaryRow;
 
 use super::isolation::DayRead;
-use super::summary_row;
 use crate::pipeline::Pipeline;
 use crate::pipeline::ports::PortResult;
 
@@ -45,7 +44,9 @@ impl Pipeline {
             let mut rows: Vec<SummaryRow> = Vec::new();
             for (key, day) in batch.iter().zip(self.read_days(batch).await?) {
                 match day {
-                    DayRead::Stored(day) => rows.extend(summary_row(&day, now)),
+                    DayRead::Stored(day) => {
+                        rows.extend(SummaryRow::of_day(&day.key, &day.points, now))
+                    }
                     DayRead::Missing => {}
                     DayRead::Unreadable(reason) => refused.push(RefusedDay {
                         key: key.clone(),

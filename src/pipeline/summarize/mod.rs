@@ -21,15 +21,10 @@ mod renewal;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
-
-use crate::domain::series_day::revision;
-use crate::domain::stats::{DailyStats, SummaryRow};
 use renewal::HeldLocks;
 
 use super::Pipeline;
 use super::metrics::Metrics;
-use super::ports::StoredDay;
 pub use day::{DaySummaryReport, RefusedDay};
 
 /// What one tick did.
@@ -167,14 +162,4 @@ fn hold(
     let before = failed.len();
     failed.extend(locks);
     report.abandoned += failed.len() - before;
-}
-
-fn summary_row(day: &StoredDay, now: DateTime<Utc>) -> Option<SummaryRow> {
-    Some(SummaryRow {
-        series: day.key.series.clone(),
-        day: day.key.day,
-        stats: DailyStats::compute(&day.points)?,
-        revision: revision(&day.points),
-        computed_at: now,
-    })
 }
