@@ -48,15 +48,6 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("{text:?} is longer than a century"))
 }
 
-/// A secret setting: never empty, never shown by `Debug`.
-fn parse_secret(text: &str) -> Result<Secret, String> {
-    let text = text.trim();
-    if text.is_empty() {
-        return Err("is empty".into());
-    }
-    Ok(Secret::new(text.to_string()))
-}
-
 /// All settings of one process.
 #[derive(Args, Debug, Clone)]
 pub struct Config {
@@ -359,7 +350,7 @@ pub struct BackendConfig {
 pub struct ServiceBusConfig {
     /// Service Bus by connection string (SAS): `Endpoint=sb://…;SharedAccessKeyName=…;
     /// SharedAccessKey=…`.
-    #[arg(long = "servicebus", env = "EVENTIDE_SERVICEBUS", hide_env_values = true, value_parser = parse_secret)]
+    #[arg(long = "servicebus", env = "EVENTIDE_SERVICEBUS", hide_env_values = true, value_parser = crate::adapters::secret_setting)]
     pub connection: Option<Secret>,
     /// Service Bus by Microsoft Entra ID (the application's credential): the namespace host,
     /// e.g. `myns.servicebus.windows.net`.

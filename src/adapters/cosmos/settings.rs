@@ -99,7 +99,7 @@ pub struct CosmosArgs {
         long = "cosmos-key",
         env = "EVENTIDE_COSMOS_KEY",
         hide_env_values = true,
-        value_parser = parse_key
+        value_parser = crate::adapters::secret_setting
     )]
     pub key: Option<Secret>,
     /// Preferred region, e.g. `West Europe` (unset: the account's order).
@@ -181,15 +181,6 @@ impl CosmosArgs {
         }
         Ok(Some(s))
     }
-}
-
-/// An account key: never empty.
-fn parse_key(text: &str) -> Result<Secret, String> {
-    let text = text.trim();
-    if text.is_empty() {
-        return Err("is empty".into());
-    }
-    Ok(Secret::new(text.to_string()))
 }
 
 #[cfg(test)]
