@@ -143,6 +143,11 @@ pub struct PipelineConfig {
     #[arg(long, env = "EVENTIDE_SUMMARIZE_BATCH", default_value_t = 256,
           value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub summarize_batch: u32,
+    /// How long a batch waits out a dependency's transient failures (trying again with
+    /// exponential, jittered backoff) before it goes back to its queue. Keep it below the
+    /// function timeout and the host's lock renewal (`maxAutoLockRenewalDuration`).
+    #[arg(long, env = "EVENTIDE_OUTAGE_PATIENCE", default_value = "2m", value_parser = parse_duration)]
+    pub outage_patience: Duration,
 }
 
 impl PipelineConfig {
@@ -156,6 +161,7 @@ impl PipelineConfig {
             reconcile_after: self.reconcile_after,
             max_lateness: self.max_lateness,
             summarize_batch: self.summarize_batch as usize,
+            patience: self.outage_patience.to_std().unwrap_or_default(),
             ..Settings::default()
         })
     }

@@ -35,11 +35,12 @@ counters! {
     summaries_unchanged: "Summary rows not written because the stored revision was not older.",
     summaries_out_of_range: "Summary rows stored with a statistic left NULL because its true value is beyond double precision (the sum of values near ±1.8e308).",
     summaries_refused: "Series-days that can never be summarized (stored points that cannot be read, statistics SQL cannot hold, a row the sink refuses for good); their messages are quarantined with the reason.",
-    locks_renewed: "Locks of summarize messages renewed while their batch was still being worked on.",
+    locks_renewed: "Locks of queue messages renewed while their batch was still being worked on.",
     summarize_stale: "Summarize messages for an epoch that a newer one replaced.",
     reconciled: "Series-days whose lost summarize message was replaced by `reconcile`.",
     quarantined: "Items and messages put in quarantine.",
-    transient_failures: "Invocations failed by a transient dependency error (retried).",
+    transient_failures: "Batches given back to their queue after a transient dependency error outlasted the patience (delivered again later).",
+    outage_retries: "Batches tried again inside their delivery after a transient dependency error (`EVENTIDE_OUTAGE_PATIENCE`).",
 }
 
 impl Metrics {

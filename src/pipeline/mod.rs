@@ -5,10 +5,13 @@
 pub mod clock;
 pub mod ingest;
 pub mod metrics;
+mod patience;
 pub mod ports;
 pub mod process;
 pub mod reconcile;
+pub mod renewal;
 pub mod restate;
+pub mod retry;
 mod scheduling;
 pub mod summarize;
 
@@ -63,6 +66,9 @@ pub struct Settings {
     pub summarize_batch: usize,
     /// Largest observation chunk body.
     pub max_chunk_bytes: usize,
+    /// How long a batch waits out a dependency's transient failures, trying again with
+    /// backoff, before it is given back to its queue (see `patience`).
+    pub patience: std::time::Duration,
 }
 
 impl Default for Settings {
@@ -76,6 +82,7 @@ impl Default for Settings {
             max_lateness: Duration::days(1),
             summarize_batch: 256,
             max_chunk_bytes: MAX_CHUNK_BYTES,
+            patience: std::time::Duration::from_secs(120),
         }
     }
 }

@@ -11,6 +11,7 @@ use crate::domain::idempotency::IdempotencyKey;
 use crate::domain::series::SeriesId;
 use crate::domain::series_day::{DayState, Point, SeriesDayKey};
 use crate::domain::stats::SummaryRow;
+use crate::pipeline::retry::Verdict;
 
 /// Whether retrying can help.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +30,9 @@ pub struct PortError {
     pub context: String,
     #[source]
     pub source: Box<dyn std::error::Error + Send + Sync>,
+    /// How long the dependency asked callers to wait (`Retry-After`, `x-ms-retry-after-ms`),
+    /// when it said: the use cases' patience waits at least that long before trying again.
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl PortError {
@@ -40,6 +44,7 @@ impl PortError {
             kind: ErrorKind::Transient,
             context: context.into(),
             source: source.into(),
+            retry_after: None,
         }
     }
 
@@ -51,6 +56,22 @@ impl PortError {
             kind: ErrorKind::Permanent,
             context: context.into(),
             source: source.into(),
+            retry_after: None,
+        }
+    }
+
+    /// The error as an adapter's classifier judged it, with the dependency's hint kept.
+    pub fn classified(
+        verdict: Verdict,
+        context: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        match verdict {
+            Verdict::Transient { retry_after } => Self {
+                retry_after,
+                ..Self::transient(context, source)
+            },
+            Verdict::Permanent => Self::permanent(context, source),
         }
     }
 }

@@ -188,13 +188,15 @@ impl Pipeline {
         Ok(report)
     }
 
-    /// Processes one delivered batch the way every trigger must. A transient failure is
+    /// Processes one delivered batch the way every trigger must. A transient failure is waited
+    /// out for the patience (the batch is tried again with backoff, see `patience`), then
     /// returned: the batch will be delivered again and may then succeed. A permanent one never
     /// will, and redelivering it would only use up the broker's delivery count and dead-letter
     /// it without a reason; so its messages are quarantined with the reason, for an operator to
     /// replay after a fix, and the batch counts as handled.
     pub async fn process_delivery(&self, batch: &[InboundMessage]) -> PortResult<ProcessReport> {
-        let error = match self.process(batch).await {
+        let deadline = self.patience_deadline();
+        let error = match self.patiently(deadline, || self.process(batch)).await {
             Err(e) if e.kind == ErrorKind::Permanent => e,
             outcome => return outcome,
         };

@@ -65,7 +65,16 @@ impl SummarySink for Refusing {
 
 /// A local runtime on a fresh file behind the refusing sink, with the timer left to the test.
 async fn serve(dir: &std::path::Path, transient_failures: usize) -> (Server, Arc<ManualClock>) {
+    serve_with(dir, transient_failures, |_| {}).await
+}
+
+async fn serve_with(
+    dir: &std::path::Path,
+    transient_failures: usize,
+    configure: impl FnOnce(&mut eventide::app::Config),
+) -> (Server, Arc<ManualClock>) {
     let mut config = eventide_testkit::settings(dir.join("eventide.db"));
+    configure(&mut config);
     config.runtime.summarize_schedule = Some("0 0 0 1 1 *".into());
     let clock = Arc::new(ManualClock::new(start()));
     let server = kit::serve_adjusted(&config, Driver::Local, clock.clone(), |app| {
@@ -158,9 +167,29 @@ async fn a_row_the_sink_refuses_is_quarantined_and_the_rest_written() {
 }
 
 #[tokio::test]
-async fn a_transient_sink_failure_retries_the_whole_batch_on_a_later_tick() {
+async fn a_transient_sink_failure_is_waited_out_inside_the_tick() {
     let dir = tempfile::tempdir().unwrap();
-    let (server, clock) = serve(dir.path(), 1).await;
+    let (server, clock) = serve(dir.path(), 2).await;
+    ingest(&server, &SERIES[..5]).await;
+    clock.advance(Duration::minutes(6));
+
+    let tick = server.summarize_now().await;
+    assert_eq!(tick.error, None, "{tick:?}");
+    assert_eq!((tick.written, tick.abandoned), (5, 0), "{tick:?}");
+    assert_eq!(stored_series(&server).await, ["a", "b", "c", "d", "e"]);
+    let counters = server.app.pipeline.metrics.snapshot();
+    assert_eq!(counters["outage_retries"], 2, "{counters:?}");
+    assert_eq!(counters["transient_failures"], 0, "{counters:?}");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_sink_failure_that_outlasts_the_patience_retries_the_batch_on_a_later_tick() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, clock) = serve_with(dir.path(), 1, |config| {
+        config.pipeline.outage_patience = Duration::zero();
+    })
+    .await;
     ingest(&server, &SERIES[..5]).await;
     clock.advance(Duration::minutes(6));
 

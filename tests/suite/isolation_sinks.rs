@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use eventide::adapters::embedded::EmbeddedDb;
-use eventide::adapters::retry::RetryPolicy;
 use eventide::adapters::sql::SinkOptions;
 use eventide::adapters::sql::migrations::{self, POSTGRES};
 use eventide::adapters::sql::postgres::PostgresSink;
@@ -19,6 +18,7 @@ use eventide::domain::series::SeriesId;
 use eventide::domain::series_day::Revision;
 use eventide::domain::stats::{DailyStats, SummaryRow};
 use eventide::pipeline::ports::SummarySink;
+use eventide::pipeline::retry::RetryPolicy;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{AssertSqlSafe, Executor};
 

@@ -7,7 +7,6 @@ use std::time::Duration as StdDuration;
 
 use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
 use chrono::{Duration, Utc};
-use eventide::adapters::retry::RetryPolicy;
 use eventide::adapters::servicebus::{
     ClientOptions, Credential, ServiceBusClient, ServiceBusQueue, Settlement,
 };
@@ -15,6 +14,7 @@ use eventide::pipeline::clock::ManualClock;
 use eventide::pipeline::ports::{
     Clock, ErrorKind, MessageReceiver, MessageSender, OutgoingMessage,
 };
+use eventide::pipeline::retry::RetryPolicy;
 use eventide_testkit::fake_service_bus::{
     FIRST_SEQUENCE, FakeQueueSettings, FakeServiceBus, Fault,
 };

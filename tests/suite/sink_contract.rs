@@ -16,7 +16,6 @@ use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use eventide::adapters::embedded::EmbeddedDb;
-use eventide::adapters::retry::RetryPolicy;
 use eventide::adapters::sql::SinkOptions;
 use eventide::adapters::sql::mssql::{
     Auth, ConnectionSettings, MssqlSink, Target, parse_connection_string,
@@ -27,6 +26,7 @@ use eventide::domain::series::SeriesId;
 use eventide::domain::series_day::Revision;
 use eventide::domain::stats::{DailyStats, SummaryRow};
 use eventide::pipeline::ports::{ErrorKind, SummarySink};
+use eventide::pipeline::retry::RetryPolicy;
 use sqlx::postgres::PgConnectOptions;
 
 use crate::kit;

@@ -31,8 +31,8 @@ use serde::de::DeserializeOwned;
 use super::budget::{OpKind, RuBudget};
 use super::settings::{CosmosAuth, CosmosSettings};
 use super::stats::CosmosStats;
-use crate::adapters::retry::{RetryPolicy, Verdict};
 use crate::pipeline::ports::PortError;
+use crate::pipeline::retry::{RetryPolicy, Verdict};
 
 /// A failed Cosmos DB call, after its retries.
 #[derive(Debug, thiserror::Error)]
@@ -87,10 +87,7 @@ impl CallError {
 
     /// The port error for this failure, transient or permanent by its verdict.
     pub fn into_port(self, context: impl Into<String>) -> PortError {
-        match self.verdict() {
-            Verdict::Transient { .. } => PortError::transient(context, self),
-            Verdict::Permanent => PortError::permanent(context, self),
-        }
+        PortError::classified(self.verdict(), context, self)
     }
 }
 

@@ -22,8 +22,8 @@ use super::wire::{
     BATCH_CONTENT_TYPE, BODY_CONTENT_TYPE, BatchEntry, LockedProperties, SendProperties,
     parse_rfc1123,
 };
-use crate::adapters::retry::{RetryPolicy, Verdict};
 use crate::pipeline::ports::{ErrorKind, OutgoingMessage, PortError};
+use crate::pipeline::retry::{RetryPolicy, Verdict};
 
 /// The request and response header carrying broker properties.
 const BROKER_PROPERTIES: HeaderName = HeaderName::from_static("brokerproperties");
@@ -131,10 +131,7 @@ impl ServiceBusError {
 
     /// The port error, transient or permanent as classified.
     pub fn into_port(self, context: impl Into<String>) -> PortError {
-        match self.kind() {
-            ErrorKind::Transient => PortError::transient(context, self),
-            ErrorKind::Permanent => PortError::permanent(context, self),
-        }
+        PortError::classified(self.verdict(), context, self)
     }
 }
 

@@ -13,7 +13,7 @@ pub mod sqlite;
 
 use std::time::Duration;
 
-use crate::adapters::retry::RetryPolicy;
+use crate::pipeline::retry::RetryPolicy;
 
 /// Settings shared by the server-backed sinks (PostgreSQL, SQL Server).
 #[derive(Debug, Clone)]

@@ -24,12 +24,12 @@ use sqlx::{AssertSqlSafe, Row};
 use super::SinkOptions;
 use super::migrations::{self, Migration};
 use super::rows::{check_schema_name, latest_per_key, validate};
-use crate::adapters::retry::Verdict;
 use crate::adapters::stored_series;
 use crate::domain::series::SeriesId;
 use crate::domain::series_day::{Revision, RevisionParts};
 use crate::domain::stats::{DailyStats, SummaryRow};
 use crate::pipeline::ports::{PortError, PortResult, SummarySink};
+use crate::pipeline::retry::Verdict;
 
 /// Rows per statement: bounds the size of one message, not the number of round trips that
 /// matter (10,000 rows are two statements).
@@ -153,10 +153,7 @@ fn attempt_verdict(e: &Attempt) -> Verdict {
 
 fn port_error(context: &str, e: Attempt) -> PortError {
     match e {
-        Attempt::Sql(e) => match verdict(&e) {
-            Verdict::Transient { .. } => PortError::transient(context, e),
-            Verdict::Permanent => PortError::permanent(context, e),
-        },
+        Attempt::Sql(e) => PortError::classified(verdict(&e), context, e),
         Attempt::TimedOut(after) => {
             PortError::transient(context, PostgresSinkError::TimedOut(after))
         }

@@ -8,24 +8,36 @@ use crate::app::App;
 use crate::domain::schedule::Schedule;
 use crate::pipeline::metrics::Metrics;
 use crate::pipeline::process::InboundMessage;
+use crate::pipeline::renewal::HeldLocks;
+use crate::pipeline::retry::RetryPolicy;
 
 /// How often idle workers look for scheduled messages that became visible.
 const IDLE_POLL: Duration = Duration::from_millis(200);
-/// How long a worker backs off after a failed batch.
-const FAILURE_BACKOFF: Duration = Duration::from_secs(1);
+/// How long a worker waits after a failed receive, or a batch that outlasted the pipeline's
+/// patience: growing with each failure in a row (jittered, so workers do not return in
+/// lockstep), up to a minute, so a long outage costs few deliveries.
+const FAILURE_BACKOFF: RetryPolicy = RetryPolicy {
+    max_attempts: u32::MAX,
+    base_delay: Duration::from_secs(1),
+    max_delay: Duration::from_secs(60),
+};
 /// How often the timer checks the (possibly accelerated) clock.
 const TIMER_POLL: Duration = Duration::from_millis(100);
 
 /// Receives observation batches and processes them until shutdown: complete when handled,
-/// abandon on a transient failure so the batch is delivered again.
+/// abandon when a dependency stayed down past the pipeline's patience, so the batch is
+/// delivered again after a backoff. The batch's locks are renewed while it is worked on.
 pub(crate) async fn pump_observations(app: App, batch: usize, mut stop: watch::Receiver<bool>) {
     let queue = &app.observations;
+    // Failures in a row: each makes the next backoff longer; a success starts over.
+    let mut failures = 0;
     while !*stop.borrow() {
         let messages = match queue.receiver.receive(batch).await {
             Ok(messages) => messages,
             Err(e) => {
                 tracing::error!(error = %e, "receiving observations failed");
-                pause(&mut stop, FAILURE_BACKOFF).await;
+                failures += 1;
+                pause(&mut stop, FAILURE_BACKOFF.delay(failures, e.retry_after)).await;
                 continue;
             }
         };
@@ -45,14 +57,24 @@ pub(crate) async fn pump_observations(app: App, batch: usize, mut stop: watch::R
             continue;
         }
         let inbound: Vec<InboundMessage> = messages.iter().map(InboundMessage::from).collect();
+        let held = HeldLocks::of(&messages);
         let locks: Vec<String> = messages.into_iter().map(|m| m.lock_token).collect();
-        let settled = match app.pipeline.process_delivery(&inbound).await {
-            Ok(_) => queue.receiver.complete(&locks).await,
+        let processed = app.pipeline.keeping_locks(
+            &*queue.receiver,
+            held,
+            app.pipeline.process_delivery(&inbound),
+        );
+        let settled = match processed.await {
+            Ok(_) => {
+                failures = 0;
+                queue.receiver.complete(&locks).await
+            }
             Err(e) => {
                 Metrics::add(&app.pipeline.metrics.transient_failures, 1);
                 tracing::error!(error = %e, messages = locks.len(), "process failed; the batch will be delivered again");
                 let abandoned = queue.receiver.abandon(&locks).await;
-                pause(&mut stop, FAILURE_BACKOFF).await;
+                failures += 1;
+                pause(&mut stop, FAILURE_BACKOFF.delay(failures, e.retry_after)).await;
                 abandoned
             }
         };

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
+use tokio::time::Instant;
 
 use crate::domain::message::SummarizeRequest;
 use crate::domain::series_day::{DayState, SeriesDayKey};
@@ -51,11 +52,13 @@ struct Plan {
 }
 
 impl Pipeline {
-    /// Summarizes one received batch; an error is a transient failure, after which the
+    /// Summarizes one received batch. Each dependency call waits out transient failures until
+    /// `deadline` (see `patience`); an error is a failure that outlasted it, after which the
     /// batch's unsettled locks are in `failed`.
     pub(super) async fn summarize_batch(
         &self,
         messages: Vec<ReceivedMessage>,
+        deadline: Instant,
         report: &mut TickReport,
         failed: &mut Vec<String>,
     ) -> PortResult<()> {
@@ -93,13 +96,13 @@ impl Pipeline {
                 }
             }
         }
-        self.quarantine(&bad, report).await?;
+        self.quarantine(&bad, deadline, report).await?;
 
         let keys: Vec<SeriesDayKey> = requests.keys().cloned().collect();
         let Plan {
             mut planned,
             settled,
-        } = match self.plan(&keys, &mut requests, now, report).await {
+        } = match self.plan(&keys, &mut requests, now, deadline, report).await {
             Ok(plan) => plan,
             Err(e) => {
                 hold(requests.into_values().flat_map(|r| r.locks), report, failed);
@@ -115,10 +118,10 @@ impl Pipeline {
             .iter()
             .filter_map(|&i| planned[i].summary.clone().ok())
             .collect();
-        let outcome = match self.write_rows(&rows).await {
+        let outcome = match self.patiently(deadline, || self.write_rows(&rows)).await {
             Ok(outcome) => outcome,
             Err(e) => {
-                self.ports.due_summaries.complete(&done).await?;
+                self.complete(&done, deadline).await?;
                 hold(planned.into_iter().flat_map(|p| p.locks), report, failed);
                 return Err(e);
             }
@@ -131,7 +134,9 @@ impl Pipeline {
         }
 
         let writes: Vec<StateWrite> = planned.iter().map(|p| p.finished_state(now)).collect();
-        let outcomes = self.ports.store.write_states(&writes).await?;
+        let outcomes = self
+            .patiently(deadline, || self.ports.store.write_states(&writes))
+            .await?;
         let mut retry = Vec::new();
         let mut refused = Vec::new();
         for (plan, state) in planned.into_iter().zip(outcomes) {
@@ -146,8 +151,8 @@ impl Pipeline {
                 WriteOutcome::Conflict => retry.extend(plan.locks),
             }
         }
-        self.quarantine(&refused, report).await?;
-        self.ports.due_summaries.complete(&done).await?;
+        self.quarantine(&refused, deadline, report).await?;
+        self.complete(&done, deadline).await?;
         self.release(retry, report).await;
         Ok(())
     }
@@ -161,9 +166,10 @@ impl Pipeline {
         keys: &[SeriesDayKey],
         requests: &mut HashMap<SeriesDayKey, Requested>,
         now: DateTime<Utc>,
+        deadline: Instant,
         report: &mut TickReport,
     ) -> PortResult<Plan> {
-        let days = self.read_days(keys).await?;
+        let days = self.patiently(deadline, || self.read_days(keys)).await?;
         let unreadable: Vec<SeriesDayKey> = keys
             .iter()
             .zip(&days)
@@ -174,7 +180,10 @@ impl Pipeline {
         let mut unreadable_states: HashMap<SeriesDayKey, Option<Versioned<DayState>>> = unreadable
             .iter()
             .cloned()
-            .zip(self.ports.store.read_states(&unreadable).await?)
+            .zip(
+                self.patiently(deadline, || self.ports.store.read_states(&unreadable))
+                    .await?,
+            )
             .collect();
         let mut plan = Plan::default();
         for (key, day) in keys.iter().zip(days) {
@@ -224,15 +233,23 @@ impl Pipeline {
     async fn quarantine(
         &self,
         entries: &[QuarantineEntry],
+        deadline: Instant,
         report: &mut TickReport,
     ) -> PortResult<()> {
         if entries.is_empty() {
             return Ok(());
         }
-        self.ports.quarantine.put(entries).await?;
+        self.patiently(deadline, || self.ports.quarantine.put(entries))
+            .await?;
         report.quarantined += entries.len();
         Metrics::add(&self.metrics.quarantined, entries.len());
         Ok(())
+    }
+
+    /// Completes the messages of settled days.
+    async fn complete(&self, locks: &[String], deadline: Instant) -> PortResult<()> {
+        self.patiently(deadline, || self.ports.due_summaries.complete(locks))
+            .await
     }
 }
 

@@ -4,9 +4,10 @@
 //! A tick works under a time budget below the function timeout and leaves whatever is left to
 //! the next tick. It keeps several batches in flight at once (receiving over REST is one call
 //! per message, so waiting on one batch at a time would leave the budget mostly idle). When a
-//! dependency fails transiently, the whole tick stops after the batches in flight and the
-//! failed batch's messages are abandoned once it has: they come back on a later tick, and the
-//! revision guard makes writing them again harmless. A day that can never be read or written is
+//! dependency fails transiently, the batch waits it out for the patience (never past the
+//! budget) with its locks renewed; if it is still failing then, the whole tick stops after the
+//! batches in flight and the failed batch's messages are abandoned once it has: they come back
+//! on a later tick, and the revision guard makes writing them again harmless. A day that can never be read or written is
 //! that series-day's problem alone ([`isolation`]): its message is quarantined with the reason
 //! and settled, and the rest of the batch is written.
 //!
@@ -16,15 +17,13 @@
 mod batch;
 mod day;
 mod isolation;
-mod renewal;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use renewal::HeldLocks;
-
 use super::Pipeline;
 use super::metrics::Metrics;
+use super::renewal::HeldLocks;
 pub use day::{DaySummaryReport, RefusedDay};
 
 /// What one tick did.
@@ -122,8 +121,15 @@ impl Pipeline {
             }
             report.received += messages.len();
             let locks = HeldLocks::of(&messages);
-            let batch = self.summarize_batch(messages, &mut report, &mut failed);
-            if let Err(e) = self.keeping_locks(locks, batch).await {
+            // A batch waits out a dependency's outage for the patience, but not past the tick.
+            let deadline = self
+                .patience_deadline()
+                .min(tokio::time::Instant::from_std(started) + budget);
+            let batch = self.summarize_batch(messages, deadline, &mut report, &mut failed);
+            if let Err(e) = self
+                .keeping_locks(&*self.ports.due_summaries, locks, batch)
+                .await
+            {
                 tracing::error!(error = %e, "summarize: batch failed, its messages return on a later tick");
                 Metrics::add(&self.metrics.transient_failures, 1);
                 report.error = Some(e.to_string());

@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use crate::adapters::retry::Verdict;
 use crate::pipeline::ports::PortError;
+use crate::pipeline::retry::Verdict;
 
 /// Error numbers worth retrying: the transient faults of Azure SQL Database (connection
 /// throttling, failover, resource limits, service busy), the classic connection breaks, and
@@ -73,10 +73,7 @@ fn sql_verdict(error: &tiberius::error::Error) -> Verdict {
 
 /// The port's error for a failure that retrying did not (or could not) mend.
 pub(super) fn port_error(context: &str, e: MssqlError) -> PortError {
-    match verdict(&e) {
-        Verdict::Transient { .. } => PortError::transient(context, e),
-        Verdict::Permanent => PortError::permanent(context, e),
-    }
+    PortError::classified(verdict(&e), context, e)
 }
 
 #[cfg(test)]

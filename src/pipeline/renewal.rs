@@ -1,7 +1,9 @@
-//! Keeping a batch's messages locked while it is worked on. A batch of a few hundred days can
-//! take longer than the queue's lock (reading the days, a slow sink, writing rows one by one),
-//! and a lock that expires hands the message to another receiver while this one still works on
-//! it. So the locks are renewed at half their duration until the batch is settled.
+//! Keeping a batch's messages locked while it is worked on. A batch can take longer than the
+//! queue's lock — a summarize batch of a few hundred days (reading the days, a slow sink,
+//! writing rows one by one), or any batch waiting out a dependency's outage (`patience`) — and a
+//! lock that expires hands the message to another receiver while this one still works on it,
+//! and uses up one of its deliveries. So the locks are renewed at half their duration until the
+//! batch is settled.
 //!
 //! The renewal watches the pipeline's clock rather than sleeping for the lock's duration, so it
 //! keeps pace with whatever clock the queue runs on (a scaled clock in the demo, a manual one in
@@ -15,7 +17,7 @@ use futures::future::{Either, select};
 
 use crate::pipeline::Pipeline;
 use crate::pipeline::metrics::Metrics;
-use crate::pipeline::ports::ReceivedMessage;
+use crate::pipeline::ports::{MessageReceiver, ReceivedMessage};
 
 /// How often the renewal looks at the clock: short against any lock (Service Bus allows no
 /// shorter lock than 5 s), and reading the clock costs nothing.
@@ -26,14 +28,14 @@ const WATCH_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 const MIN_RENEWAL_INTERVAL: Duration = Duration::seconds(1);
 
 /// The locks of one received batch.
-pub(super) struct HeldLocks {
+pub struct HeldLocks {
     tokens: Vec<String>,
     /// When the first of them expires; `None` for an empty batch.
     until: Option<DateTime<Utc>>,
 }
 
 impl HeldLocks {
-    pub(super) fn of(messages: &[ReceivedMessage]) -> Self {
+    pub fn of(messages: &[ReceivedMessage]) -> Self {
         Self {
             tokens: messages.iter().map(|m| m.lock_token.clone()).collect(),
             until: messages.iter().map(|m| m.locked_until).min(),
@@ -42,9 +44,10 @@ impl HeldLocks {
 }
 
 impl Pipeline {
-    /// Runs `work` while renewing `locks` every half lock duration.
-    pub(super) async fn keeping_locks<T>(
+    /// Runs `work` while renewing `locks`, held on `queue`, every half lock duration.
+    pub async fn keeping_locks<T>(
         &self,
+        queue: &dyn MessageReceiver,
         locks: HeldLocks,
         work: impl Future<Output = T>,
     ) -> T {
@@ -61,7 +64,7 @@ impl Pipeline {
                 tokio::time::sleep(WATCH_EVERY).await;
                 let now = self.ports.clock.now();
                 if now >= due {
-                    self.renew(&locks.tokens).await;
+                    self.renew(queue, &locks.tokens).await;
                     due = now + interval;
                 }
             }
@@ -74,19 +77,19 @@ impl Pipeline {
 
     /// Renews locks; a failure is logged, and at worst lets the messages be delivered again,
     /// which the revision guard makes harmless.
-    async fn renew(&self, locks: &[String]) {
-        match self.ports.due_summaries.renew(locks).await {
+    async fn renew(&self, queue: &dyn MessageReceiver, locks: &[String]) {
+        match queue.renew(locks).await {
             Ok(lost) => {
                 Metrics::add(&self.metrics.locks_renewed, locks.len() - lost);
                 if lost > 0 {
                     tracing::warn!(
                         lost,
-                        "summarize: locks were lost before renewal; those messages will be delivered again"
+                        "locks were lost before renewal; those messages will be delivered again"
                     );
                 }
             }
             Err(e) => {
-                tracing::warn!(error = %e, count = locks.len(), "summarize: renewing locks failed")
+                tracing::warn!(error = %e, count = locks.len(), "renewing locks failed")
             }
         }
     }
