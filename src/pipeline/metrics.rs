@@ -39,7 +39,7 @@ counters! {
     summarize_stale: "Summarize messages for an epoch that a newer one replaced.",
     reconciled: "Series-days whose lost summarize message was replaced by `reconcile`.",
     quarantined: "Items and messages put in quarantine.",
-    transient_failures: "Batches given back to their queue after a transient dependency error outlasted the patience (delivered again later).",
+    transient_failures: "Work a transient dependency error stopped after its patience — a batch given back to its queue, a failed reconcile run; it is retried later.",
     outage_retries: "Batches tried again inside their delivery after a transient dependency error (`EVENTIDE_OUTAGE_PATIENCE`).",
 }
 

@@ -3,12 +3,17 @@
 //!
 //! Per series-day and batch the store is read once and written once, whatever the number of
 //! messages and points. For each changed day, in this order:
-//! 1. if no summary is outstanding, open the next epoch (send, then record: `scheduling`);
-//! 2. write the merged points, conditional on what was read;
-//! 3. if the summary covering the day — the pending one, or the one just opened — may already
-//!    have run when the write landed (its due time had come by then), bump the day's state so
-//!    that summary's own conditional update fails and it looks again — or, if it finished in the
-//!    meantime, open the next epoch for the data just written.
+//! 1. write the merged points, conditional on what was read;
+//! 2. if no summary is outstanding, open the next epoch (send, then record: `scheduling`); if
+//!    the outstanding one may already have run when the write landed (its due time had come by
+//!    then), bump the day's state so that summary's own conditional update fails and it looks
+//!    again — or, if it finished in the meantime, open the next epoch for the data just written.
+//!
+//! Points first, then the epoch: a summarize message never exists before the points it is for,
+//! so a summary can never find its day still empty and settle it while the points are on their
+//! way. A delivery that stops between the two steps (a crash, an outage that outlasted the
+//! patience) leaves points that no summary will read; its redelivery finds them already written
+//! and does step 2 for them (`missed_by_summary`).
 //!
 //! Any conditional write that loses a race is redone from a fresh read, so concurrent workers
 //! and redeliveries converge on the same stored day.
@@ -23,7 +28,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use sha2::{Digest, Sha256};
 
 use crate::domain::message::{SeriesPoints, TimedValue, decode_observations_message, public_form};
-use crate::domain::series_day::{Point, SeriesDayKey, check_stamp, normalize, stamp_at};
+use crate::domain::series_day::{Point, SeriesDayKey, check_stamp, normalize, revision, stamp_at};
 
 use super::Pipeline;
 use super::metrics::Metrics;
@@ -178,7 +183,7 @@ impl Pipeline {
                 DayPoints { key, points }
             })
             .collect();
-        report.series_days_changed = self.merge_days(days, now).await?;
+        report.series_days_changed = self.merge_days(days).await?;
         Metrics::add(&self.metrics.messages_processed, batch.len());
         Metrics::add(&self.metrics.points_merged, report.points);
         Metrics::add(
@@ -238,65 +243,48 @@ impl Pipeline {
     }
 
     /// Merges the days, redoing those that lose a race; returns how many changed.
-    async fn merge_days(&self, mut days: Vec<DayPoints>, now: DateTime<Utc>) -> PortResult<usize> {
+    async fn merge_days(&self, mut days: Vec<DayPoints>) -> PortResult<usize> {
         let mut changed = 0;
         for _ in 0..MAX_ATTEMPTS {
             if days.is_empty() {
                 return Ok(changed);
             }
             let prepared = self.ports.store.prepare(&days).await?;
-            let mut retry: HashSet<SeriesDayKey> = HashSet::new();
 
-            // When the summary that will cover each changed day is due: the pending one's, or
-            // that of the epoch this round opens.
-            let summary_due: HashMap<SeriesDayKey, DateTime<Utc>> = prepared
-                .iter()
-                .filter(|m| m.changed)
-                .map(|m| {
-                    let due = match &m.state {
-                        Some(s) if s.value.pending => s.value.due_at,
-                        _ => self.due_at(m.key.day, now),
-                    };
-                    (m.key.clone(), due)
-                })
-                .collect();
-
-            // 1. Open an epoch for changed days without an outstanding summary.
-            let openings = prepared
-                .iter()
-                .filter(|m| m.changed && !m.state.as_ref().is_some_and(|s| s.value.pending))
-                .map(|m| EpochOpening {
-                    key: m.key.clone(),
-                    previous: m.state.clone(),
-                    due_at: summary_due[&m.key],
-                })
-                .collect();
-            retry.extend(self.open_epochs(openings).await?);
-
-            // 2. Write the points of every changed day whose scheduling held.
-            let (to_commit, _unchanged): (Vec<PreparedMerge>, Vec<PreparedMerge>) = prepared
-                .into_iter()
-                .partition(|m| m.changed && !retry.contains(&m.key));
+            // 1. Write the points of every changed day.
+            let (to_commit, unchanged): (Vec<PreparedMerge>, Vec<PreparedMerge>) =
+                prepared.into_iter().partition(|m| m.changed);
             let outcomes = self.ports.store.commit(&to_commit).await?;
-            // 3. Whether the summary may have read the day before these points is decided with
-            // the time the commit landed, not the time the batch started: a batch slowed by
-            // throttling, retries or conflicts can commit long after its summary came due.
+            // 2. Make sure a summary will read each written day. Decided with the time the
+            // commit landed, not the time the batch started: a batch slowed by throttling,
+            // retries or conflicts can commit long after its summary came due.
             let committed_at = self.ports.clock.now();
+            let mut retry: HashSet<SeriesDayKey> = HashSet::new();
+            let mut openings = Vec::new();
             let mut touch = Vec::new();
             for (merge, outcome) in to_commit.into_iter().zip(outcomes) {
-                match outcome {
-                    WriteOutcome::Conflict => {
-                        retry.insert(merge.key);
-                    }
-                    WriteOutcome::Written => {
-                        changed += 1;
-                        let due = summary_due[&merge.key];
-                        if committed_at >= due - self.settings.due_margin {
+                if outcome == WriteOutcome::Conflict {
+                    retry.insert(merge.key);
+                    continue;
+                }
+                changed += 1;
+                match merge.state {
+                    // Outstanding: it covers these points, unless it may be running already.
+                    Some(s) if s.value.pending => {
+                        if committed_at >= s.value.due_at - self.settings.due_margin {
                             touch.push(merge.key);
                         }
                     }
+                    previous => openings.push(EpochOpening {
+                        due_at: self.due_at(merge.key.day, committed_at),
+                        key: merge.key,
+                        previous,
+                    }),
                 }
             }
+            // An opening that lost a race met a state changed since `prepare`: decided anew.
+            touch.extend(self.open_epochs(openings).await?);
+            touch.extend(self.missed_by_summary(&unchanged, committed_at).await?);
             self.touch_states(touch, committed_at).await?;
             Metrics::add(&self.metrics.merge_conflicts, retry.len());
             days.retain(|d| retry.contains(&d.key));
@@ -305,6 +293,45 @@ impl Pipeline {
             format!("merging {} series-days", days.len()),
             format!("conditional writes kept conflicting after {MAX_ATTEMPTS} attempts"),
         ))
+    }
+
+    /// Days this batch found already written that their summary may have missed. A day is
+    /// unchanged when its points were stored before: by an earlier delivery of the same
+    /// messages — which may have stopped after its commit and before step 3 (a crash, or an
+    /// outage that outlasted the batch's patience), so that a summary running then read the day
+    /// without them and nobody told it. Such a day needs step 3 now: when its summary is pending
+    /// and may be running, and when its last finished summary was computed from fewer points than
+    /// are stored (read back to compare revisions; redeliveries are rare, so the read is too).
+    async fn missed_by_summary(
+        &self,
+        unchanged: &[PreparedMerge],
+        now: DateTime<Utc>,
+    ) -> PortResult<Vec<SeriesDayKey>> {
+        let mut missed = Vec::new();
+        let mut finished = Vec::new();
+        for merge in unchanged {
+            match &merge.state {
+                Some(s) if s.value.pending => {
+                    if now >= s.value.due_at - self.settings.due_margin {
+                        missed.push(merge.key.clone());
+                    }
+                }
+                Some(s) => finished.push((merge.key.clone(), s.value.summarized_revision)),
+                // Points without any epoch: the earlier delivery stopped before opening one.
+                None => missed.push(merge.key.clone()),
+            }
+        }
+        if finished.is_empty() {
+            return Ok(missed);
+        }
+        let keys: Vec<SeriesDayKey> = finished.iter().map(|(key, _)| key.clone()).collect();
+        let days = self.ports.store.read_days(&keys).await?;
+        for ((key, summarized), day) in finished.into_iter().zip(days) {
+            if day.is_some_and(|day| Some(revision(&day.points)) > summarized) {
+                missed.push(key);
+            }
+        }
+        Ok(missed)
     }
 
     /// Bumps the state of days just written while their summary may be running, so that the

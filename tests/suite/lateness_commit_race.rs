@@ -28,12 +28,15 @@ struct LateCommit {
     clock: Arc<ManualClock>,
     pipeline: OnceLock<Pipeline>,
     armed: AtomicBool,
-    summary_at: std::sync::Mutex<DateTime<Utc>>,
+    /// When the summary runs, and how many messages it must find.
+    summary_at: std::sync::Mutex<(DateTime<Utc>, usize)>,
 }
 
 impl LateCommit {
-    fn arm(&self, summary_at: DateTime<Utc>) {
-        *self.summary_at.lock().unwrap() = summary_at;
+    /// Arms the next commit: before it lands, the clock moves to `summary_at` and a summarize
+    /// tick runs, which must receive `expect` messages.
+    fn arm(&self, summary_at: DateTime<Utc>, expect: usize) {
+        *self.summary_at.lock().unwrap() = (summary_at, expect);
         self.armed.store(true, Ordering::SeqCst);
     }
 }
@@ -45,11 +48,15 @@ impl SeriesDayStore for LateCommit {
     }
     async fn commit(&self, merges: &[PreparedMerge]) -> PortResult<Vec<WriteOutcome>> {
         if self.armed.swap(false, Ordering::SeqCst) {
-            self.clock.set(*self.summary_at.lock().unwrap());
+            let (summary_at, expect) = *self.summary_at.lock().unwrap();
+            self.clock.set(summary_at);
             let pipeline = self.pipeline.get().expect("wired");
             let tick = pipeline.summarize_tick(BUDGET).await;
             assert_eq!(tick.error, None);
-            assert_eq!(tick.received, 1, "the summary ran while the commit waited");
+            assert_eq!(
+                tick.received, expect,
+                "the summary ran while the commit waited"
+            );
         }
         self.inner.commit(merges).await
     }
@@ -97,7 +104,7 @@ impl Harness {
             clock: clock.clone(),
             pipeline: OnceLock::new(),
             armed: AtomicBool::new(false),
-            summary_at: std::sync::Mutex::new(clock.now()),
+            summary_at: std::sync::Mutex::new((clock.now(), 0)),
         });
         app.pipeline.ports.store = store.clone();
         let _ = store.pipeline.set(app.pipeline.clone());
@@ -158,19 +165,21 @@ async fn a_commit_that_lands_after_the_summary_read_the_day_is_summarized() {
     h.ingest("2026-11-20T10:00:00Z", 1.0).await;
     // The next batch starts long before the due time, but its commit only lands after the
     // summary has read the day and recorded it as summarized.
-    h.store.arm("2026-11-21T00:11:00Z".parse().unwrap());
+    h.store.arm("2026-11-21T00:11:00Z".parse().unwrap(), 1);
     h.ingest("2026-11-20T11:00:00Z", 2.0).await;
     assert_eq!(h.count_after_end_of_day("2026-11-20").await, 2);
 }
 
 #[tokio::test]
-async fn a_commit_that_lands_after_the_epoch_it_opened_was_summarized_is_summarized() {
-    // Yesterday's day, already summarized once: late data opens the next epoch, due five
-    // minutes after the batch started; the batch's commit lands after that summary ran.
+async fn a_late_commit_for_a_summarized_day_opens_its_epoch_only_once_it_has_landed() {
+    // Yesterday's day, already summarized once. Late data for it is written first and only then
+    // given its next epoch, so a summary cannot run between the two and find the day without
+    // the data it was opened for: while the commit waits past when that epoch would be due,
+    // there is nothing to summarize yet.
     let h = Harness::new("2026-11-20T12:00:00Z").await;
     h.ingest("2026-11-19T10:00:00Z", 1.0).await;
     assert_eq!(h.count_after_end_of_day("2026-11-19").await, 1);
-    h.store.arm(h.now() + Duration::minutes(6));
+    h.store.arm(h.now() + Duration::minutes(6), 0);
     h.ingest("2026-11-19T11:00:00Z", 2.0).await;
     assert_eq!(h.count_after_end_of_day("2026-11-19").await, 2);
 }

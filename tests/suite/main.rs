@@ -11,9 +11,9 @@ mod kit;
 
 mod bad_input;
 mod blob_quarantine;
+mod chaos;
 mod cosmos_pipeline;
 mod cosmos_store;
-mod crash_restart;
 mod driver_parity;
 mod end_to_end;
 mod functions_config;

@@ -356,15 +356,13 @@ async fn summarize_drains_5000_due_messages_over_several_ticks_under_a_2s_budget
     );
     assert!(with_work.len() >= 3, "{with_work:?}");
     assert!(with_work.iter().all(|t| t.received < SERIES));
-    // The injected SQL failure was waited out inside its batch (the patience): no tick failed
-    // and no message went back to the queue…
-    assert!(
-        ticks.iter().all(|t| t.error.is_none() && t.abandoned == 0),
-        "{ticks:?}"
-    );
-    assert_eq!(app.pipeline.metrics.snapshot()["outage_retries"], 1);
-    assert_eq!(app.fake.stats(SUMMARIES).abandoned, 0);
-    // …and every row was written exactly once, nothing left, nothing lost.
+    // The injected SQL failure was waited out inside its batch (the patience) when the tick's
+    // 2 s budget left room for it, or else ended that tick and its batch came back on a later
+    // one: which of the two depends on when the failure fell within the tick…
+    let waited = app.pipeline.metrics.snapshot()["outage_retries"];
+    let failed = ticks.iter().filter(|t| t.error.is_some()).count() as u64;
+    assert_eq!(waited + failed, 1, "{ticks:?}");
+    // …and either way every row was written exactly once, nothing left, nothing lost.
     let written: usize = ticks.iter().map(|t| t.written).sum();
     assert_eq!(written, SERIES);
     let upserted = flaky.upserted.lock().unwrap().clone();

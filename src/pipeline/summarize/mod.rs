@@ -19,7 +19,9 @@ mod day;
 mod isolation;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use super::Pipeline;
 use super::metrics::Metrics;
@@ -122,9 +124,7 @@ impl Pipeline {
             report.received += messages.len();
             let locks = HeldLocks::of(&messages);
             // A batch waits out a dependency's outage for the patience, but not past the tick.
-            let deadline = self
-                .patience_deadline()
-                .min(tokio::time::Instant::from_std(started) + budget);
+            let deadline = self.patience_deadline().min(started + budget);
             let batch = self.summarize_batch(messages, deadline, &mut report, &mut failed);
             if let Err(e) = self
                 .keeping_locks(&*self.ports.due_summaries, locks, batch)

@@ -361,59 +361,100 @@ pub fn expected(
         .collect()
 }
 
-fn assert_close(what: &str, got: f64, want: f64) {
+/// Why `got` is not `want` to within a relative 1e-9, if it is not.
+fn not_close(what: &str, got: f64, want: f64) -> Option<String> {
     let err = (got - want).abs() / want.abs().max(1e-300);
-    assert!(
-        err <= 1e-9,
-        "{what}: got {got}, want {want} (relative error {err:e})"
+    (err > 1e-9).then(|| format!("{what}: got {got}, want {want} (relative error {err:e})"))
+}
+
+/// How one summary row (as the API returns it) differs from the expected statistics.
+fn row_differences(row: &Value, e: &Expected) -> Vec<String> {
+    let mut differences = Vec::new();
+    if row["count"].as_u64() != Some(e.count as u64) {
+        differences.push(format!("count: got {}, want {}", row["count"], e.count));
+    }
+    for (field, want) in [
+        ("sum", e.sum),
+        ("min", e.min),
+        ("max", e.max),
+        ("mean", e.mean),
+        ("first_value", e.first.0),
+        ("last_value", e.last.0),
+        ("p50", e.p[0]),
+        ("p90", e.p[1]),
+        ("p99", e.p[2]),
+    ] {
+        match row[field].as_f64() {
+            Some(got) => differences.extend(not_close(field, got, want)),
+            None => differences.push(format!("{field}: missing")),
+        }
+    }
+    match (e.stddev, row["stddev"].as_f64()) {
+        (Some(want), Some(got)) => differences.extend(not_close("stddev", got, want)),
+        (None, None) => {}
+        (want, _) => differences.push(format!("stddev: got {}, want {want:?}", row["stddev"])),
+    }
+    for (field, want) in [("first_ts", e.first.1), ("last_ts", e.last.1)] {
+        let got = row[field]
+            .as_str()
+            .and_then(|t| t.parse::<DateTime<Utc>>().ok());
+        if got != Some(want) {
+            differences.push(format!("{field}: got {}, want {want}", row[field]));
+        }
+    }
+    differences
+}
+
+/// One way a summary table differs from the expected series-days.
+#[derive(Debug)]
+pub struct Difference {
+    /// The series-day: `(series, day)`.
+    pub key: (String, NaiveDate),
+    pub what: String,
+}
+
+/// Every way a table of summary rows differs from the expected series-days: missing rows,
+/// rows nobody expected, and statistics that do not match.
+pub fn table_differences(
+    rows: &[Value],
+    expected: &BTreeMap<(String, NaiveDate), Expected>,
+) -> Vec<Difference> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut differences = Vec::new();
+    for row in rows {
+        let key = (
+            row["series"].as_str().unwrap_or_default().to_string(),
+            row["day"]
+                .as_str()
+                .and_then(|d| d.parse().ok())
+                .unwrap_or_default(),
+        );
+        let found: Vec<String> = match expected.get(&key) {
+            Some(e) if seen.insert(key.clone()) => row_differences(row, e),
+            Some(_) => vec!["a second row".into()],
+            None => vec!["a row nobody expected".into()],
+        };
+        differences.extend(found.into_iter().map(|what| Difference {
+            key: key.clone(),
+            what,
+        }));
+    }
+    differences.extend(
+        expected
+            .keys()
+            .filter(|key| !seen.contains(*key))
+            .map(|key| Difference {
+                key: key.clone(),
+                what: "no row".into(),
+            }),
     );
+    differences
 }
 
 /// Asserts that summary rows (as the API returns them) equal the expected statistics.
 pub fn assert_rows_match(rows: &[Value], expected: &BTreeMap<(String, NaiveDate), Expected>) {
-    assert_eq!(rows.len(), expected.len(), "one row per series-day");
-    for row in rows {
-        let key = (
-            row["series"].as_str().unwrap().to_string(),
-            row["day"].as_str().unwrap().parse().unwrap(),
-        );
-        let e = expected
-            .get(&key)
-            .unwrap_or_else(|| panic!("unexpected row {key:?}"));
-        let what = |field: &str| format!("{}/{} {field}", key.0, key.1);
-        assert_eq!(
-            row["count"].as_u64().unwrap() as usize,
-            e.count,
-            "{}",
-            what("count")
-        );
-        for (field, want) in [
-            ("sum", e.sum),
-            ("min", e.min),
-            ("max", e.max),
-            ("mean", e.mean),
-            ("first_value", e.first.0),
-            ("last_value", e.last.0),
-            ("p50", e.p[0]),
-            ("p90", e.p[1]),
-            ("p99", e.p[2]),
-        ] {
-            assert_close(&what(field), row[field].as_f64().unwrap(), want);
-        }
-        match e.stddev {
-            Some(sd) => assert_close(&what("stddev"), row["stddev"].as_f64().unwrap(), sd),
-            None => assert!(row["stddev"].is_null()),
-        }
-        let ts = |field: &str| {
-            row[field]
-                .as_str()
-                .unwrap()
-                .parse::<DateTime<Utc>>()
-                .unwrap()
-        };
-        assert_eq!(ts("first_ts"), e.first.1, "{}", what("first_ts"));
-        assert_eq!(ts("last_ts"), e.last.1, "{}", what("last_ts"));
-    }
+    let differences = table_differences(rows, expected);
+    assert!(differences.is_empty(), "{differences:#?}");
 }
 
 /// Rows without `computed_at`, the wall time of the computation.
