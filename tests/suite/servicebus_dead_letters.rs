@@ -184,7 +184,7 @@ async fn a_message_dead_lettered_after_max_deliveries_is_listed_and_replayed_to_
     let report = replay(&h.app.quarantines, &h.app.pipeline.ports, &[])
         .await
         .unwrap();
-    assert_eq!(report.replayed, [entry.id.clone()]);
+    assert_eq!(report.replayed, [entry.id.as_str()]);
     assert!(report.skipped.is_empty(), "{report:?}");
     assert!(h.fake.dead_letters(OBSERVATIONS).is_empty());
     let stored: Vec<String> = h.fake.stored_ids(OBSERVATIONS).into_keys().collect();
@@ -282,7 +282,7 @@ async fn replay_by_id_takes_one_dead_letter_queue_message_and_names_unknown_ids(
     )
     .await
     .unwrap();
-    assert_eq!(report.replayed, [summary.id.clone()]);
+    assert_eq!(report.replayed, [summary.id.as_str()]);
     assert_eq!(
         report.skipped,
         [Skipped {
