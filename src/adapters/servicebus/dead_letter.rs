@@ -23,8 +23,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures::stream::{self, StreamExt};
 
-use super::client::Settlement;
-use super::client::{DeadLetterCause, LockRef, LockedMessage, ServiceBusClient, ServiceBusError};
+use super::client::{
+    DeadLetterCause, LockRef, LockedMessage, ServiceBusClient, ServiceBusError, Settlement,
+};
 use super::queue::DEFAULT_RECEIVE_WAIT;
 use super::wire::dead_letter_path;
 use crate::pipeline::ports::{
