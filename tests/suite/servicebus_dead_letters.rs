@@ -3,20 +3,24 @@
 //! sub-queue paths, peek-lock/complete/unlock there, the `DeadLetterReason` and
 //! `DeadLetterErrorDescription` properties), not Service Bus. The application is built from
 //! settings alone (`EVENTIDE_SERVICEBUS` pointing at the fake); documents, sink and quarantine
-//! stay embedded. `servicebus_live.rs` has the gated test against a real namespace.
+//! stay embedded. A pass over a dead-letter queue whose locks expire on the way ends without
+//! listing a message twice or losing one. `servicebus_live.rs` has the gated test against a
+//! real namespace.
 
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use azure_core::credentials::Secret;
-use chrono::NaiveDate;
-use eventide::adapters::servicebus::{ClientOptions, ServiceBusClient, ServiceBusQueue};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use eventide::adapters::servicebus::{
+    ClientOptions, DeadLetterQueue, ServiceBusClient, ServiceBusQueue,
+};
 use eventide::app::{App, Driver};
 use eventide::domain::parse::BodyFormat;
 use eventide::domain::series::SeriesId;
 use eventide::drivers::quarantine::{Skipped, list, replay};
 use eventide::pipeline::clock::ManualClock;
-use eventide::pipeline::ports::{MessageReceiver, OutgoingMessage};
+use eventide::pipeline::ports::{Clock, MessageReceiver, OutgoingMessage, QuarantineSource};
 use eventide::pipeline::process::InboundMessage;
 use eventide_testkit::fake_service_bus::{DeadLetterCause, FakeQueueSettings, FakeServiceBus};
 use serde_json::Value;
@@ -297,4 +301,66 @@ async fn replay_by_id_takes_one_dead_letter_queue_message_and_names_unknown_ids(
     assert!(requeued[0].starts_with(&format!("replay:{}:", summary.id)));
     assert_eq!(h.fake.dead_letters(OBSERVATIONS), ["obs-poison"]);
     assert_eq!(h.fake.stats(OBSERVATIONS).dead_letter_completed, 0);
+}
+
+/// A clock that moves `step` on every reading: the fake reads it once per lock or settle, so
+/// locks expire while a pass is still going.
+struct Ticking {
+    clock: ManualClock,
+    step: Duration,
+}
+
+impl Clock for Ticking {
+    fn now(&self) -> DateTime<Utc> {
+        self.clock.advance(self.step);
+        self.clock.now()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pass_whose_locks_expire_ends_without_repeats_or_losses() {
+    // One-minute locks, 25 seconds per request: the first lock expires on the fourth call.
+    let clock = Arc::new(Ticking {
+        clock: ManualClock::new(start()),
+        step: Duration::seconds(25),
+    });
+    let fake = FakeServiceBus::start(clock, &[(OBSERVATIONS, FakeQueueSettings::default())]).await;
+    let client = Arc::new(
+        ServiceBusClient::from_connection_string(
+            &fake.connection_string(),
+            ClientOptions::default(),
+        )
+        .unwrap(),
+    );
+    for n in 0..5 {
+        let id = format!("poison-{n}");
+        client
+            .send(
+                OBSERVATIONS,
+                &OutgoingMessage {
+                    message_id: id.clone(),
+                    session_id: None,
+                    body: b"{}".to_vec(),
+                    scheduled_at: None,
+                },
+            )
+            .await
+            .unwrap();
+        let cause = DeadLetterCause::max_delivery_count_exceeded();
+        assert!(fake.dead_letter(OBSERVATIONS, &id, cause));
+    }
+    let dead_letters =
+        DeadLetterQueue::new(client, OBSERVATIONS, "process").with_receive_wait(StdDuration::ZERO);
+
+    let listed = dead_letters.list(100).await.unwrap();
+    let sources: Vec<&str> = listed.iter().map(|e| e.source.as_str()).collect();
+    assert_eq!(
+        sources,
+        ["poison-0", "poison-1", "poison-2"],
+        "the pass ended when poison-0 came round again"
+    );
+    assert_eq!(fake.dead_letters(OBSERVATIONS).len(), 5, "nothing was lost");
+    let stats = fake.stats(OBSERVATIONS);
+    assert_eq!(stats.dead_letter_received, 4);
+    assert_eq!(stats.dead_letter_completed, 0);
 }
