@@ -317,7 +317,8 @@ pub struct Replayed {
 /// the broker fills and so is no `Quarantine`.
 #[async_trait]
 pub trait QuarantineSource: Send + Sync {
-    /// Up to `limit` entries, changing none of them.
+    /// Up to `limit` entries, removing none of them (a dead-letter queue's listing does count
+    /// as a delivery of each listed message; see `adapters::servicebus::dead_letter`).
     async fn list(&self, limit: usize) -> PortResult<Vec<QuarantineEntry>>;
     /// Hands each entry whose id is in `wanted` (every entry when `wanted` is empty) to
     /// `resubmit`, and removes it from here once it was sent — sent first, removed second, so
