@@ -15,9 +15,9 @@ use serde::Serialize;
 use crate::adapters::embedded::Embedded;
 use crate::adapters::embedded::queue::{EmbeddedQueue, QueueDepth, QueueSettings};
 use crate::adapters::embedded::store::Expiry;
-use crate::adapters::servicebus::ServiceBusQueue;
+use crate::adapters::servicebus::{DeadLetterQueue, ServiceBusQueue};
 use crate::pipeline::metrics::Metrics;
-use crate::pipeline::ports::{Clock, PortResult, Quarantine};
+use crate::pipeline::ports::{Clock, KeptQuarantine, PortResult, QuarantineSource};
 use crate::pipeline::summarize::TickReport;
 use crate::pipeline::{Pipeline, Ports};
 use choices::PortChoices;
@@ -41,10 +41,11 @@ pub struct App {
     pub pipeline: Pipeline,
     /// The observations queue port (what in-process workers pump when it is embedded).
     pub observations: QueuePort,
-    /// Every quarantine in use, the pipeline's first: with the quarantine elsewhere, embedded
-    /// queues still quarantine messages delivered too often in the embedded table, and
-    /// operators see and replay both.
-    pub quarantines: Vec<Arc<dyn Quarantine>>,
+    /// Everything operators list and replay, the pipeline's quarantine first: with the
+    /// quarantine elsewhere, embedded queues still quarantine messages delivered too often in
+    /// the embedded table; a queue on Service Bus has its dead-letter queue. Operators see and
+    /// replay them all.
+    pub quarantines: Vec<Arc<dyn QuarantineSource>>,
     /// The embedded adapters, when some port runs on the embedded file.
     pub embedded: Option<Embedded>,
     /// How long series-days stay in the embedded store after their end and their last write.
@@ -96,12 +97,37 @@ impl App {
         )?;
         let quarantine =
             open::quarantine(&choices.quarantine, backends, embedded.as_ref(), &identity).await?;
-        let mut quarantines = vec![quarantine.clone()];
+        let mut quarantines: Vec<Arc<dyn QuarantineSource>> =
+            vec![Arc::new(KeptQuarantine(quarantine.clone()))];
         if let Some(embedded) = &embedded
             && choices.uses_embedded_queue()
             && choices.quarantine != config::QuarantineTarget::Embedded
         {
-            quarantines.push(Arc::new(embedded.quarantine.clone()));
+            quarantines.push(Arc::new(KeptQuarantine(Arc::new(
+                embedded.quarantine.clone(),
+            ))));
+        }
+        if let Some(client) = &service_bus {
+            for (backend, name, function) in [
+                (
+                    choices.observations,
+                    &backends.servicebus.observations_queue,
+                    "process",
+                ),
+                (
+                    choices.summaries,
+                    &backends.servicebus.summaries_queue,
+                    "summarize",
+                ),
+            ] {
+                if backend == QueueBackend::Servicebus {
+                    quarantines.push(Arc::new(DeadLetterQueue::new(
+                        client.clone(),
+                        name.clone(),
+                        function,
+                    )));
+                }
+            }
         }
         let sink = open::summary_sink(&choices.sink, embedded.as_ref(), &identity).await?;
         let days = open::DayClock {

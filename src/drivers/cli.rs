@@ -54,7 +54,7 @@ pub enum Command {
     },
     /// Run a synthetic day through the real HTTP ingest of an embedded runtime and report.
     Demo(DemoArgs),
-    /// Inspect or replay quarantined items and messages.
+    /// Inspect or replay quarantined items and messages, and what Service Bus dead-lettered.
     Quarantine {
         #[command(subcommand)]
         action: QuarantineAction,

@@ -1,16 +1,21 @@
-//! `eventide quarantine list|replay`: inspect what was quarantined, and re-submit it after a
-//! fix. Works on whichever quarantines are in use (the embedded table, the Blob container, or
-//! both). A replayed entry goes back to the queue its function reads, under a new MessageId (so
-//! duplicate detection does not drop it), and leaves the quarantine; if it is still bad it is
-//! quarantined again with its reason.
+//! `eventide quarantine list|replay`: inspect what was not processed, and re-submit it after a
+//! fix. Works on every [`QuarantineSource`] in use: the quarantine the pipeline writes (the
+//! embedded table, the Blob container, or both) and, for each queue on Service Bus, the
+//! queue's dead-letter queue. A replayed entry goes back to the queue its function reads, under
+//! a new MessageId (so duplicate detection does not drop it), and leaves its source; if it is
+//! still bad it is quarantined again with its reason.
 
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::pipeline::Ports;
-use crate::pipeline::ports::{MessageSender, OutgoingMessage, Quarantine, QuarantineEntry};
+use crate::pipeline::ports::{
+    MessageSender, OutgoingMessage, PortResult, QuarantineEntry, QuarantineSource, Resubmission,
+    Resubmit,
+};
 
 /// An entry as shown to an operator: the original bytes as text (invalid UTF-8 replaced).
 #[derive(Debug, Serialize)]
@@ -51,9 +56,9 @@ pub struct Skipped {
     pub reason: String,
 }
 
-/// Up to `limit` entries of every quarantine, newest first.
+/// Up to `limit` entries of every source, newest first.
 pub async fn list(
-    quarantines: &[Arc<dyn Quarantine>],
+    quarantines: &[Arc<dyn QuarantineSource>],
     limit: usize,
 ) -> anyhow::Result<Vec<QuarantineEntry>> {
     let mut entries = Vec::new();
@@ -74,41 +79,52 @@ fn target<'a>(ports: &'a Ports, entry: &QuarantineEntry) -> Option<&'a dyn Messa
     }
 }
 
+/// Sends an entry to the queue of its function under a new MessageId.
+struct ToItsQueue<'a> {
+    ports: &'a Ports,
+}
+
+#[async_trait]
+impl Resubmit for ToItsQueue<'_> {
+    async fn resubmit(&self, entry: &QuarantineEntry) -> PortResult<Resubmission> {
+        let Some(queue) = target(self.ports, entry) else {
+            return Ok(Resubmission::Declined {
+                reason: format!("no queue feeds function {:?}", entry.function),
+            });
+        };
+        let message = OutgoingMessage {
+            message_id: format!(
+                "replay:{}:{}",
+                entry.id,
+                self.ports.clock.now().timestamp_millis()
+            ),
+            session_id: None,
+            body: entry.body.clone(),
+            scheduled_at: None,
+        };
+        queue.send(vec![message]).await?;
+        Ok(Resubmission::Sent)
+    }
+}
+
 /// Re-submits the entries with the given ids (all entries when `ids` is empty) through the
 /// pipeline's queues.
 pub async fn replay(
-    quarantines: &[Arc<dyn Quarantine>],
+    quarantines: &[Arc<dyn QuarantineSource>],
     ports: &Ports,
     ids: &[String],
 ) -> anyhow::Result<ReplayReport> {
     let mut report = ReplayReport::default();
+    let resubmit = ToItsQueue { ports };
     for quarantine in quarantines {
-        let entries = quarantine.list(usize::MAX >> 1).await?;
-        for entry in entries
-            .into_iter()
-            .filter(|e| ids.is_empty() || ids.contains(&e.id))
-        {
-            let Some(queue) = target(ports, &entry) else {
-                let reason = format!("no queue feeds function {:?}", entry.function);
-                report.skipped.push(Skipped {
-                    id: entry.id,
+        for replayed in quarantine.replay(ids, &resubmit).await? {
+            match replayed.outcome {
+                Resubmission::Sent => report.replayed.push(replayed.id),
+                Resubmission::Declined { reason } => report.skipped.push(Skipped {
+                    id: replayed.id,
                     reason,
-                });
-                continue;
-            };
-            let message = OutgoingMessage {
-                message_id: format!(
-                    "replay:{}:{}",
-                    entry.id,
-                    ports.clock.now().timestamp_millis()
-                ),
-                session_id: None,
-                body: entry.body,
-                scheduled_at: None,
-            };
-            queue.send(vec![message]).await?;
-            quarantine.remove(&entry.id).await?;
-            report.replayed.push(entry.id);
+                }),
+            }
         }
     }
     for id in ids {

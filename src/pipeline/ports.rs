@@ -310,6 +310,78 @@ pub trait Quarantine: Send + Sync {
     async fn remove(&self, id: &str) -> PortResult<bool>;
 }
 
+/// What a replay did with one entry it was handed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resubmission {
+    /// The entry is on its queue again, under a new MessageId: its source removes it.
+    Sent,
+    /// The entry cannot be replayed (no queue feeds its function): it stays where it is.
+    Declined { reason: String },
+}
+
+/// Puts one entry back on the queue its function reads. The drivers decide which queue and
+/// which new MessageId; the sources only decide how an entry leaves them.
+#[async_trait]
+pub trait Resubmit: Send + Sync {
+    async fn resubmit(&self, entry: &QuarantineEntry) -> PortResult<Resubmission>;
+}
+
+/// One entry a replay handled, by its id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replayed {
+    pub id: String,
+    pub outcome: Resubmission,
+}
+
+/// Somewhere operators list entries that were not processed, and replay them: the pipeline's
+/// own [`Quarantine`] (through [`KeptQuarantine`]), or a broker's dead-letter queue, which only
+/// the broker fills and so is no `Quarantine`.
+#[async_trait]
+pub trait QuarantineSource: Send + Sync {
+    /// Up to `limit` entries, removing none of them (a dead-letter queue's listing does count
+    /// as a delivery of each listed message; see `adapters::servicebus::dead_letter`).
+    async fn list(&self, limit: usize) -> PortResult<Vec<QuarantineEntry>>;
+    /// Hands each entry whose id is in `wanted` (every entry when `wanted` is empty) to
+    /// `resubmit`, and removes it from here once it was sent — sent first, removed second, so
+    /// a failure in between replays an entry twice rather than losing it (processing makes the
+    /// second copy harmless). Stops at the first error.
+    async fn replay(&self, wanted: &[String], resubmit: &dyn Resubmit)
+    -> PortResult<Vec<Replayed>>;
+}
+
+/// A [`Quarantine`] the pipeline writes, seen as a [`QuarantineSource`].
+#[derive(Clone)]
+pub struct KeptQuarantine(pub Arc<dyn Quarantine>);
+
+#[async_trait]
+impl QuarantineSource for KeptQuarantine {
+    async fn list(&self, limit: usize) -> PortResult<Vec<QuarantineEntry>> {
+        self.0.list(limit).await
+    }
+
+    async fn replay(
+        &self,
+        wanted: &[String],
+        resubmit: &dyn Resubmit,
+    ) -> PortResult<Vec<Replayed>> {
+        let mut replayed = Vec::new();
+        for entry in self.0.list(usize::MAX >> 1).await? {
+            if !(wanted.is_empty() || wanted.contains(&entry.id)) {
+                continue;
+            }
+            let outcome = resubmit.resubmit(&entry).await?;
+            if outcome == Resubmission::Sent {
+                self.0.remove(&entry.id).await?;
+            }
+            replayed.push(Replayed {
+                id: entry.id,
+                outcome,
+            });
+        }
+        Ok(replayed)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,16 @@
 //!   sliding), scheduled messages included; a duplicate is answered 201 and dropped;
 //! - `ScheduledEnqueueTimeUtc` in the RFC 1123 GMT form (anything else is a 400);
 //! - peek-lock (`POST /{queue}/messages/head?timeout=N`: 201 + `BrokerProperties` + `Location`,
-//!   or 204 after the wait), lock expiry, delivery count, max delivery count → dead-letter;
+//!   or 204 after the wait), lock expiry, delivery count; a message delivered `maxDeliveryCount`
+//!   times moves to the dead-letter queue with the custom properties `DeadLetterReason:
+//!   "MaxDeliveryCountExceeded"` and `DeadLetterErrorDescription` (the reason and description
+//!   the Service Bus dead-letter queue documentation lists; custom properties travel as one HTTP
+//!   header each, a string value in double quotes, per "Message headers and properties");
+//! - the dead-letter sub-queue `/{queue}/$DeadLetterQueue`: peek-lock, complete, unlock and
+//!   renew as on the queue, no maximum delivery count and no dead-lettering out of it (the
+//!   documentation says a dead-letter queue cannot dead-letter); [`FakeServiceBus::dead_letter`]
+//!   models a client that dead-letters a message explicitly with its own reason (AMQP can, REST
+//!   cannot);
 //! - complete (`DELETE` lock URI), unlock (`PUT`), renew (`POST`); 404 for a lost lock;
 //! - 64-bit sequence numbers (they start above `i32::MAX`, as on partitioned entities);
 //! - SAS (`SharedAccessSignature sr&sig&se&skn`, checked against the key) or a configured
@@ -84,6 +93,12 @@ pub struct QueueStats {
     /// Settle calls for a lock that had expired or was unknown (404).
     pub lock_lost: u64,
     pub dead_lettered: u64,
+    /// Peek-locks on the dead-letter queue that returned a message.
+    pub dead_letter_received: u64,
+    /// Dead-lettered messages completed (removed from the dead-letter queue).
+    pub dead_letter_completed: u64,
+    /// Dead-lettered messages unlocked.
+    pub dead_letter_abandoned: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -97,15 +112,75 @@ struct Message {
     visible_at: DateTime<Utc>,
     delivery_count: u32,
     lock: Option<(String, DateTime<Utc>)>,
+    /// Set when the message was dead-lettered.
+    dead_letter: Option<DeadLetterCause>,
 }
+
+/// Why a message was dead-lettered: its `DeadLetterReason` and `DeadLetterErrorDescription`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetterCause {
+    pub reason: String,
+    pub description: String,
+}
+
+impl DeadLetterCause {
+    /// What the broker sets when a message was delivered too often (the documented reason and
+    /// description).
+    pub fn max_delivery_count_exceeded() -> Self {
+        Self {
+            reason: "MaxDeliveryCountExceeded".into(),
+            description: "Message couldn't be consumed after maximum delivery attempts.".into(),
+        }
+    }
+}
+
+/// A message in a dead-letter queue, for assertions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLettered {
+    pub message_id: String,
+    pub sequence_number: i64,
+    pub delivery_count: u32,
+    pub cause: DeadLetterCause,
+    pub body: Vec<u8>,
+}
+
+/// The queue itself, or its dead-letter sub-queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SubQueue {
+    Active,
+    DeadLetter,
+}
+
+/// The path segment that names a queue's dead-letter sub-queue.
+const DEAD_LETTER_SEGMENT: &str = "$DeadLetterQueue";
 
 struct Queue {
     settings: FakeQueueSettings,
     messages: BTreeMap<i64, Message>,
     /// MessageId → when its window started (the first accepted copy).
     seen: HashMap<String, DateTime<Utc>>,
-    dead_letter: Vec<Message>,
+    /// The dead-letter sub-queue, by sequence number.
+    dead_letter: BTreeMap<i64, Message>,
     stats: QueueStats,
+}
+
+impl Queue {
+    fn messages(&mut self, sub: SubQueue) -> &mut BTreeMap<i64, Message> {
+        match sub {
+            SubQueue::Active => &mut self.messages,
+            SubQueue::DeadLetter => &mut self.dead_letter,
+        }
+    }
+
+    /// Moves a stored message to the dead-letter queue with `cause`.
+    fn move_to_dead_letter(&mut self, seq: i64, cause: DeadLetterCause) {
+        if let Some(mut message) = self.messages.remove(&seq) {
+            message.lock = None;
+            message.dead_letter = Some(cause);
+            self.dead_letter.insert(seq, message);
+            self.stats.dead_lettered += 1;
+        }
+    }
 }
 
 /// A response to inject instead of handling a request.
@@ -165,7 +240,7 @@ impl FakeServiceBus {
                                 settings: settings.clone(),
                                 messages: BTreeMap::new(),
                                 seen: HashMap::new(),
-                                dead_letter: Vec::new(),
+                                dead_letter: BTreeMap::new(),
                                 stats: QueueStats::default(),
                             },
                         )
@@ -183,6 +258,16 @@ impl FakeServiceBus {
             .route(
                 "/{queue}/messages/{seq}/{lock}",
                 post(settle).put(settle).delete(settle),
+            )
+            .route(
+                &format!("/{{queue}}/{DEAD_LETTER_SEGMENT}/messages/head"),
+                post(peek_lock_dead_letter),
+            )
+            .route(
+                &format!("/{{queue}}/{DEAD_LETTER_SEGMENT}/messages/{{seq}}/{{lock}}"),
+                post(settle_dead_letter)
+                    .put(settle_dead_letter)
+                    .delete(settle_dead_letter),
             )
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -248,12 +333,44 @@ impl FakeServiceBus {
         self.lock().queues[queue].messages.len()
     }
 
+    /// MessageIds in the queue's dead-letter queue, in its order.
     pub fn dead_letters(&self, queue: &str) -> Vec<String> {
         self.lock().queues[queue]
             .dead_letter
-            .iter()
+            .values()
             .map(|m| m.message_id.clone())
             .collect()
+    }
+
+    /// The messages in the queue's dead-letter queue, in its order.
+    pub fn dead_lettered(&self, queue: &str) -> Vec<DeadLettered> {
+        self.lock().queues[queue]
+            .dead_letter
+            .values()
+            .map(|m| DeadLettered {
+                message_id: m.message_id.clone(),
+                sequence_number: m.seq,
+                delivery_count: m.delivery_count,
+                cause: m.dead_letter.clone().expect("dead-lettered with a cause"),
+                body: m.body.clone(),
+            })
+            .collect()
+    }
+
+    /// Dead-letters a stored message by MessageId with a reason of the caller's, as a client
+    /// that dead-letters explicitly (over AMQP) would. Returns whether one was found.
+    pub fn dead_letter(&self, queue: &str, message_id: &str, cause: DeadLetterCause) -> bool {
+        let mut inner = self.lock();
+        let q = inner.queues.get_mut(queue).unwrap();
+        let seq = q
+            .messages
+            .values()
+            .find(|m| m.message_id == message_id)
+            .map(|m| m.seq);
+        if let Some(seq) = seq {
+            q.move_to_dead_letter(seq, cause);
+        }
+        seq.is_some()
     }
 
     /// Removes a stored message by MessageId, as an expired TTL, a purge or an operator would:
@@ -489,6 +606,7 @@ async fn send(
                 visible_at,
                 delivery_count: 0,
                 lock: None,
+                dead_letter: None,
             },
         );
         q.stats.enqueued += 1;
@@ -512,6 +630,27 @@ async fn peek_lock(
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
+    peek_lock_in(shared, queue, SubQueue::Active, query, headers, uri).await
+}
+
+async fn peek_lock_dead_letter(
+    State(shared): State<Arc<Shared>>,
+    Path(queue): Path<String>,
+    Query(query): Query<PeekQuery>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    peek_lock_in(shared, queue, SubQueue::DeadLetter, query, headers, uri).await
+}
+
+async fn peek_lock_in(
+    shared: Arc<Shared>,
+    queue: String,
+    sub: SubQueue,
+    query: PeekQuery,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
     if let Some(denied) = admit(&shared, &headers, &uri, &queue).await {
         return denied;
     }
@@ -525,7 +664,7 @@ async fn peek_lock(
     let deadline = Instant::now() + wait;
     loop {
         let arrived = shared.arrivals.notified();
-        if let Some(response) = try_lock(&shared, &queue, &host) {
+        if let Some(response) = try_lock(&shared, &queue, sub, &host) {
             return response;
         }
         let left = deadline.saturating_duration_since(Instant::now());
@@ -546,27 +685,28 @@ async fn peek_lock(
     }
 }
 
-fn try_lock(shared: &Shared, queue: &str, host: &str) -> Option<Response> {
+fn try_lock(shared: &Shared, queue: &str, sub: SubQueue, host: &str) -> Option<Response> {
     let mut inner = shared.inner.lock().unwrap();
     let now = inner.clock.now();
     let q = inner.queues.get_mut(queue).unwrap();
+    let lock_duration = q.settings.lock_duration;
+    let max = q.settings.max_delivery_count;
     loop {
         let seq = q
-            .messages
+            .messages(sub)
             .values()
             .find(|m| m.visible_at <= now && m.lock.as_ref().is_none_or(|(_, until)| *until <= now))
             .map(|m| m.seq)?;
-        let max = q.settings.max_delivery_count;
-        let message = q.messages.get_mut(&seq).unwrap();
+        let message = q.messages(sub).get_mut(&seq).unwrap();
         message.lock = None;
-        if message.delivery_count >= max {
-            let dead = q.messages.remove(&seq).unwrap();
-            q.dead_letter.push(dead);
-            q.stats.dead_lettered += 1;
+        // A dead-letter queue has no maximum delivery count: it cannot dead-letter.
+        if sub == SubQueue::Active && message.delivery_count >= max {
+            q.move_to_dead_letter(seq, DeadLetterCause::max_delivery_count_exceeded());
             continue;
         }
+        let message = q.messages(sub).get_mut(&seq).unwrap();
         let token = uuid_like();
-        let until = now + q.settings.lock_duration;
+        let until = now + lock_duration;
         message.delivery_count += 1;
         message.lock = Some((token.clone(), until));
         let properties = json!({
@@ -587,15 +727,34 @@ fn try_lock(shared: &Shared, queue: &str, host: &str) -> Option<Response> {
             "brokerproperties",
             HeaderValue::from_str(&ascii_json(&properties.to_string())).unwrap(),
         );
+        let entity = match sub {
+            SubQueue::Active => queue.to_string(),
+            SubQueue::DeadLetter => format!("{queue}/{DEAD_LETTER_SEGMENT}"),
+        };
         h.insert(
             "location",
-            HeaderValue::from_str(&format!("http://{host}/{queue}/messages/{seq}/{token}"))
+            HeaderValue::from_str(&format!("http://{host}/{entity}/messages/{seq}/{token}"))
                 .unwrap(),
         );
         if let Some(ct) = &message.content_type {
             h.insert("content-type", HeaderValue::from_str(ct).unwrap());
         }
-        q.stats.received += 1;
+        // Custom properties: one header each, string values in double quotes.
+        if let Some(cause) = &message.dead_letter {
+            for (name, value) in [
+                ("DeadLetterReason", &cause.reason),
+                ("DeadLetterErrorDescription", &cause.description),
+            ] {
+                h.insert(
+                    name,
+                    HeaderValue::from_str(&format!("\"{value}\"")).unwrap(),
+                );
+            }
+        }
+        match sub {
+            SubQueue::Active => q.stats.received += 1,
+            SubQueue::DeadLetter => q.stats.dead_letter_received += 1,
+        }
         return Some(response);
     }
 }
@@ -607,13 +766,51 @@ async fn settle(
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
+    settle_in(
+        shared,
+        (queue, seq, lock),
+        SubQueue::Active,
+        method,
+        headers,
+        uri,
+    )
+    .await
+}
+
+async fn settle_dead_letter(
+    State(shared): State<Arc<Shared>>,
+    Path((queue, seq, lock)): Path<(String, i64, String)>,
+    method: Method,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    settle_in(
+        shared,
+        (queue, seq, lock),
+        SubQueue::DeadLetter,
+        method,
+        headers,
+        uri,
+    )
+    .await
+}
+
+async fn settle_in(
+    shared: Arc<Shared>,
+    (queue, seq, lock): (String, i64, String),
+    sub: SubQueue,
+    method: Method,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
     if let Some(denied) = admit(&shared, &headers, &uri, &queue).await {
         return denied;
     }
     let mut inner = shared.inner.lock().unwrap();
     let now = inner.clock.now();
     let q = inner.queues.get_mut(&queue).unwrap();
-    let held = q.messages.get(&seq).is_some_and(|m| {
+    let lock_duration = q.settings.lock_duration;
+    let held = q.messages(sub).get(&seq).is_some_and(|m| {
         m.lock
             .as_ref()
             .is_some_and(|(token, until)| *token == lock && *until > now)
@@ -624,17 +821,22 @@ async fn settle(
     }
     match method {
         Method::DELETE => {
-            q.messages.remove(&seq);
-            q.stats.completed += 1;
+            q.messages(sub).remove(&seq);
+            match sub {
+                SubQueue::Active => q.stats.completed += 1,
+                SubQueue::DeadLetter => q.stats.dead_letter_completed += 1,
+            }
         }
         Method::PUT => {
-            let m = q.messages.get_mut(&seq).unwrap();
-            m.lock = None;
-            q.stats.abandoned += 1;
+            q.messages(sub).get_mut(&seq).unwrap().lock = None;
+            match sub {
+                SubQueue::Active => q.stats.abandoned += 1,
+                SubQueue::DeadLetter => q.stats.dead_letter_abandoned += 1,
+            }
         }
         _ => {
-            let until = now + q.settings.lock_duration;
-            q.messages.get_mut(&seq).unwrap().lock = Some((lock, until));
+            let until = now + lock_duration;
+            q.messages(sub).get_mut(&seq).unwrap().lock = Some((lock, until));
             q.stats.renewed += 1;
         }
     }

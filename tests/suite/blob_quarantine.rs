@@ -139,7 +139,10 @@ async fn list_and_replay_work_on_the_blob_quarantine() {
     // A message that could not be processed while a dependency was down (what max deliveries
     // leaves behind), and one whose bytes are bad.
     let lost = observation("replayed", 7, 7.0);
-    h.app.quarantines[0]
+    h.app
+        .pipeline
+        .ports
+        .quarantine
         .put(&[QuarantineEntry {
             id: "process:lost-in-an-outage".into(),
             at: h.clock.now(),

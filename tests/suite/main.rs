@@ -36,6 +36,7 @@ mod lateness_sink_range;
 mod lateness_timestamp_range;
 mod redelivery;
 mod servicebus_client;
+mod servicebus_dead_letters;
 mod servicebus_live;
 mod servicebus_pipeline;
 mod sink_contract;

@@ -1,14 +1,22 @@
 //! Live tests against a real Service Bus namespace. They run only when
 //! `EVENTIDE_LIVE_SERVICEBUS` holds a connection string (SAS with Send and Listen rights) and
 //! `EVENTIDE_LIVE_SERVICEBUS_QUEUE` (default `eventide-live`) names an existing queue without
-//! sessions and with duplicate detection on. Unset: the test prints that it was skipped and
-//! passes — nothing here has been run against Service Bus unless someone set the variable.
+//! sessions and with duplicate detection on (and, for the dead-letter test, a
+//! `maxDeliveryCount` of at most 20). Unset: the test prints that it was skipped and passes —
+//! nothing here has been run against Service Bus unless someone set the variable.
 
+use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
+use async_trait::async_trait;
 use chrono::{Duration, Utc};
-use eventide::adapters::servicebus::{ClientOptions, ServiceBusClient, Settlement};
-use eventide::pipeline::ports::OutgoingMessage;
+use eventide::adapters::servicebus::{
+    ClientOptions, DeadLetterQueue, ServiceBusClient, Settlement,
+};
+use eventide::pipeline::ports::{
+    OutgoingMessage, PortResult, QuarantineEntry, QuarantineSource, Replayed, Resubmission,
+    Resubmit,
+};
 
 fn live() -> Option<(ServiceBusClient, String)> {
     let Ok(connection) = std::env::var("EVENTIDE_LIVE_SERVICEBUS") else {
@@ -136,4 +144,95 @@ async fn live_send_schedule_lock_settle_and_duplicate_detection() {
         .expect("visible when due");
     client.complete(&queue, &due.lock).await.unwrap();
     assert!(due.lock.sequence_number > 0);
+}
+
+/// Sends a replayed entry back to the live queue under a MessageId of the test's.
+struct SendBack<'a> {
+    client: &'a ServiceBusClient,
+    queue: &'a str,
+    message_id: String,
+}
+
+#[async_trait]
+impl Resubmit for SendBack<'_> {
+    async fn resubmit(&self, entry: &QuarantineEntry) -> PortResult<Resubmission> {
+        let body = String::from_utf8(entry.body.clone()).expect("the test's bodies are text");
+        self.client
+            .send(self.queue, &message(&self.message_id, &body, None))
+            .await
+            .map_err(|e| e.into_port("sending a replayed message"))?;
+        Ok(Resubmission::Sent)
+    }
+}
+
+#[tokio::test]
+async fn live_dead_lettered_message_is_listed_twice_and_replayed() {
+    let Some((client, queue)) = live() else {
+        return;
+    };
+    let client = Arc::new(client);
+    let run = format!("{:x}", Utc::now().timestamp_micros());
+
+    // Abandoned until the broker dead-letters it after the queue's maxDeliveryCount.
+    let id = format!("live-{run}-dead");
+    client
+        .send(&queue, &message(&id, "{\"n\":6}", None))
+        .await
+        .unwrap();
+    let mut deliveries = 0;
+    while let Some(delivered) = take(&client, &queue, &id, 10).await {
+        deliveries += 1;
+        assert!(
+            deliveries <= 20,
+            "the live queue's maxDeliveryCount must be at most 20"
+        );
+        client.abandon(&queue, &delivered.lock).await.unwrap();
+    }
+    assert!(deliveries > 0, "the message was never delivered");
+
+    let dead_letters = DeadLetterQueue::new(client.clone(), queue.clone(), "process");
+    let find = || async {
+        dead_letters
+            .list(1_000)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|entry| entry.source == id)
+    };
+    let entry = find()
+        .await
+        .expect("the message is in the dead-letter queue");
+    assert!(
+        entry.reason.contains("MaxDeliveryCountExceeded"),
+        "{}",
+        entry.reason
+    );
+    assert_eq!(entry.body, b"{\"n\":6}");
+    assert_eq!(find().await.as_ref(), Some(&entry), "listing lost nothing");
+
+    let replayed_id = format!("{id}-replayed");
+    let replayed = dead_letters
+        .replay(
+            std::slice::from_ref(&entry.id),
+            &SendBack {
+                client: &client,
+                queue: &queue,
+                message_id: replayed_id.clone(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        replayed,
+        [Replayed {
+            id: entry.id.clone(),
+            outcome: Resubmission::Sent
+        }]
+    );
+    assert!(find().await.is_none(), "replay completed it");
+    let back = take(&client, &queue, &replayed_id, 30)
+        .await
+        .expect("the replayed message is on the queue");
+    assert_eq!(back.body, b"{\"n\":6}");
+    client.complete(&queue, &back.lock).await.unwrap();
 }

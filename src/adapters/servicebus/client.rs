@@ -1,5 +1,6 @@
 //! A small Service Bus REST client: send, batch send, scheduled send, peek-lock receive,
-//! complete, abandon (unlock) and renew lock.
+//! complete, abandon (unlock) and renew lock — on a queue, or on its dead-letter sub-queue
+//! ([`dead_letter_path`](super::wire::dead_letter_path)), which takes the same calls.
 //!
 //! Every call has a timeout and goes through the shared [`RetryPolicy`]: 429, 408, 5xx and the
 //! throttling code 50009 are retried with backoff and full jitter (honouring `Retry-After`);
@@ -19,8 +20,8 @@ use reqwest_013::{Method, StatusCode};
 
 use super::auth::{AuthError, ConnectionString, Credential};
 use super::wire::{
-    BATCH_CONTENT_TYPE, BODY_CONTENT_TYPE, BatchEntry, LockedProperties, SendProperties,
-    parse_rfc1123,
+    BATCH_CONTENT_TYPE, BODY_CONTENT_TYPE, BatchEntry, DEAD_LETTER_DESCRIPTION, DEAD_LETTER_REASON,
+    DEAD_LETTER_SUFFIX, LockedProperties, SendProperties, custom_property_text, parse_rfc1123,
 };
 use crate::pipeline::ports::{ErrorKind, OutgoingMessage, PortError};
 use crate::pipeline::retry::{RetryPolicy, Verdict};
@@ -175,7 +176,19 @@ pub struct LockedMessage {
     pub delivery_count: u32,
     pub enqueued_at: Option<DateTime<Utc>>,
     pub locked_until: Option<DateTime<Utc>>,
+    /// Why the broker dead-lettered it; empty for a message that was not dead-lettered.
+    pub dead_letter: DeadLetterCause,
     pub body: Vec<u8>,
+}
+
+/// The `DeadLetterReason` and `DeadLetterErrorDescription` properties of a dead-lettered
+/// message (the broker's own reasons are listed in the Service Bus dead-letter queue
+/// documentation, e.g. `MaxDeliveryCountExceeded`; a client that dead-letters explicitly may
+/// set any text or none).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeadLetterCause {
+    pub reason: Option<String>,
+    pub description: Option<String>,
 }
 
 /// The outcome of settling (complete, abandon, renew) a lock.
@@ -445,6 +458,10 @@ impl ServiceBusClient {
                 .locked_until_utc
                 .as_deref()
                 .and_then(parse_rfc1123),
+            dead_letter: DeadLetterCause {
+                reason: custom_property(&reply.headers, DEAD_LETTER_REASON),
+                description: custom_property(&reply.headers, DEAD_LETTER_DESCRIPTION),
+            },
             body: reply.body,
         }))
     }
@@ -510,7 +527,9 @@ impl ServiceBusClient {
         }
     }
 
-    fn entity_url(&self, queue: &str) -> Result<String, ServiceBusError> {
+    /// The URL of a queue, or of a queue's dead-letter sub-queue.
+    fn entity_url(&self, entity: &str) -> Result<String, ServiceBusError> {
+        let queue = entity.strip_suffix(DEAD_LETTER_SUFFIX).unwrap_or(entity);
         let valid = !queue.is_empty()
             && queue.len() <= 260
             && queue
@@ -523,7 +542,7 @@ impl ServiceBusClient {
                 "{queue:?} is not a queue name (letters, digits, - _ . ~ and / only)"
             )));
         }
-        Ok(format!("{}/{queue}", self.endpoint))
+        Ok(format!("{}/{entity}", self.endpoint))
     }
 
     /// One call with retries.
@@ -637,6 +656,13 @@ fn batch_entry(message: &OutgoingMessage) -> Option<String> {
         })
         .expect("batch entries serialize"),
     )
+}
+
+/// A custom property of a received message, from its HTTP header.
+fn custom_property(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .map(|value| custom_property_text(value.as_bytes()))
 }
 
 /// JSON with every non-ASCII character escaped as `\uXXXX`, so it fits in an HTTP header

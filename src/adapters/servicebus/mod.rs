@@ -4,6 +4,8 @@
 //! - [`auth`]: SAS from a connection string, or Microsoft Entra ID through `azure_identity`.
 //! - [`client`]: the REST calls, each with a timeout and the shared retry policy.
 //! - [`queue`]: one queue as a `MessageSender` and `MessageReceiver`.
+//! - [`dead_letter`]: one queue's dead-letter sub-queue as a `QuarantineSource`, so operators
+//!   list and replay what the broker dead-lettered.
 //!
 //! The queue settings this adapter assumes (duplicate detection on the summaries queue with a
 //! window of at least two days, no sessions on the summaries queue, lock duration and maximum
@@ -13,12 +15,15 @@
 
 pub mod auth;
 pub mod client;
+pub mod dead_letter;
 pub mod queue;
 mod wire;
 
 pub use auth::{ConnectionString, Credential, SasKey};
 pub use client::{
-    ClientOptions, LockRef, LockedMessage, ServiceBusClient, ServiceBusError, Settlement,
+    ClientOptions, DeadLetterCause, LockRef, LockedMessage, ServiceBusClient, ServiceBusError,
+    Settlement,
 };
+pub use dead_letter::DeadLetterQueue;
 pub use queue::ServiceBusQueue;
-pub use wire::{parse_rfc1123, rfc1123};
+pub use wire::{dead_letter_path, parse_rfc1123, rfc1123};

@@ -68,6 +68,35 @@ pub struct LockedProperties {
     pub session_id: Option<String>,
 }
 
+/// The path of a queue's dead-letter sub-queue, which takes the same peek-lock, complete and
+/// unlock calls as the queue itself.
+pub fn dead_letter_path(queue: &str) -> String {
+    format!("{queue}{DEAD_LETTER_SUFFIX}")
+}
+
+/// What a queue's path is followed by to name its dead-letter sub-queue.
+pub const DEAD_LETTER_SUFFIX: &str = "/$DeadLetterQueue";
+
+/// The custom property the broker sets on a message it dead-letters: why (for example
+/// `MaxDeliveryCountExceeded`).
+pub const DEAD_LETTER_REASON: &str = "DeadLetterReason";
+
+/// The custom property with the dead-lettering's description.
+pub const DEAD_LETTER_DESCRIPTION: &str = "DeadLetterErrorDescription";
+
+/// The value of a custom property as REST carries it, one HTTP header per property: a string
+/// value is documented to arrive in double quotes, which are taken off; anything else (a
+/// number, `true`) is kept as written.
+pub fn custom_property_text(header: &[u8]) -> String {
+    let text = String::from_utf8_lossy(header);
+    let trimmed = text.trim();
+    trimmed
+        .strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .unwrap_or(trimmed)
+        .to_string()
+}
+
 /// One element of a batch-send body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -105,6 +134,18 @@ mod tests {
             json,
             r#"{"MessageId":"summarize:s:2026-11-24:1","SessionId":"s","ScheduledEnqueueTimeUtc":"Wed, 25 Nov 2026 00:10:00 GMT"}"#
         );
+    }
+
+    #[test]
+    fn custom_properties_lose_the_quotes_of_a_string_value() {
+        assert_eq!(
+            custom_property_text(b"\"MaxDeliveryCountExceeded\""),
+            "MaxDeliveryCountExceeded"
+        );
+        assert_eq!(custom_property_text(b" plain text "), "plain text");
+        assert_eq!(custom_property_text(b"10"), "10");
+        assert_eq!(custom_property_text(b"\""), "\"");
+        assert_eq!(dead_letter_path("obs"), "obs/$DeadLetterQueue");
     }
 
     #[test]
