@@ -483,8 +483,8 @@ pub async fn open_container(
             settings.container.clone(),
             infra_settings().cosmos.partition_key_path.clone().into(),
         )
-            .with_default_ttl(TimeToLive::Seconds(ttl))
-            .with_indexing_policy(indexing_policy());
+        .with_default_ttl(TimeToLive::Seconds(ttl))
+        .with_indexing_policy(indexing_policy());
         let options = settings.provisioned_throughput.map(|ru| {
             CreateContainerOptions::default()
                 .with_throughput(ThroughputProperties::manual(u64::from(ru)))

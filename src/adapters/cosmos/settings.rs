@@ -136,7 +136,8 @@ pub struct CosmosArgs {
 impl CosmosArgs {
     /// The documents' time to live: the setting, or the default of [`CosmosSettings::new`].
     pub fn ttl(&self) -> Duration {
-        self.ttl_seconds.map_or_else(default_ttl, Duration::from_secs)
+        self.ttl_seconds
+            .map_or_else(default_ttl, Duration::from_secs)
     }
 
     /// The settings, or `None` when no endpoint is configured. Without a key, `entra` is asked
