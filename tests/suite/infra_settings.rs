@@ -17,9 +17,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{CommandFactory, FromArgMatches};
+use eventide::adapters::cosmos::layout::HeaderDoc;
 use eventide::app::Driver;
 use eventide::app::choices::PortChoices;
 use eventide::app::config::{QuarantineTarget, QueueBackend, SinkTarget, StoreBackend};
+use eventide::domain::series::SeriesId;
 use eventide::drivers::cli::{Cli, Command};
 use eventide::infra_settings::{Queue, infra_settings};
 use serde_json::Value;
@@ -225,7 +227,39 @@ fn the_cosmos_container_is_the_one_the_store_creates() {
     );
     // The points are never indexed: everything but the listed header fields is excluded.
     assert_eq!(file_paths(&cosmos.indexing_policy.excluded_paths), ["/*"]);
-    assert_eq!(cosmos.partition_key_path, "/seriesId");
+
+    // The partition key and every indexed path are fields of the documents the store writes.
+    let header = serde_json::to_value(HeaderDoc {
+        id: "2026-12-01".into(),
+        series_id: SeriesId::parse("plant-1/temp").unwrap(),
+        day: "2026-12-01".into(),
+        kind: "h".into(),
+        epoch: 0,
+        pending: true,
+        due_at: 0,
+        touched: 0,
+        summarized_revision: None,
+        ttl: -1,
+    })
+    .unwrap();
+    let field = |path: &str| {
+        path.trim_start_matches('/')
+            .trim_end_matches("/?")
+            .to_string()
+    };
+    assert_eq!(
+        header[field(&cosmos.partition_key_path)],
+        "plant-1/temp",
+        "the partition key path {} is not the series' field",
+        cosmos.partition_key_path
+    );
+    for indexed in &cosmos.indexing_policy.included_paths {
+        assert!(
+            header.get(field(&indexed.path)).is_some(),
+            "{} is indexed but no header field",
+            indexed.path
+        );
+    }
     // Documents outlive the latest a day may still take data (EVENTIDE_MAX_LATENESS).
     let lateness = eventide::app::Config::defaults().pipeline.max_lateness;
     assert!(cosmos.default_ttl_seconds as i64 > lateness.num_seconds());
