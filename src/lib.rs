@@ -10,4 +10,5 @@ pub mod adapters;
 pub mod app;
 pub mod domain;
 pub mod drivers;
+pub mod infra_settings;
 pub mod pipeline;

@@ -13,6 +13,7 @@ use clap::{Args, FromArgMatches};
 
 use crate::adapters::cosmos::CosmosArgs;
 use crate::domain::calendar::Calendar;
+use crate::infra_settings::infra_settings;
 use crate::pipeline::Settings;
 use azure_core::credentials::Secret;
 use azure_core::http::Url;
@@ -342,7 +343,7 @@ pub struct BackendConfig {
     #[arg(
         long,
         env = "EVENTIDE_QUARANTINE_CONTAINER",
-        default_value = "quarantine"
+        default_value = infra_settings().storage.quarantine_container.as_str()
     )]
     pub quarantine_container: String,
     #[command(flatten)]
@@ -366,11 +367,15 @@ pub struct ServiceBusConfig {
     #[arg(
         long,
         env = "EVENTIDE_OBSERVATIONS_QUEUE",
-        default_value = "observations"
+        default_value = infra_settings().service_bus.observations.name.as_str()
     )]
     pub observations_queue: String,
     /// The queue of summarize messages (duplicate detection on, sessions off).
-    #[arg(long, env = "EVENTIDE_SUMMARIES_QUEUE", default_value = "summaries")]
+    #[arg(
+        long,
+        env = "EVENTIDE_SUMMARIES_QUEUE",
+        default_value = infra_settings().service_bus.summaries.name.as_str()
+    )]
     pub summaries_queue: String,
 }
 

@@ -23,6 +23,7 @@ mod functions_servicebus;
 mod harness;
 mod identity_cosmos_keys;
 mod identity_http;
+mod infra_settings;
 mod isolation_cosmos;
 mod isolation_extreme_values;
 mod isolation_lock_renewal;

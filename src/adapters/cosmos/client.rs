@@ -31,6 +31,7 @@ use serde::de::DeserializeOwned;
 use super::budget::{OpKind, RuBudget};
 use super::settings::{CosmosAuth, CosmosSettings};
 use super::stats::CosmosStats;
+use crate::infra_settings::infra_settings;
 use crate::pipeline::ports::PortError;
 use crate::pipeline::retry::{RetryPolicy, Verdict};
 
@@ -445,16 +446,19 @@ pub fn client_builder(settings: &CosmosSettings) -> CosmosClientBuilder {
 
 /// The indexing policy: only the header fields that queries filter on are indexed; the points
 /// (the `p` payload) and everything else are excluded, so writes do not pay for indexing them.
+/// The paths are the ones the deployment creates the container with
+/// (`infra/eventide.settings.json`).
 pub fn indexing_policy() -> IndexingPolicy {
-    let mut policy = IndexingPolicy::default();
+    let paths = &infra_settings().cosmos.indexing_policy;
+    let mut policy = IndexingPolicy::default().with_indexing_mode(IndexingMode::Consistent);
     policy.automatic = true;
+    for included in &paths.included_paths {
+        policy = policy.with_included_path(included.path.clone());
+    }
+    for excluded in &paths.excluded_paths {
+        policy = policy.with_excluded_path(excluded.path.clone());
+    }
     policy
-        .with_indexing_mode(IndexingMode::Consistent)
-        .with_included_path("/kind/?")
-        .with_included_path("/day/?")
-        .with_included_path("/pending/?")
-        .with_included_path("/dueAt/?")
-        .with_excluded_path("/*")
 }
 
 /// Creates the database and the container (partition key `/seriesId`, default TTL, indexing
@@ -472,9 +476,12 @@ pub async fn open_container(
         let ttl = u32::try_from(settings.ttl.as_secs())
             .unwrap_or(u32::MAX)
             .max(1);
-        let properties = ContainerProperties::new(settings.container.clone(), "/seriesId".into())
-            .with_default_ttl(TimeToLive::Seconds(ttl))
-            .with_indexing_policy(indexing_policy());
+        let properties = ContainerProperties::new(
+            settings.container.clone(),
+            infra_settings().cosmos.partition_key_path.clone().into(),
+        )
+        .with_default_ttl(TimeToLive::Seconds(ttl))
+        .with_indexing_policy(indexing_policy());
         let options = settings.provisioned_throughput.map(|ru| {
             CreateContainerOptions::default()
                 .with_throughput(ThroughputProperties::manual(u64::from(ru)))

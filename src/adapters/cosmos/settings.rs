@@ -9,6 +9,7 @@ use std::sync::Arc;
 use azure_core::credentials::{Secret, TokenCredential};
 
 use super::budget::BudgetSettings;
+use crate::infra_settings::infra_settings;
 
 /// How the store authenticates.
 #[derive(Clone)]
@@ -62,13 +63,13 @@ impl CosmosSettings {
     pub fn new(endpoint: impl Into<String>, auth: CosmosAuth) -> Self {
         Self {
             endpoint: endpoint.into(),
-            database: "eventide".into(),
-            container: "series_days".into(),
+            database: infra_settings().cosmos.database.clone(),
+            container: infra_settings().cosmos.container.clone(),
             auth,
             region: None,
             create_if_missing: false,
             provisioned_throughput: None,
-            ttl: DEFAULT_TTL,
+            ttl: default_ttl(),
             budget: BudgetSettings::new(400.0, 16),
             request_timeout: Duration::from_secs(10),
             max_attempts: 6,
@@ -77,8 +78,11 @@ impl CosmosSettings {
     }
 }
 
-/// How long documents are kept unless configured otherwise: two days.
-pub const DEFAULT_TTL: Duration = Duration::from_secs(2 * 86_400);
+/// How long documents are kept unless configured otherwise: the container's default TTL in
+/// `infra/eventide.settings.json` (two days).
+pub fn default_ttl() -> Duration {
+    Duration::from_secs(infra_settings().cosmos.default_ttl_seconds)
+}
 
 /// The key of the Azure Cosmos DB emulator, published in its documentation; not a secret.
 pub const EMULATOR_KEY: &str =
@@ -132,7 +136,8 @@ pub struct CosmosArgs {
 impl CosmosArgs {
     /// The documents' time to live: the setting, or the default of [`CosmosSettings::new`].
     pub fn ttl(&self) -> Duration {
-        self.ttl_seconds.map_or(DEFAULT_TTL, Duration::from_secs)
+        self.ttl_seconds
+            .map_or_else(default_ttl, Duration::from_secs)
     }
 
     /// The settings, or `None` when no endpoint is configured. Without a key, `entra` is asked
