@@ -74,6 +74,27 @@ fn target<'a>(ports: &'a Ports, entry: &QuarantineEntry) -> Option<&'a dyn Messa
     }
 }
 
+/// Which entries a replay re-submits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selection {
+    /// Every entry of every quarantine.
+    All,
+    /// The entries with these ids; an id that matches none is reported as skipped.
+    Ids(Vec<String>),
+    /// Every entry quarantined with exactly this reason (a group in the console).
+    Reason(String),
+}
+
+impl Selection {
+    fn matches(&self, entry: &QuarantineEntry) -> bool {
+        match self {
+            Self::All => true,
+            Self::Ids(ids) => ids.contains(&entry.id),
+            Self::Reason(reason) => &entry.reason == reason,
+        }
+    }
+}
+
 /// Re-submits the entries with the given ids (all entries when `ids` is empty) through the
 /// pipeline's queues.
 pub async fn replay(
@@ -81,13 +102,25 @@ pub async fn replay(
     ports: &Ports,
     ids: &[String],
 ) -> anyhow::Result<ReplayReport> {
+    let selection = if ids.is_empty() {
+        Selection::All
+    } else {
+        Selection::Ids(ids.to_vec())
+    };
+    replay_selected(quarantines, ports, &selection).await
+}
+
+/// Re-submits the selected entries through the pipeline's queues: the one replay behind both
+/// `eventide quarantine replay` and the console's replay action.
+pub async fn replay_selected(
+    quarantines: &[Arc<dyn Quarantine>],
+    ports: &Ports,
+    selection: &Selection,
+) -> anyhow::Result<ReplayReport> {
     let mut report = ReplayReport::default();
     for quarantine in quarantines {
         let entries = quarantine.list(usize::MAX >> 1).await?;
-        for entry in entries
-            .into_iter()
-            .filter(|e| ids.is_empty() || ids.contains(&e.id))
-        {
+        for entry in entries.into_iter().filter(|e| selection.matches(e)) {
             let Some(queue) = target(ports, &entry) else {
                 let reason = format!("no queue feeds function {:?}", entry.function);
                 report.skipped.push(Skipped {
@@ -111,7 +144,11 @@ pub async fn replay(
             report.replayed.push(entry.id);
         }
     }
-    for id in ids {
+    let named: &[String] = match selection {
+        Selection::Ids(ids) => ids,
+        Selection::All | Selection::Reason(_) => &[],
+    };
+    for id in named {
         if !report.replayed.contains(id) && !report.skipped.iter().any(|s| &s.id == id) {
             report.skipped.push(Skipped {
                 id: id.clone(),

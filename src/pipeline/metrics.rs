@@ -40,6 +40,11 @@ counters! {
     reconciled: "Series-days whose lost summarize message was replaced by `reconcile`.",
     quarantined: "Items and messages put in quarantine.",
     transient_failures: "Invocations failed by a transient dependency error (retried).",
+    failures_observations_queue: "Calls to the observations queue that failed after the adapter's retries.",
+    failures_summaries_queue: "Calls to the summaries queue (send, receive, settle) that failed after the adapter's retries.",
+    failures_store: "Calls to the series-day store (and the idempotency keys beside it) that failed after the adapter's retries.",
+    failures_sink: "Calls to the summary sink that failed after the adapter's retries, including rows it refused for good.",
+    failures_quarantine: "Calls to the quarantine that failed after the adapter's retries.",
 }
 
 impl Metrics {
