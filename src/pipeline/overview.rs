@@ -24,6 +24,9 @@ pub struct DayProgress {
     pub pending: usize,
     /// Summarized, and nothing changed since: the row is current.
     pub written: usize,
+    /// Settled without a row: the day could never be summarized and its message is in
+    /// quarantine with the reason (or its points expired before a summary).
+    pub refused: usize,
     /// Summarized once, but data changed since and the next summary is outstanding: the row
     /// is behind the stored points.
     pub stale: usize,
@@ -40,7 +43,8 @@ impl DayProgress {
             return;
         };
         match (state.pending, state.summarized_revision.is_some()) {
-            (false, _) => self.written += 1,
+            (false, true) => self.written += 1,
+            (false, false) => self.refused += 1,
             (true, false) => self.pending += 1,
             (true, true) => self.stale += 1,
         }
@@ -160,15 +164,17 @@ mod tests {
         progress.count(Some(&state(true, false, "2026-11-20T11:00:00Z")), now);
         progress.count(Some(&state(false, true, "2026-11-20T11:00:00Z")), now);
         progress.count(Some(&state(true, true, "2026-11-20T11:59:00Z")), now);
+        progress.count(Some(&state(false, false, "2026-11-20T11:00:00Z")), now);
         assert_eq!(
             (
                 progress.series,
                 progress.pending,
                 progress.written,
+                progress.refused,
                 progress.stale,
                 progress.overdue
             ),
-            (5, 3, 1, 1, 2)
+            (6, 3, 1, 1, 1, 2)
         );
     }
 }

@@ -11,6 +11,7 @@ mod kit;
 
 mod bad_input;
 mod blob_quarantine;
+mod console;
 mod cosmos_pipeline;
 mod cosmos_store;
 mod crash_restart;

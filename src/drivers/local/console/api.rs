@@ -154,7 +154,9 @@ fn same_origin_console(headers: &HeaderMap) -> Result<(), ApiError> {
     if let Some(origin) = text(header::ORIGIN.as_str())
         && origin != format!("http://{host}")
     {
-        return Err(ApiError::forbidden("a replay must come from the console's own origin"));
+        return Err(ApiError::forbidden(
+            "a replay must come from the console's own origin",
+        ));
     }
     Ok(())
 }
@@ -218,7 +220,9 @@ pub async fn series_days(
     match app.pipeline.series_days(&series, from, to).await {
         Ok(days) => Ok(Json(days).into_response()),
         Err(RangeError::Port(e)) => Err(e.into()),
-        Err(invalid @ RangeError::Invalid { .. }) => Err(ApiError::bad_request(invalid.to_string())),
+        Err(invalid @ RangeError::Invalid { .. }) => {
+            Err(ApiError::bad_request(invalid.to_string()))
+        }
     }
 }
 
@@ -228,7 +232,12 @@ mod tests {
 
     #[test]
     fn only_loopback_hosts_pass() {
-        for host in ["127.0.0.1:7071", "localhost:7071", "[::1]:7071", "127.0.0.1"] {
+        for host in [
+            "127.0.0.1:7071",
+            "localhost:7071",
+            "[::1]:7071",
+            "127.0.0.1",
+        ] {
             assert!(is_loopback_host(host), "{host}");
         }
         for host in ["evil.example:7071", "127.0.0.1.evil.example", "", "[::2]:1"] {

@@ -160,7 +160,7 @@ async function loadProgress() {
     const progress = await getJson('/api/progress');
     const rows = progress.days.map((d, i) => {
       const bar = el('div', { class: 'bar', role: 'img', 'aria-label': `${d.written} of ${d.series} written` });
-      for (const part of ['written', 'stale', 'pending']) {
+      for (const part of ['written', 'stale', 'refused', 'pending']) {
         if (!d[part]) continue;
         const seg = el('span', { class: 'seg ' + part, title: `${part}: ${d[part]}` });
         seg.style.width = (100 * d[part] / d.series) + '%';
@@ -168,7 +168,7 @@ async function loadProgress() {
       }
       return el('tr', { 'data-day': d.day },
         el('th', { scope: 'row', text: `${d.day} (${i === progress.days.length - 1 ? 'current' : 'previous'})` }),
-        ...['series', 'pending', 'written', 'stale', 'overdue'].map((k) => el('td', { 'data-field': k, text: String(d[k]) })),
+        ...['series', 'pending', 'written', 'stale', 'refused', 'overdue'].map((k) => el('td', { 'data-field': k, text: String(d[k]) })),
         el('td', {}, bar));
     });
     document.querySelector('#progress tbody').replaceChildren(...rows);
