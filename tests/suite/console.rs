@@ -20,16 +20,26 @@ async fn get(t: &TestApp, path: &str) -> (u16, Value) {
     (response.status().as_u16(), response.json().await.unwrap())
 }
 
-/// POSTs a replay request as the console sends it, with `adjust` changing it first.
+/// POSTs a replay request as the console sends it, with `adjust` adding headers first.
 async fn replay(
     t: &TestApp,
+    body: Value,
+    adjust: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+) -> (u16, Value) {
+    replay_as(t, "application/json", body, adjust).await
+}
+
+/// [`replay`] with another content type.
+async fn replay_as(
+    t: &TestApp,
+    content_type: &str,
     body: Value,
     adjust: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
 ) -> (u16, Value) {
     let request = t
         .client
         .post(format!("{}/api/quarantine/replay", t.base))
-        .header("content-type", "application/json")
+        .header("content-type", content_type)
         .header("x-eventide-console", "replay")
         .body(body.to_string());
     let response = adjust(request).send().await.unwrap();
@@ -140,15 +150,15 @@ async fn a_replay_is_served_only_to_the_console_itself() {
     quarantine_three(&t).await;
     let selection = json!({"ids": ["outage-1"]});
 
-    let (status, body) = replay(&t, selection.clone(), |r| {
-        r.header("content-type", "text/plain")
-    })
-    .await;
+    let (status, body) = replay_as(&t, "text/plain", selection.clone(), |r| r).await;
     assert_eq!(status, 415, "{body}");
     // What a cross-site form can send.
-    let (status, _) = replay(&t, selection.clone(), |r| {
-        r.header("content-type", "application/x-www-form-urlencoded")
-    })
+    let (status, _) = replay_as(
+        &t,
+        "application/x-www-form-urlencoded",
+        selection.clone(),
+        |r| r,
+    )
     .await;
     assert_eq!(status, 415);
     let response = t

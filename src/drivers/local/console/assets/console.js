@@ -4,7 +4,7 @@
 
 const SVG = 'http://www.w3.org/2000/svg';
 const SAMPLE_MS = 1000;
-const PROGRESS_MS = 5000;
+const PROGRESS_MS = 2000;
 const HISTORY = 300; // samples kept: five minutes at one a second
 
 // Okabe–Ito, distinguishable with the common colour-vision deficiencies.
@@ -91,7 +91,8 @@ function sparkline(container, points, colour) {
   const width = 240, height = 56, pad = 2;
   const values = points.map((p) => p.v).filter((v) => v !== null);
   const max = Math.max(1, ...values);
-  const t1 = Date.now(), t0 = t1 - HISTORY * SAMPLE_MS;
+  // The window is five minutes, or less until five minutes were sampled.
+  const t1 = Date.now(), t0 = Math.min(t1 - 30 * SAMPLE_MS, Math.max(t1 - HISTORY * SAMPLE_MS, points.length ? points[0].t : t1));
   const x = (t) => pad + ((t - t0) / (t1 - t0)) * (width - 2 * pad);
   const y = (v) => height - pad - (v / max) * (height - 2 * pad - 10);
   const root = svg('svg', { viewBox: `0 0 ${width} ${height}`, width: '100%', height, 'aria-hidden': 'true', focusable: 'false' });
@@ -239,7 +240,8 @@ async function replay(selection) {
     const report = await response.json();
     if (!response.ok) throw new Error(report.error || response.statusText);
     const skipped = report.skipped.map((s) => `${s.id}: ${s.reason}`).join('; ');
-    result.textContent = `Replayed ${report.replayed.length}` + (report.skipped.length ? `; skipped ${report.skipped.length} (${skipped})` : '') + '.';
+    result.textContent = `Replayed ${report.replayed.length}` + (report.replayed.length ? ': ' + report.replayed.join(', ') : '')
+      + (report.skipped.length ? `; skipped ${report.skipped.length} (${skipped})` : '') + '.';
     result.className = 'ok';
   } catch (e) {
     result.textContent = 'Replay failed: ' + e.message;
@@ -310,16 +312,17 @@ function renderSummaries(days) {
   drawSummaries(days);
 }
 
-// The daily chart: min–max and p50–p90 as bands, the mean as a line, a marker per day.
+// The daily chart: per day a min–max bar, a p50–p90 bar inside it and the mean as a marker on
+// a line; bars rather than bands, so a single day or a gap still reads.
 function drawSummaries(days) {
   const width = 720, height = 260, left = 56, right = 12, top = 12, bottom = 40;
   const rows = days.filter((d) => d.summary);
-  const root = svg('svg', { viewBox: `0 0 ${width} ${height}`, width: '100%', role: 'img', 'aria-label': `Daily statistics of ${days.length} days` });
+  const root = svg('svg', { viewBox: `0 0 ${width} ${height}`, width: '100%', role: 'img', 'aria-label': `Daily statistics of ${days.length} days; the table below has the figures` });
   const lo = Math.min(...rows.map((d) => d.summary.min)), hi = Math.max(...rows.map((d) => d.summary.max));
   const span = hi - lo || Math.abs(hi) || 1;
   const y0 = lo - span * 0.05, y1 = hi + span * 0.05;
-  const n = Math.max(days.length - 1, 1);
-  const x = (i) => left + (days.length === 1 ? (width - left - right) / 2 : (i / n) * (width - left - right));
+  const slot = (width - left - right) / Math.max(days.length, 1);
+  const x = (i) => left + (i + 0.5) * slot;
   const y = (v) => top + (1 - (v - y0) / (y1 - y0)) * (height - top - bottom);
   for (const tick of [y0, (y0 + y1) / 2, y1]) {
     root.append(svg('line', { x1: left, x2: width - right, y1: y(tick), y2: y(tick), class: 'grid' }));
@@ -327,22 +330,20 @@ function drawSummaries(days) {
     t.textContent = fmt(tick, 2);
     root.append(t);
   }
+  const bar = (i, upper, lower, w, cls) => root.append(svg('rect', { x: x(i) - w / 2, y: y(upper), width: w, height: Math.max(1, y(lower) - y(upper)), class: cls }));
   const indexed = days.map((d, i) => ({ d, i })).filter(({ d }) => d.summary);
-  const band = (upper, lower, cls) => {
-    if (!indexed.length) return;
-    const top = indexed.map(({ d, i }) => `${x(i).toFixed(1)} ${y(d.summary[upper]).toFixed(1)}`);
-    const bottom = indexed.slice().reverse().map(({ d, i }) => `${x(i).toFixed(1)} ${y(d.summary[lower]).toFixed(1)}`);
-    root.append(svg('path', { d: 'M' + top.concat(bottom).join('L') + 'Z', class: cls }));
-  };
-  band('max', 'min', 'band-minmax');
-  band('p90', 'p50', 'band-p50p90');
-  if (indexed.length) root.append(svg('path', { d: 'M' + indexed.map(({ d, i }) => `${x(i).toFixed(1)} ${y(d.summary.mean).toFixed(1)}`).join('L'), class: 'mean' }));
+  const w = Math.max(4, Math.min(24, slot * 0.6));
+  for (const { d, i } of indexed) {
+    bar(i, d.summary.max, d.summary.min, w, 'band-minmax');
+    bar(i, d.summary.p90, d.summary.p50, w * 0.6, 'band-p50p90');
+  }
+  if (indexed.length > 1) root.append(svg('path', { d: 'M' + indexed.map(({ d, i }) => `${x(i).toFixed(1)} ${y(d.summary.mean).toFixed(1)}`).join('L'), class: 'mean' }));
   days.forEach((d, i) => {
     const state = dayState(d);
     const cy = d.summary ? y(d.summary.mean) : height - bottom;
     const marker = svg('circle', { cx: x(i), cy, r: 4, class: 'marker ' + state.split(' ')[0].replace(/[^a-z-]/g, ''), 'data-day': d.day });
     const title = svg('title', {});
-    title.textContent = `${d.day}: ${state}` + (d.summary ? `, mean ${fmt(d.summary.mean, 3)}` : '');
+    title.textContent = `${d.day}: ${state}` + (d.summary ? `, mean ${fmt(d.summary.mean, 3)}, min ${fmt(d.summary.min, 3)}, max ${fmt(d.summary.max, 3)}` : '');
     marker.append(title);
     root.append(marker);
     if (d.state && d.state.epoch > 1) root.append(svg('circle', { cx: x(i), cy, r: 8, class: 'ring' }));
