@@ -101,7 +101,7 @@ impl Pipeline {
         to: NaiveDate,
     ) -> Result<Vec<SeriesDay>, RangeError> {
         let length = (to - from).num_days() + 1;
-        if length < 1 || length > MAX_RANGE_DAYS {
+        if !(1..=MAX_RANGE_DAYS).contains(&length) {
             return Err(RangeError::Invalid { from, to });
         }
         let rows = self.ports.sink.read(Some(series), None).await?;
