@@ -107,6 +107,38 @@ impl Resubmit for ToItsQueue<'_> {
     }
 }
 
+/// Which entries a replay re-submits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selection {
+    /// Every entry of every quarantine.
+    All,
+    /// The entries with these ids; an id that matches none is reported as skipped.
+    Ids(Vec<String>),
+    /// Every entry quarantined with exactly this reason (a group in the console).
+    Reason(String),
+}
+
+impl Selection {
+    /// The ids to ask `source` for; `None` when nothing there is selected. (An empty list asks
+    /// a source for all of its entries.)
+    async fn wanted(&self, source: &dyn QuarantineSource) -> PortResult<Option<Vec<String>>> {
+        Ok(match self {
+            Self::All => Some(Vec::new()),
+            Self::Ids(ids) => Some(ids.clone()),
+            Self::Reason(reason) => {
+                let ids: Vec<String> = source
+                    .list(usize::MAX >> 1)
+                    .await?
+                    .into_iter()
+                    .filter(|entry| &entry.reason == reason)
+                    .map(|entry| entry.id)
+                    .collect();
+                (!ids.is_empty()).then_some(ids)
+            }
+        })
+    }
+}
+
 /// Re-submits the entries with the given ids (all entries when `ids` is empty) through the
 /// pipeline's queues.
 pub async fn replay(
@@ -114,10 +146,28 @@ pub async fn replay(
     ports: &Ports,
     ids: &[String],
 ) -> anyhow::Result<ReplayReport> {
+    let selection = if ids.is_empty() {
+        Selection::All
+    } else {
+        Selection::Ids(ids.to_vec())
+    };
+    replay_selected(quarantines, ports, &selection).await
+}
+
+/// Re-submits the selected entries through the pipeline's queues: the one replay behind both
+/// `eventide quarantine replay` and the console's replay action.
+pub async fn replay_selected(
+    quarantines: &[Arc<dyn QuarantineSource>],
+    ports: &Ports,
+    selection: &Selection,
+) -> anyhow::Result<ReplayReport> {
     let mut report = ReplayReport::default();
     let resubmit = ToItsQueue { ports };
     for quarantine in quarantines {
-        for replayed in quarantine.replay(ids, &resubmit).await? {
+        let Some(wanted) = selection.wanted(quarantine.as_ref()).await? else {
+            continue;
+        };
+        for replayed in quarantine.replay(&wanted, &resubmit).await? {
             match replayed.outcome {
                 Resubmission::Sent => report.replayed.push(replayed.id),
                 Resubmission::Declined { reason } => report.skipped.push(Skipped {
@@ -127,7 +177,11 @@ pub async fn replay(
             }
         }
     }
-    for id in ids {
+    let named: &[String] = match selection {
+        Selection::Ids(ids) => ids,
+        Selection::All | Selection::Reason(_) => &[],
+    };
+    for id in named {
         if !report.replayed.contains(id) && !report.skipped.iter().any(|s| &s.id == id) {
             report.skipped.push(Skipped {
                 id: id.clone(),

@@ -71,6 +71,12 @@ impl ApiError {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, message)
     }
 
+    /// A request this endpoint will not serve from where it came (a cross-site or rebound
+    /// request to a state-changing route).
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, message)
+    }
+
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, message)
     }
@@ -88,6 +94,22 @@ impl ApiError {
             format!(
                 "unsupported content type {content_type:?}; use one of {SUPPORTED_CONTENT_TYPES}"
             ),
+        )
+    }
+
+    /// For endpoints that take only JSON bodies.
+    pub fn expects_json() -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "this endpoint takes application/json",
+        )
+    }
+
+    /// A failure that is not the client's; the caller logs what it was.
+    pub fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the request failed; the error was logged",
         )
     }
 

@@ -41,6 +41,11 @@ counters! {
     quarantined: "Items and messages put in quarantine.",
     transient_failures: "Work a transient dependency error stopped after its patience — a batch given back to its queue, a failed reconcile run; it is retried later.",
     outage_retries: "Batches tried again inside their delivery after a transient dependency error (`EVENTIDE_OUTAGE_PATIENCE`).",
+    failures_observations_queue: "Calls to the observations queue that failed after the adapter's retries.",
+    failures_summaries_queue: "Calls to the summaries queue (send, receive, settle) that failed after the adapter's retries.",
+    failures_store: "Calls to the series-day store (and the idempotency keys beside it) that failed after the adapter's retries.",
+    failures_sink: "Calls to the summary sink that failed after the adapter's retries, including rows it refused for good.",
+    failures_quarantine: "Calls to the quarantine that failed after the adapter's retries.",
 }
 
 impl Metrics {

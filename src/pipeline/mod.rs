@@ -3,8 +3,10 @@
 //! serves the Functions host and `eventide local`.
 
 pub mod clock;
+mod counted;
 pub mod ingest;
 pub mod metrics;
+pub mod overview;
 mod patience;
 pub mod ports;
 pub mod process;
@@ -103,11 +105,13 @@ impl Pipeline {
         DayWindow::at(self.settings.calendar, self.settings.max_lateness, now)
     }
 
+    /// The pipeline over `ports`, each wrapped to count its failures in [`Metrics`].
     pub fn new(ports: Ports, settings: Settings) -> Self {
+        let metrics = Arc::new(Metrics::default());
         Self {
-            ports,
+            ports: counted::count_failures(ports, &metrics),
             settings: Arc::new(settings),
-            metrics: Arc::new(Metrics::default()),
+            metrics,
             stamps: Arc::new(StampSequence::default()),
         }
     }

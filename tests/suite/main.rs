@@ -12,6 +12,7 @@ mod kit;
 mod bad_input;
 mod blob_quarantine;
 mod chaos;
+mod console;
 mod cosmos_pipeline;
 mod cosmos_store;
 mod driver_parity;

@@ -1,4 +1,5 @@
-//! The local HTTP API: `POST /api/ingest`, `GET /api/summaries`, `GET /api/status`.
+//! The local HTTP API: `POST /api/ingest`, `GET /api/summaries`, `GET /api/status`, and the
+//! operator's console ([`super::console`]).
 //!
 //! Replies and errors come from [`crate::drivers::reply`], shared with the Functions driver:
 //! every error is a JSON body `{"error": "..."}` with a status that says whose fault it is.
@@ -31,9 +32,10 @@ pub fn router(app: App, max_body_bytes: usize) -> Router {
             ApiError::not_found("no such endpoint; see docs/operations.md (HTTP API)")
         })
         .with_state(ApiState {
-            app,
+            app: app.clone(),
             max_body_bytes,
         })
+        .merge(super::console::router(app))
 }
 
 impl IntoResponse for Reply {

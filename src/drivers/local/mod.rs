@@ -3,5 +3,6 @@
 //! pumping the observations queue, and the summarize timer on the NCRONTAB schedule of
 //! `functions/summarize/function.json` (see [`crate::drivers::server`]).
 
+pub mod console;
 pub mod http;
 pub mod workers;
