@@ -10,4 +10,7 @@ pub mod adapters;
 pub mod app;
 pub mod domain;
 pub mod drivers;
+/// The fuzz targets' harnesses (docs/fuzzing.md); not part of the crate's interface.
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod pipeline;
