@@ -20,7 +20,8 @@ use crate::adapters::cosmos::layout::{HOUR_NS, Part};
 use crate::app::config::SinkTarget;
 use crate::domain::calendar::Calendar;
 use crate::domain::message::{
-    MAX_CHUNK_BYTES, SummarizeRequest, chunk_observations, decode_observations_message, public_form,
+    MAX_CHUNK_BYTES, MAX_MESSAGE_ID_CHARS, SummarizeRequest, chunk_observations,
+    decode_observations_message, public_form,
 };
 use crate::domain::observation::{
     MAX_LABEL_CHARS, MAX_TAG_KEY_CHARS, MAX_TAG_VALUE_CHARS, MAX_TAGS, Observation, format_ts,
@@ -106,7 +107,7 @@ fn check_chunks_round_trip(accepted: &[Observation], stamp: i64) {
     let mut got: BTreeMap<(SeriesId, i64), u64> = BTreeMap::new();
     for chunk in chunk_observations(accepted.to_vec(), stamp, MAX_CHUNK_BYTES) {
         assert!(chunk.body.len() <= MAX_CHUNK_BYTES, "chunk over the limit");
-        assert!(chunk.message_id.len() <= 128, "MessageId over the limit");
+        assert!(chunk.message_id.chars().count() <= MAX_MESSAGE_ID_CHARS);
         let message = decode_observations_message(&chunk.body).expect("a chunk decodes");
         assert!(message.rejected.is_empty());
         assert_eq!(message.stamp, Some(stamp));
