@@ -204,9 +204,10 @@ pub fn summarize_request(data: &[u8]) {
     let Ok(request) = SummarizeRequest::from_body(data) else {
         return;
     };
+    let id = request.message_id();
     assert!(
-        request.message_id().len() <= 128,
-        "MessageId over the limit"
+        id.chars().count() <= MAX_MESSAGE_ID_CHARS,
+        "MessageId over the limit: {id}"
     );
     let again = SummarizeRequest::from_body(&request.to_body()).expect("its own body decodes");
     assert_eq!(again, request);
