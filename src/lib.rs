@@ -11,4 +11,7 @@ pub mod app;
 pub mod domain;
 pub mod drivers;
 pub mod infra_settings;
+/// The fuzz targets' harnesses (docs/fuzzing.md); not part of the crate's interface.
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod pipeline;

@@ -118,17 +118,24 @@ fn seal(series: &SeriesId, head: &[u8], items: &[u8], count: usize) -> Chunk {
     body.extend_from_slice(head);
     body.extend_from_slice(items);
     body.extend_from_slice(b"]}");
-    let hex: String = Sha256::digest(&body)[..20]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
     Chunk {
         series: series.clone(),
-        message_id: format!("obs-{hex}"),
+        message_id: format!("obs-{}", digest_hex(&body)),
         body,
         observations: count,
     }
 }
+
+/// The first 20 bytes of a SHA-256 digest in hex: 40 characters that name a content.
+fn digest_hex(content: &[u8]) -> String {
+    Sha256::digest(content)[..20]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The longest MessageId Service Bus accepts, in characters.
+pub const MAX_MESSAGE_ID_CHARS: usize = 128;
 
 /// One value of a series at one instant, as a message carries it (a chunk writes it as the
 /// pair `[ts, value]`).
@@ -248,9 +255,15 @@ impl SummarizeRequest {
         SeriesDayKey::new(self.series.clone(), self.day)
     }
 
-    /// `summarize:{series}:{day}:{epoch}` — at most 128 characters for any valid series name.
+    /// `summarize:{series}:{day}:{epoch}`, which an operator can read. A 100-character series
+    /// name at epoch 1,000,000 or later would make it longer than a MessageId may be; such an
+    /// id is `summarize-sha256:{digest of the readable id}` instead, as unique and as stable.
     pub fn message_id(&self) -> String {
-        format!("summarize:{}:{}:{}", self.series, self.day, self.epoch)
+        let readable = format!("summarize:{}:{}:{}", self.series, self.day, self.epoch);
+        if readable.chars().count() <= MAX_MESSAGE_ID_CHARS {
+            return readable;
+        }
+        format!("summarize-sha256:{}", digest_hex(readable.as_bytes()))
     }
 
     pub fn to_body(&self) -> Vec<u8> {
@@ -396,6 +409,22 @@ mod tests {
             decode_observations_message(bad_point),
             Err(BodyError::Json(_))
         ));
+    }
+
+    #[test]
+    fn summarize_message_ids_stay_within_the_limit_and_distinct() {
+        let longest =
+            SeriesId::parse(&"é".repeat(crate::domain::series::MAX_SERIES_CHARS)).unwrap();
+        let key = SeriesDayKey::new(longest, "2262-04-11".parse().unwrap());
+        let readable = SummarizeRequest::new(&key, 999_999).message_id();
+        assert!(readable.starts_with("summarize:éé"), "{readable}");
+        assert_eq!(readable.chars().count(), MAX_MESSAGE_ID_CHARS);
+        let high = SummarizeRequest::new(&key, u32::MAX).message_id();
+        let next = SummarizeRequest::new(&key, u32::MAX - 1).message_id();
+        assert!(high.starts_with("summarize-sha256:"), "{high}");
+        assert!(high.chars().count() <= MAX_MESSAGE_ID_CHARS);
+        assert_ne!(high, next, "each epoch has its own id");
+        assert_eq!(high, SummarizeRequest::new(&key, u32::MAX).message_id());
     }
 
     #[test]

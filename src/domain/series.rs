@@ -10,7 +10,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize, Serializer};
 
 /// Longest series name accepted, in characters. The summary tables' key column is sized for it
-/// and `summarize:{series}:{day}:{epoch}` stays within a MessageId's 128 characters.
+/// and `summarize:{series}:{day}:{epoch}` stays within a MessageId's 128 characters up to epoch
+/// 999,999 (beyond, the id is a digest: `SummarizeRequest::message_id`).
 pub const MAX_SERIES_CHARS: usize = 100;
 
 /// Why a text is not a series name; the message tells the producer what to fix.

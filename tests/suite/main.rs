@@ -21,6 +21,7 @@ mod functions_config;
 mod functions_contract;
 mod functions_serve;
 mod functions_servicebus;
+mod fuzz_regressions;
 mod harness;
 mod identity_cosmos_keys;
 mod identity_http;

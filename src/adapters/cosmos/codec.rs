@@ -49,10 +49,11 @@ fn encode_bytes(base: i64, points: &[Point]) -> Vec<u8> {
     put_varint(&mut out, points.len() as u64);
     let exponent = common_exponent(base, points);
     out.push(exponent as u8);
-    let unit = 10i64.pow(exponent);
+    let unit = 10u64.pow(exponent);
     let (mut prev_ts, mut prev_stamp) = (base, 0i64);
     for p in points {
-        put_varint(&mut out, ((p.ts - prev_ts) / unit) as u64);
+        // Unsigned: from a base before 1970 to a point after it, the step may pass i64::MAX.
+        put_varint(&mut out, p.ts.abs_diff(prev_ts) / unit);
         put_varint(&mut out, zigzag(p.stamp.wrapping_sub(prev_stamp)));
         put_value(&mut out, p.value);
         prev_ts = p.ts;
@@ -75,19 +76,18 @@ fn decode_bytes(base: i64, bytes: &[u8]) -> Result<Vec<Point>, CodecError> {
     if exponent > 9 {
         return Err(CodecError("bad time unit"));
     }
-    let unit = 10i64.pow(exponent);
+    let unit = 10u64.pow(exponent);
     let mut points = Vec::with_capacity(count as usize);
     let (mut ts, mut stamp) = (base, 0i64);
     for i in 0..count {
-        let delta = i64::try_from(take_varint(&mut input)?)
-            .ok()
-            .and_then(|d| d.checked_mul(unit))
+        let delta = take_varint(&mut input)?
+            .checked_mul(unit)
             .ok_or(CodecError("timestamp out of range"))?;
         if i > 0 && delta == 0 {
             return Err(CodecError("timestamps not increasing"));
         }
         ts = ts
-            .checked_add(delta)
+            .checked_add_unsigned(delta)
             .ok_or(CodecError("timestamp out of range"))?;
         stamp = stamp.wrapping_add(unzigzag(take_varint(&mut input)?));
         let value = take_value(&mut input)?;
@@ -103,8 +103,9 @@ fn decode_bytes(base: i64, bytes: &[u8]) -> Result<Vec<Point>, CodecError> {
 fn common_exponent(base: i64, points: &[Point]) -> u32 {
     let mut exponent = 9;
     for p in points {
-        let offset = p.ts - base;
-        while exponent > 0 && offset % 10i64.pow(exponent) != 0 {
+        // Unsigned, as in `encode_bytes`: an offset may exceed i64::MAX.
+        let offset = p.ts.abs_diff(base);
+        while exponent > 0 && offset % 10u64.pow(exponent) != 0 {
             exponent -= 1;
         }
     }
@@ -229,6 +230,22 @@ mod tests {
             assert_eq!(a.value.to_bits(), b.value.to_bits());
             assert_eq!((a.ts, a.stamp), (b.ts, b.stamp));
         }
+    }
+
+    #[test]
+    fn points_spanning_the_whole_timestamp_range_round_trip() {
+        // Found by the cosmos_codec fuzz target: from a base before 1970, offsets and steps
+        // pass i64::MAX, which the signed arithmetic overflowed on.
+        let base = i64::MIN + 10;
+        let points: Vec<Point> = [base, -1, 0, i64::MAX - 1, i64::MAX]
+            .iter()
+            .map(|&ts| Point {
+                ts,
+                value: 0.5,
+                stamp: 1,
+            })
+            .collect();
+        assert_eq!(decode(base, &encode(base, &points)).unwrap(), points);
     }
 
     #[test]

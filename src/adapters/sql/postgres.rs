@@ -160,23 +160,27 @@ fn port_error(context: &str, e: Attempt) -> PortError {
     }
 }
 
+/// Parses a `postgres://` URL into the driver's options. The driver's parse error may quote the
+/// URL, password included: only its kind is kept.
+pub fn connect_options(url: &str) -> PortResult<PgConnectOptions> {
+    PgConnectOptions::from_str(url).map_err(|e| {
+        let kind = match e {
+            sqlx::Error::Configuration(_) => "invalid option",
+            _ => "unparseable",
+        };
+        PortError::permanent(
+            "configuring the PostgreSQL sink",
+            PostgresSinkError::BadConnectionString(kind.into()),
+        )
+    })
+}
+
 impl PostgresSink {
     /// Connects (lazily: connections are opened when first needed) and applies pending schema
     /// migrations, retrying transient failures. Migrations run here and nowhere else: a sink
     /// that exists has its table, and opening it once migrates once.
     pub async fn connect(url: &str, options: SinkOptions) -> PortResult<Self> {
-        // The driver's parse error may quote the URL, password included: keep only its kind.
-        let connect = PgConnectOptions::from_str(url).map_err(|e| {
-            let kind = match e {
-                sqlx::Error::Configuration(_) => "invalid option",
-                _ => "unparseable",
-            };
-            PortError::permanent(
-                "configuring the PostgreSQL sink",
-                PostgresSinkError::BadConnectionString(kind.into()),
-            )
-        })?;
-        Self::connect_with(connect, options).await
+        Self::connect_with(connect_options(url)?, options).await
     }
 
     /// As `connect`, from parsed options.
