@@ -10,8 +10,8 @@ pub mod adapters;
 pub mod app;
 pub mod domain;
 pub mod drivers;
-pub mod infra_settings;
 /// The fuzz targets' harnesses (docs/fuzzing.md); not part of the crate's interface.
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod infra_settings;
 pub mod pipeline;
