@@ -11,3 +11,4 @@ pub mod app;
 pub mod domain;
 pub mod drivers;
 pub mod pipeline;
+pub mod telemetry;

@@ -17,6 +17,10 @@ macro_rules! counters {
             pub fn snapshot(&self) -> BTreeMap<&'static str, u64> {
                 BTreeMap::from([$((stringify!($name), self.$name.load(Ordering::Relaxed)),)*])
             }
+
+            /// Every counter's name and what it counts, in declaration order (for exporters
+            /// and the Prometheus page, which describe each series).
+            pub const DESCRIPTIONS: &[Counter] = &[$(Counter { name: stringify!($name), doc: $doc },)*];
         }
     };
 }
@@ -40,6 +44,13 @@ counters! {
     reconciled: "Series-days whose lost summarize message was replaced by `reconcile`.",
     quarantined: "Items and messages put in quarantine.",
     transient_failures: "Invocations failed by a transient dependency error (retried).",
+}
+
+/// One counter's name and description.
+#[derive(Debug, Clone, Copy)]
+pub struct Counter {
+    pub name: &'static str,
+    pub doc: &'static str,
 }
 
 impl Metrics {

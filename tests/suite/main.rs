@@ -39,3 +39,4 @@ mod servicebus_client;
 mod servicebus_live;
 mod servicebus_pipeline;
 mod sink_contract;
+mod telemetry_app_insights;
