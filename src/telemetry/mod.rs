@@ -22,6 +22,7 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::Sampler;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::Layer as _;
+use tracing_subscriber::filter::FilterExt as _;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -33,6 +34,10 @@ use mirror::Mirror;
 
 /// The instrumentation scope of every span, log record and metric Eventide exports.
 const SCOPE: &str = "eventide";
+
+/// Targets whose events are never exported: the OpenTelemetry crates and the HTTP stack they
+/// send with.
+const EXPORTER_TARGETS: [&str; 5] = ["opentelemetry", "reqwest", "hyper", "h2", "rustls"];
 
 /// The installed telemetry of one process; [`Telemetry::shutdown`] flushes what is pending.
 pub struct Telemetry {
@@ -66,10 +71,17 @@ impl Telemetry {
         let traces = tracing_opentelemetry::layer()
             .with_tracer(providers.tracer.tracer(SCOPE))
             .with_filter(EnvFilter::new("warn,eventide=info"));
+        // The exporters' own diagnostics (and their HTTP stack's) reach the console only:
+        // exported, a failing export would feed itself.
+        let not_the_exporters = tracing_subscriber::filter::filter_fn(|event| {
+            !EXPORTER_TARGETS
+                .iter()
+                .any(|target| event.target().starts_with(target))
+        });
         let logs = opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge::new(
             &providers.logger,
         )
-        .with_filter(filter("EVENTIDE_EXPORT_LOG", &config.export_log)?);
+        .with_filter(filter("EVENTIDE_EXPORT_LOG", &config.export_log)?.and(not_the_exporters));
         tracing_subscriber::registry()
             .with(console)
             .with(traces)

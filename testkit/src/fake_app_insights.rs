@@ -17,8 +17,11 @@
 //! a leaf for 127.0.0.1 it signed). A child process trusts it through `SSL_CERT_FILE`
 //! ([`FakeAppInsights::CA_FILE`]), which the TLS stack's native root store honours.
 
+use std::fs::File;
 use std::io::Read;
 use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -27,6 +30,9 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use tokio::sync::oneshot;
+
+/// The instrumentation key of [`FakeAppInsights::local_command`]'s connection string.
+pub const INSTRUMENTATION_KEY: &str = "00000000-test-ikey-0000-000000000000";
 
 /// One request the stand-in received.
 #[derive(Debug, Clone)]
@@ -93,6 +99,32 @@ impl FakeAppInsights {
             "InstrumentationKey={instrumentation_key};IngestionEndpoint=https://{addr}/;LiveEndpoint=https://{addr}/",
             addr = self.addr
         )
+    }
+
+    /// `binary` with no command yet, configured to export to this stand-in at the default
+    /// telemetry settings (the counters every minute, 1% of traces, warnings and errors), on the
+    /// embedded file `{name}.db` in `dir`, summarizing every second with no grace and keeping
+    /// every day open; its standard error goes to `{name}.log` in `dir`. The tests and the
+    /// `telemetry_bytes` report start their runtimes from this one command.
+    pub fn exporting_command(&self, binary: &Path, dir: &Path, name: &str) -> Command {
+        let mut command = crate::command(binary);
+        command
+            .env_clear()
+            .env("EVENTIDE_DB", dir.join(format!("{name}.db")))
+            .env("EVENTIDE_SUMMARIZE_SCHEDULE", "* * * * * *")
+            .env("EVENTIDE_GRACE", "0s")
+            .env("EVENTIDE_SETTLE", "0s")
+            .env("EVENTIDE_MAX_LATENESS", "3000d")
+            .env("EVENTIDE_RETENTION_DAYS", "3650")
+            .env("EVENTIDE_LOG", "warn")
+            .env(
+                "APPLICATIONINSIGHTS_CONNECTION_STRING",
+                self.connection_string(INSTRUMENTATION_KEY),
+            )
+            .env("SSL_CERT_FILE", Self::CA_FILE)
+            .stdout(Stdio::null())
+            .stderr(File::create(dir.join(format!("{name}.log"))).unwrap());
+        command
     }
 
     /// Every ingestion request so far.

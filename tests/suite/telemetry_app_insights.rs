@@ -5,18 +5,17 @@
 //! put on the wire. It serves HTTPS with a test certificate the child trusts through
 //! `SSL_CERT_FILE`.
 
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use eventide_testkit::child::free_port;
-use eventide_testkit::command;
-use eventide_testkit::fake_app_insights::FakeAppInsights;
+use eventide_testkit::child::wait_ready;
+use eventide_testkit::fake_app_insights::{FakeAppInsights, INSTRUMENTATION_KEY};
 use serde_json::Value;
 
 use crate::kit;
 
-/// The instrumentation key of the tests' connection strings.
-const IKEY: &str = "00000000-test-ikey-0000-000000000000";
 /// A Service Bus key in the child's settings that no exported payload may contain.
 const SERVICE_BUS_KEY: &str = "c2VjcmV0LXNlcnZpY2UtYnVzLWtleS1odW50ZXIy";
 
@@ -28,35 +27,24 @@ struct Runtime {
     base: String,
 }
 
-/// Starts `eventide local` exporting to `fake`, with the default telemetry settings except
-/// those in `telemetry`; summarizes every second with no grace.
+/// Starts `eventide local` exporting to `fake` (see [`FakeAppInsights::local_command`]), with
+/// the queues explicitly embedded beside a Service Bus connection string that must never be
+/// exported, and the telemetry settings in `telemetry` on top of the defaults.
 async fn start(
     dir: &std::path::Path,
     fake: &FakeAppInsights,
     telemetry: &[(&str, &str)],
 ) -> Runtime {
     let port = free_port();
-    let mut child = command(env!("CARGO_BIN_EXE_eventide"));
+    let mut child = fake.exporting_command(binary(), dir, &format!("local-{port}"));
     child
         .args(["local", "--port", &port.to_string()])
-        .env_clear()
-        .env("EVENTIDE_DB", dir.join(format!("telemetry-{port}.db")))
-        .env("EVENTIDE_SUMMARIZE_SCHEDULE", "* * * * * *")
-        .env("EVENTIDE_GRACE", "0s")
-        .env("EVENTIDE_SETTLE", "0s")
-        .env("EVENTIDE_MAX_LATENESS", "3000d")
-        .env("EVENTIDE_RETENTION_DAYS", "3650")
         .env("EVENTIDE_OBSERVATIONS_BACKEND", "embedded")
         .env("EVENTIDE_SUMMARIES_BACKEND", "embedded")
         .env(
             "EVENTIDE_SERVICEBUS",
             format!("Endpoint=sb://unused.example/;SharedAccessKeyName=k;SharedAccessKey={SERVICE_BUS_KEY}"),
-        )
-        .env("APPLICATIONINSIGHTS_CONNECTION_STRING", fake.connection_string(IKEY))
-        .env("SSL_CERT_FILE", FakeAppInsights::CA_FILE)
-        .env("EVENTIDE_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join(format!("telemetry-{port}.log"))).unwrap());
+        );
     for (name, value) in telemetry {
         child.env(name, value);
     }
@@ -159,6 +147,10 @@ async fn workload(runtime: Runtime, series: usize) -> Sent {
     let counters = runtime.counters().await;
     runtime.stop();
     Sent { counters, ..sent }
+}
+
+fn binary() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_eventide"))
 }
 
 /// What the children wrote to standard error.
@@ -275,7 +267,7 @@ async fn live_metrics_post_while_watched_and_no_payload_holds_a_secret() {
                 && e["data"]["baseData"]["name"] == "ingest"),
         "no ingest request item"
     );
-    let connection_string = fake.connection_string(IKEY);
+    let connection_string = fake.connection_string(INSTRUMENTATION_KEY);
     for request in fake.track_requests().iter().chain(&live) {
         let everything = format!("{}\n{}\n{}", request.uri, request.headers, request.body);
         for secret in [
@@ -291,4 +283,59 @@ async fn live_metrics_post_while_watched_and_no_payload_holds_a_secret() {
             );
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_invocation_is_exported_as_an_error_with_its_context() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeAppInsights::start().await;
+    let port = free_port();
+    // The Functions driver, as the host starts it, with every port embedded.
+    let mut command = fake.exporting_command(binary(), dir.path(), "handler");
+    command
+        .arg("serve")
+        .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string());
+    for name in [
+        "EVENTIDE_SERIES_DAY_STORE",
+        "EVENTIDE_OBSERVATIONS_BACKEND",
+        "EVENTIDE_SUMMARIES_BACKEND",
+        "EVENTIDE_SUMMARY_SINK",
+        "EVENTIDE_QUARANTINE",
+    ] {
+        command.env(name, "embedded");
+    }
+    let child = command.spawn().expect("the eventide binary starts");
+    wait_ready(port, Instant::now());
+    let runtime = Runtime {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    };
+    // The injected failure: a process invocation whose envelope is not JSON.
+    let reply = reqwest::Client::new()
+        .post(format!("{}/process", runtime.base))
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 400);
+    runtime.stop();
+    let errors: Vec<Value> = fake
+        .envelopes()
+        .into_iter()
+        .filter(|e| e["data"]["baseData"]["severityLevel"].as_i64() >= Some(3))
+        .collect();
+    assert_eq!(
+        errors.len(),
+        1,
+        "{:?}; the child said: {}",
+        fake.envelopes(),
+        child_log(dir.path())
+    );
+    let error = &errors[0]["data"]["baseData"];
+    assert_eq!(error["message"], "invocation failed", "{error}");
+    let context = error["properties"]["error"].as_str().unwrap_or_default();
+    assert!(
+        context.starts_with("process: invocation envelope is not JSON"),
+        "the error names its function and reason: {error}"
+    );
 }
