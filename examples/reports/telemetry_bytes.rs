@@ -32,7 +32,9 @@ pub fn run(args: Vec<String>) {
     let series: Vec<usize> = if args.is_empty() {
         vec![10, 100]
     } else {
-        args.iter().map(|a| a.parse().expect("SERIES is a number")).collect()
+        args.iter()
+            .map(|a| a.parse().expect("SERIES is a number"))
+            .collect()
     };
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let binary = std::env::var_os("EVENTIDE_BINARY")
@@ -72,7 +74,9 @@ pub fn run(args: Vec<String>) {
         seed * 1_000.0
     );
     let host = host_share_per_1000(w1_messages);
-    println!("the host's own share under our host.json, W1: {host:.0} B per 1,000 messages (estimate)");
+    println!(
+        "the host's own share under our host.json, W1: {host:.0} B per 1,000 messages (estimate)"
+    );
     let per_million_obs = |bytes_per_1000: f64| {
         bytes_per_1000 * (1_000_000.0 / POINTS_PER_MESSAGE as f64 / 1_000.0) / 1e9 * PRICE_PER_GB
     };
@@ -107,7 +111,12 @@ async fn measure(binary: &Path, series: usize) -> Measured {
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
     let started = Instant::now();
-    while client.get(format!("{base}/api/status")).send().await.is_err() {
+    while client
+        .get(format!("{base}/api/status"))
+        .send()
+        .await
+        .is_err()
+    {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let day = "2026-01-10";
@@ -145,7 +154,10 @@ async fn measure(binary: &Path, series: usize) -> Measured {
     let envelopes = fake.envelopes();
     let mut by_type = std::collections::BTreeMap::<String, usize>::new();
     for envelope in &envelopes {
-        let kind = envelope["data"]["baseType"].as_str().unwrap_or("?").to_string();
+        let kind = envelope["data"]["baseType"]
+            .as_str()
+            .unwrap_or("?")
+            .to_string();
         *by_type.entry(kind).or_default() += 1;
     }
     let (wire, json) = fake.track_bytes();
@@ -280,6 +292,7 @@ fn host_share_per_1000(messages: f64) -> f64 {
         }),
     );
     let aggregate_windows = 2_880.0 + 288.0;
-    let bytes = executions * json_len(&request_row()) + aggregate_windows * 7.0 * json_len(&aggregate);
+    let bytes =
+        executions * json_len(&request_row()) + aggregate_windows * 7.0 * json_len(&aggregate);
     bytes / (messages / 1_000.0)
 }
