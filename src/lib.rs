@@ -15,3 +15,4 @@ pub mod drivers;
 pub mod fuzzing;
 pub mod infra_settings;
 pub mod pipeline;
+pub mod telemetry;

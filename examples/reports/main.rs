@@ -5,9 +5,10 @@
 //! cargo run --release --example reports -- handler_figures             # the custom handler
 //! cargo run --release --example reports -- servicebus_ops [--series N]  # Service Bus operations
 //! cargo run --release --example reports -- sink_bench [SERIES POINTS]   # the SQL sinks
+//! cargo run --release --example reports -- telemetry_bytes [SERIES...]  # telemetry per message
 //! ```
 //!
-//! One example binary rather than four: each links the whole crate with the Azure SDKs, and
+//! One example binary rather than five: each links the whole crate with the Azure SDKs, and
 //! `cargo test --all-targets` builds every example on a two-core CI. Each report keeps its own
 //! module, flags and runtime.
 
@@ -15,6 +16,7 @@ mod cosmos_ru;
 mod handler_figures;
 mod servicebus_ops;
 mod sink_bench;
+mod telemetry_bytes;
 
 fn main() -> anyhow::Result<()> {
     let mut argv = std::env::args().skip(1);
@@ -25,6 +27,7 @@ fn main() -> anyhow::Result<()> {
         Some("handler_figures") => handler_figures::run(),
         Some("servicebus_ops") => servicebus_ops::run(rest),
         Some("sink_bench") => sink_bench::run(rest)?,
+        Some("telemetry_bytes") => telemetry_bytes::run(rest),
         Some(other) => usage(&format!("no report {other:?}")),
         None => usage("no report named"),
     }
@@ -33,6 +36,6 @@ fn main() -> anyhow::Result<()> {
 
 fn usage(problem: &str) -> ! {
     eprintln!("{problem}: cargo run --release --example reports -- REPORT [ARGS]");
-    eprintln!("reports: cosmos_ru, handler_figures, servicebus_ops, sink_bench");
+    eprintln!("reports: cosmos_ru, handler_figures, servicebus_ops, sink_bench, telemetry_bytes");
     std::process::exit(2)
 }

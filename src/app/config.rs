@@ -62,6 +62,8 @@ pub struct Config {
     pub backends: BackendConfig,
     #[command(flatten)]
     pub identity: IdentityConfig,
+    #[command(flatten)]
+    pub telemetry: TelemetryConfig,
 }
 
 /// Parses the defaults of every setting, nothing else.
@@ -412,6 +414,72 @@ pub struct IdentityConfig {
     pub client_id: Option<String>,
 }
 
+/// Where telemetry goes and how much of it. The exporter settings are OpenTelemetry's and Azure
+/// Monitor's standard variables, so a collector or an Application Insights resource is attached
+/// the way any other service attaches it; see docs/telemetry.md.
+#[derive(Args, Debug, Clone)]
+pub struct TelemetryConfig {
+    /// The console log filter, in `tracing` directive syntax (e.g. `eventide=debug`); logs go to
+    /// standard error.
+    #[arg(
+        long = "log",
+        env = "EVENTIDE_LOG",
+        default_value = "warn,eventide=info"
+    )]
+    pub log: String,
+    /// The filter of exported log records (warnings and errors by default); successful work is
+    /// counted, never exported line by line.
+    #[arg(
+        long = "export-log",
+        env = "EVENTIDE_EXPORT_LOG",
+        default_value = "warn"
+    )]
+    pub export_log: String,
+    /// Exports traces, metrics and logs to this Application Insights resource (unset: not there).
+    #[arg(long = "applicationinsights-connection-string", env = "APPLICATIONINSIGHTS_CONNECTION_STRING",
+          hide_env_values = true, value_parser = crate::adapters::secret_setting)]
+    pub applicationinsights: Option<Secret>,
+    /// Posts Live Metrics to Application Insights while a portal session watches (only with a
+    /// connection string).
+    #[arg(long = "live-metrics", env = "EVENTIDE_LIVE_METRICS", default_value_t = true,
+          action = clap::ArgAction::Set)]
+    pub live_metrics: bool,
+    /// Exports traces, metrics and logs over OTLP/HTTP (protobuf) to this collector base URL,
+    /// e.g. `http://localhost:4318` (unset: not there).
+    #[arg(long = "otlp-endpoint", env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+    /// The service name on every exported item (the cloud role in Application Insights).
+    #[arg(
+        long = "service-name",
+        env = "OTEL_SERVICE_NAME",
+        default_value = "eventide"
+    )]
+    pub service_name: String,
+    /// Milliseconds between metric exports.
+    #[arg(long = "metric-export-interval", env = "OTEL_METRIC_EXPORT_INTERVAL", default_value_t = 60_000,
+          value_parser = clap::value_parser!(u64).range(100..=86_400_000))]
+    pub metric_export_interval_ms: u64,
+    /// Head sampler of traces: `parentbased_traceidratio` (default), `traceidratio`,
+    /// `parentbased_always_on`, `always_on`, `parentbased_always_off` or `always_off`.
+    #[arg(long = "traces-sampler", env = "OTEL_TRACES_SAMPLER", default_value = "parentbased_traceidratio",
+          value_parser = ["parentbased_traceidratio", "traceidratio", "parentbased_always_on",
+                          "always_on", "parentbased_always_off", "always_off"])]
+    pub traces_sampler: String,
+    /// The ratio of the `*traceidratio` samplers: the share of new traces kept (a parent's
+    /// decision is followed).
+    #[arg(long = "traces-sampler-arg", env = "OTEL_TRACES_SAMPLER_ARG", default_value_t = 0.01,
+          value_parser = parse_ratio)]
+    pub traces_sampler_arg: f64,
+}
+
+/// Parses a ratio between 0 and 1.
+fn parse_ratio(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(ratio) if (0.0..=1.0).contains(&ratio) => Ok(ratio),
+        _ => Err(format!("{text:?} is not a ratio between 0 and 1")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -510,11 +578,13 @@ mod tests {
                 "Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=k;SharedAccessKey=hunter3",
                 "--quarantine",
                 "DefaultEndpointsProtocol=https;AccountName=a;AccountKey=hunter4",
+                "--applicationinsights-connection-string",
+                "InstrumentationKey=hunter5;IngestionEndpoint=https://in.example/",
             ])
             .map(|m| DefaultsOnly::from_arg_matches(&m).unwrap().config)
             .unwrap();
         let shown = format!("{config:?}");
-        for secret in ["hunter2", "hunter3", "hunter4"] {
+        for secret in ["hunter2", "hunter3", "hunter4", "hunter5"] {
             assert!(!shown.contains(secret), "{secret} in {shown}");
         }
     }

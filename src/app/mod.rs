@@ -176,6 +176,7 @@ impl App {
     /// lost summarize messages, drain the due summaries under `budget`, and expire old
     /// embedded data. A failing reconcile is logged and counted but never stops the summaries:
     /// it runs again on the next tick.
+    #[tracing::instrument(name = "summarize", skip_all, fields(otel.kind = "server"))]
     pub async fn end_of_day(&self, budget: std::time::Duration) -> TickReport {
         if let Err(e) = self.pipeline.reconcile().await {
             Metrics::add(&self.pipeline.metrics.transient_failures, 1);

@@ -11,11 +11,13 @@ use clap::{Parser, Subcommand};
 use super::demo::{self, DemoArgs};
 use super::quarantine;
 use super::server::Server;
+use crate::app::config::TelemetryConfig;
 use crate::app::{App, Config, Driver};
 use crate::domain::parse::{BodyFormat, SUPPORTED_CONTENT_TYPES};
 use crate::pipeline::clock::SystemClock;
 use crate::pipeline::ports::Clock;
 use crate::pipeline::summarize::DaySummaryReport;
+use crate::telemetry::Telemetry;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -106,29 +108,88 @@ impl Command {
     }
 }
 
-/// Runs the parsed command to completion.
+/// The telemetry settings of a command that has no [`Config`] of its own, from the environment.
+#[derive(Parser)]
+struct TelemetryOnly {
+    #[command(flatten)]
+    telemetry: TelemetryConfig,
+}
+
+impl Command {
+    /// The command's telemetry settings.
+    fn telemetry(&self) -> anyhow::Result<TelemetryConfig> {
+        let config = match self {
+            Command::Local(config)
+            | Command::Summarize { config, .. }
+            | Command::Serve { config, .. }
+            | Command::Quarantine { config, .. }
+            | Command::Backfill { config, .. }
+            | Command::Migrate { config } => config,
+            Command::Demo(_) => {
+                return Ok(TelemetryOnly::try_parse_from(["eventide"])?.telemetry);
+            }
+        };
+        Ok(config.telemetry.clone())
+    }
+}
+
+/// Runs the parsed command to completion, with logging and telemetry installed from its
+/// settings and flushed at the end.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let command = cli.command.unwrap_or_else(Command::default_for_environment);
+    let settings = command.telemetry()?;
+    let mut telemetry = Telemetry::install(&settings)?;
+    let result = execute(command, &mut telemetry, &settings).await;
+    if let Err(e) = &result {
+        tracing::error!(error = format!("{e:#}"), "the command failed");
+    }
+    telemetry.shutdown().await;
+    result
+}
+
+/// Starts `config`'s application behind `driver`, exports its counters until SIGTERM or
+/// Ctrl-C, then shuts it down.
+async fn serve_until_stopped(
+    config: &Config,
+    driver: Driver,
+    telemetry: &mut Telemetry,
+    settings: &TelemetryConfig,
+) -> anyhow::Result<()> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    match cli.command.unwrap_or_else(Command::default_for_environment) {
+    let server = Server::launch(config, driver, clock).await?;
+    let interval = std::time::Duration::from_millis(settings.metric_export_interval_ms);
+    telemetry.observe(server.app.pipeline.metrics.clone(), interval);
+    tracing::info!(
+        telemetry = Telemetry::describe(settings),
+        "telemetry is exported"
+    );
+    if driver == Driver::Local {
+        println!(
+            "eventide local: http://{}/api/ingest (Ctrl-C or SIGTERM stops)",
+            server.addr
+        );
+    }
+    shutdown_signal().await?;
+    server.shutdown().await;
+    Ok(())
+}
+
+async fn execute(
+    command: Command,
+    telemetry: &mut Telemetry,
+    settings: &TelemetryConfig,
+) -> anyhow::Result<()> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    match command {
         Command::Serve {
             handler_port,
             mut config,
         } => {
             config.runtime.port = handler_port;
-            let server = Server::launch(&config, Driver::Functions, clock).await?;
-            shutdown_signal().await?;
-            server.shutdown().await;
-            Ok(())
+            serve_until_stopped(&config, Driver::Functions, telemetry, settings).await
         }
         Command::Local(config) => {
-            let server = Server::launch(&config, Driver::Local, clock).await?;
-            println!(
-                "eventide local: http://{}/api/ingest (Ctrl-C or SIGTERM stops)",
-                server.addr
-            );
-            shutdown_signal().await?;
-            server.shutdown().await;
-            Ok(())
+            serve_until_stopped(&config, Driver::Local, telemetry, settings).await
         }
         Command::Summarize { day, config } => {
             let app = App::build(&config, Driver::Local, clock).await?;

@@ -17,6 +17,10 @@ macro_rules! counters {
             pub fn snapshot(&self) -> BTreeMap<&'static str, u64> {
                 BTreeMap::from([$((stringify!($name), self.$name.load(Ordering::Relaxed)),)*])
             }
+
+            /// Every counter's name and what it counts, in declaration order (for exporters
+            /// and the Prometheus page, which describe each series).
+            pub const DESCRIPTIONS: &[Counter] = &[$(Counter { name: stringify!($name), doc: $doc },)*];
         }
     };
 }
@@ -46,6 +50,13 @@ counters! {
     failures_store: "Calls to the series-day store (and the idempotency keys beside it) that failed after the adapter's retries.",
     failures_sink: "Calls to the summary sink that failed after the adapter's retries, including rows it refused for good.",
     failures_quarantine: "Calls to the quarantine that failed after the adapter's retries.",
+}
+
+/// One counter's name and description.
+#[derive(Debug, Clone, Copy)]
+pub struct Counter {
+    pub name: &'static str,
+    pub doc: &'static str,
 }
 
 impl Metrics {

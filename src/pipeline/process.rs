@@ -199,6 +199,7 @@ impl Pipeline {
     /// will, and redelivering it would only use up the broker's delivery count and dead-letter
     /// it without a reason; so its messages are quarantined with the reason, for an operator to
     /// replay after a fix, and the batch counts as handled.
+    #[tracing::instrument(name = "process", skip_all, fields(otel.kind = "consumer", messages = batch.len()))]
     pub async fn process_delivery(&self, batch: &[InboundMessage]) -> PortResult<ProcessReport> {
         let deadline = self.patience_deadline();
         let error = match self.patiently(deadline, || self.process(batch)).await {

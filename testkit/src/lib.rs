@@ -7,6 +7,8 @@
 //! - [`command`]: a child process that inherits none of the caller's `EVENTIDE_*` variables;
 //! - [`child`]: the `eventide` binary as a child process, started the way the Functions host
 //!   starts it;
+//! - [`fake_app_insights`]: `FakeAppInsights`, a loopback STAND-IN for the Application Insights
+//!   ingestion and Live Metrics endpoints, recording what the exporter sends;
 //! - [`fake_service_bus`]: `FakeServiceBus`, a loopback FAKE of the Service Bus REST contract;
 //! - [`azure_mode`]: the pipeline with both queues on that fake, through the real REST client;
 //! - [`cosmos`]: the Cosmos DB adapter on the SDK's in-memory emulator.
@@ -18,6 +20,7 @@
 pub mod azure_mode;
 pub mod child;
 pub mod cosmos;
+pub mod fake_app_insights;
 pub mod fake_service_bus;
 
 use std::ffi::OsStr;
@@ -69,11 +72,12 @@ pub fn every_port_embedded(config: &mut Config) {
 }
 
 /// Variables that would configure a child process behind the caller's back: Eventide's own
-/// settings, and the Functions host's (whose port makes the binary act as a custom handler).
-const AMBIENT_PREFIXES: [&str; 2] = ["EVENTIDE_", "FUNCTIONS_"];
+/// settings, the Functions host's (whose port makes the binary act as a custom handler), and
+/// the telemetry exporters' (which would send a test's telemetry somewhere).
+const AMBIENT_PREFIXES: [&str; 4] = ["EVENTIDE_", "FUNCTIONS_", "OTEL_", "APPLICATIONINSIGHTS_"];
 
-/// A command for `program` that inherits the caller's environment except every `EVENTIDE_*`
-/// and `FUNCTIONS_*` variable, so only what the caller sets on it configures the child.
+/// A command for `program` that inherits the caller's environment except every `EVENTIDE_*`,
+/// `FUNCTIONS_*`, `OTEL_*` and `APPLICATIONINSIGHTS_*` variable, so only what the caller sets on it configures the child.
 pub fn command(program: impl AsRef<OsStr>) -> std::process::Command {
     let mut command = std::process::Command::new(program);
     for (name, _) in std::env::vars_os() {

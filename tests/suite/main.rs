@@ -43,3 +43,4 @@ mod servicebus_dead_letters;
 mod servicebus_live;
 mod servicebus_pipeline;
 mod sink_contract;
+mod telemetry_app_insights;

@@ -1,5 +1,6 @@
 //! The local HTTP API: `POST /api/ingest`, `GET /api/summaries`, `GET /api/status`, and the
-//! operator's console ([`super::console`]).
+//! counters for a Prometheus scraper at `GET /metrics`, and the operator's console
+//! ([`super::console`]).
 //!
 //! Replies and errors come from [`crate::drivers::reply`], shared with the Functions driver:
 //! every error is a JSON body `{"error": "..."}` with a status that says whose fault it is.
@@ -16,6 +17,7 @@ use serde::Deserialize;
 use crate::app::App;
 use crate::domain::series::SeriesId;
 use crate::drivers::reply::{self, ApiError, IDEMPOTENCY_KEY, IngestHeaders, Reply};
+use crate::telemetry::prometheus;
 
 #[derive(Clone)]
 struct ApiState {
@@ -28,6 +30,7 @@ pub fn router(app: App, max_body_bytes: usize) -> Router {
         .route("/api/ingest", post(ingest))
         .route("/api/summaries", get(summaries))
         .route("/api/status", get(status))
+        .route("/metrics", get(prometheus_metrics))
         .fallback(|| async {
             ApiError::not_found("no such endpoint; see docs/operations.md (HTTP API)")
         })
@@ -131,4 +134,13 @@ async fn summaries(
 
 async fn status(State(state): State<ApiState>) -> Result<Response, ApiError> {
     Ok(Json(state.app.status().await?).into_response())
+}
+
+/// The counters `/api/status` shows, in the Prometheus text format.
+async fn prometheus_metrics(State(state): State<ApiState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, prometheus::CONTENT_TYPE)],
+        prometheus::render(&state.app.pipeline.metrics),
+    )
+        .into_response()
 }

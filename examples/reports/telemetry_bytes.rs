@@ -1,0 +1,298 @@
+//! Telemetry bytes per 1,000 successful messages: the real binary (`eventide local`, default
+//! telemetry settings) exporting through the real Application Insights exporter to
+//! `FakeAppInsights`, the loopback STAND-IN for the ingestion endpoint, which counts what
+//! arrives. Beside it, the seed's design (a request row and the host's two per-execution traces
+//! for every message) and the host's own share under our host.json, estimated from the
+//! documented item shapes (see docs/telemetry.md).
+//!
+//! ```sh
+//! cargo build --release && cargo run --release --example reports -- telemetry_bytes [SERIES...]
+//! ```
+//!
+//! Each SERIES (default 10 and 100) runs SERIES series × 1,440 points, 10 points per message
+//! (W1 is 1,000 series: 144,000 messages; 100 series is W1 scaled by 1/10). The binary is
+//! `EVENTIDE_BINARY`, else `target/release/eventide`.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use eventide_testkit::child::free_port;
+use eventide_testkit::fake_app_insights::FakeAppInsights;
+use serde_json::{Value, json};
+
+/// Points per series over the day, and per message (one message per series and request).
+const POINTS: usize = 1_440;
+const POINTS_PER_MESSAGE: usize = 10;
+/// Metric exports per day at the default interval (60 s).
+const EXPORTS_PER_DAY: f64 = 1_440.0;
+/// Application Insights (Analytics Logs, pay as you go) per GB, from the reference anchors.
+const PRICE_PER_GB: f64 = 2.30;
+
+pub fn run(args: Vec<String>) {
+    let series: Vec<usize> = if args.is_empty() {
+        vec![10, 100]
+    } else {
+        args.iter()
+            .map(|a| a.parse().expect("SERIES is a number"))
+            .collect()
+    };
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let binary = std::env::var_os("EVENTIDE_BINARY")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target/release/eventide"));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    println!("binary: {}", binary.display());
+    println!(
+        "{:>7} {:>9} {:>8} {:>7} {:>9} {:>11} {:>11}  items by type",
+        "series", "messages", "seconds", "posts", "items", "wire B", "JSON B"
+    );
+    let mut per_export = 0.0_f64;
+    for &n in &series {
+        let measured = runtime.block_on(measure(&binary, n));
+        println!(
+            "{n:>7} {:>9} {:>8.1} {:>7} {:>9} {:>11} {:>11}  {}",
+            measured.messages,
+            measured.seconds,
+            measured.posts,
+            measured.items,
+            measured.wire,
+            measured.json,
+            measured.by_type
+        );
+        per_export = per_export.max(measured.json as f64);
+    }
+    let w1_messages = 1_000.0 * (POINTS / POINTS_PER_MESSAGE) as f64;
+    let eventide_per_1000 = per_export * EXPORTS_PER_DAY / (w1_messages / 1_000.0);
+    println!();
+    println!(
+        "Eventide, W1 spread over a day (one export per minute, each at most {per_export:.0} B of JSON): \
+         {eventide_per_1000:.0} B per 1,000 messages"
+    );
+    let seed = seed_bytes_per_message();
+    println!(
+        "seed design (request row + 2 host traces per message, JSON as documented): {:.0} B per 1,000 messages",
+        seed * 1_000.0
+    );
+    let host = host_share_per_1000(w1_messages);
+    println!(
+        "the host's own share under our host.json, W1: {host:.0} B per 1,000 messages (estimate)"
+    );
+    let per_million_obs = |bytes_per_1000: f64| {
+        bytes_per_1000 * (1_000_000.0 / POINTS_PER_MESSAGE as f64 / 1_000.0) / 1e9 * PRICE_PER_GB
+    };
+    println!(
+        "cost per million observations at ${PRICE_PER_GB}/GB: Eventide ${:.6}, host ${:.4}, seed ${:.4}",
+        per_million_obs(eventide_per_1000),
+        per_million_obs(host),
+        per_million_obs(seed * 1_000.0)
+    );
+}
+
+/// What one run exported.
+struct Measured {
+    messages: usize,
+    seconds: f64,
+    posts: usize,
+    items: usize,
+    wire: usize,
+    json: usize,
+    by_type: String,
+}
+
+async fn measure(binary: &Path, series: usize) -> Measured {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeAppInsights::start().await;
+    let port = free_port();
+    let mut child = fake
+        .exporting_command(binary, dir.path(), "telemetry-bytes")
+        .args(["local", "--port", &port.to_string()])
+        .spawn()
+        .expect("the eventide binary starts");
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    while client
+        .get(format!("{base}/api/status"))
+        .send()
+        .await
+        .is_err()
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let day = "2026-01-10";
+    let messages = series * POINTS / POINTS_PER_MESSAGE;
+    for chunk in 0..POINTS / POINTS_PER_MESSAGE {
+        let mut body = String::new();
+        for s in 0..series {
+            for p in 0..POINTS_PER_MESSAGE {
+                let minute = chunk * POINTS_PER_MESSAGE + p;
+                body.push_str(&format!(
+                    "{{\"series\":\"w1-{s}/value\",\"ts\":\"{day}T{:02}:{:02}:00Z\",\"value\":{minute}}}\n",
+                    minute / 60,
+                    minute % 60
+                ));
+            }
+        }
+        let reply = client
+            .post(format!("{base}/api/ingest"))
+            .header("content-type", "application/x-ndjson")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.status(), 200);
+    }
+    wait_for(&client, &base, "messages_processed", messages).await;
+    wait_for(&client, &base, "summaries_written", series).await;
+    let seconds = started.elapsed().as_secs_f64();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    child.wait().unwrap();
+    let envelopes = fake.envelopes();
+    let mut by_type = std::collections::BTreeMap::<String, usize>::new();
+    for envelope in &envelopes {
+        let kind = envelope["data"]["baseType"]
+            .as_str()
+            .unwrap_or("?")
+            .to_string();
+        *by_type.entry(kind).or_default() += 1;
+    }
+    let (wire, json) = fake.track_bytes();
+    Measured {
+        messages,
+        seconds,
+        posts: fake.track_requests().len(),
+        items: envelopes.len(),
+        wire,
+        json,
+        by_type: format!("{by_type:?}"),
+    }
+}
+
+/// Waits until `counter` reaches at least `value` (a day that takes more data while it is being
+/// summarized is summarized again).
+async fn wait_for(client: &reqwest::Client, base: &str, counter: &str, value: usize) {
+    let started = Instant::now();
+    loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "{counter} did not reach {value} within 10 minutes"
+        );
+        let status: Value = client
+            .get(format!("{base}/api/status"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if status["counters"][counter].as_u64() >= Some(value as u64) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The tags the Functions host puts on each item (role, instance, operation, SDK).
+fn host_tags() -> Value {
+    json!({
+        "ai.cloud.role": "eventide-prod-func",
+        "ai.cloud.roleInstance": "10-30-2-41-8f3c5a2d1b",
+        "ai.operation.id": "4bf92f3577b34da6a3ce929d0e0e4736",
+        "ai.operation.parentId": "00f067aa0ba902b7",
+        "ai.operation.name": "process",
+        "ai.internal.sdkVersion": "azurefunctionscoretools: 4.0.5907",
+        "ai.internal.nodeName": "10-30-2-41-8f3c5a2d1b"
+    })
+}
+
+/// The properties the host logger adds to each of its items.
+fn host_properties(category: &str, level: &str) -> Value {
+    json!({
+        "InvocationId": "6d1d4d5f-2f0e-4b6e-9a8c-0b8f1c2d3e4f",
+        "ProcessId": "1234",
+        "HostInstanceId": "c1d2e3f4-a5b6-4c7d-8e9f-0a1b2c3d4e5f",
+        "Category": category,
+        "LogLevel": level,
+        "OperationName": "process",
+        "prop__{OriginalFormat}": "Executed '{functionName}' ({status}, Id={invocationId}, Duration={executionDuration}ms)"
+    })
+}
+
+/// One envelope as the host sends it.
+fn envelope(name: &str, base_type: &str, base_data: Value) -> Value {
+    json!({
+        "name": name,
+        "time": "2026-01-10T09:14:58.6120000Z",
+        "iKey": "00000000-0000-0000-0000-000000000000",
+        "tags": host_tags(),
+        "data": {"baseType": base_type, "baseData": base_data}
+    })
+}
+
+fn request_row() -> Value {
+    let mut properties = host_properties("Host.Results", "Information");
+    properties["TriggerReason"] = json!("New ServiceBus message detected on 'observations'.");
+    properties["FullName"] = json!("Functions.process");
+    envelope(
+        "Microsoft.ApplicationInsights.Request",
+        "RequestData",
+        json!({
+            "ver": 2, "id": "00f067aa0ba902b7", "name": "process",
+            "duration": "00:00:00.0123450", "success": true, "responseCode": "0",
+            "url": "", "properties": properties
+        }),
+    )
+}
+
+fn host_trace(message: &str) -> Value {
+    envelope(
+        "Microsoft.ApplicationInsights.Message",
+        "MessageData",
+        json!({
+            "ver": 2, "message": message, "severityLevel": 1,
+            "properties": host_properties("Function.process", "Information")
+        }),
+    )
+}
+
+fn json_len(value: &Value) -> f64 {
+    serde_json::to_string(value).unwrap().len() as f64
+}
+
+/// The seed's per-message telemetry: the host's request row and its "Executing" / "Executed"
+/// traces for every message (one message per execution), as JSON.
+fn seed_bytes_per_message() -> f64 {
+    json_len(&request_row())
+        + json_len(&host_trace(
+            "Executing 'Functions.process' (Reason='New ServiceBus message detected on 'observations'.', Id=6d1d4d5f-2f0e-4b6e-9a8c-0b8f1c2d3e4f)",
+        ))
+        + json_len(&host_trace(
+            "Executed 'Functions.process' (Succeeded, Id=6d1d4d5f-2f0e-4b6e-9a8c-0b8f1c2d3e4f, Duration=12ms)",
+        ))
+}
+
+/// The host's own items under our host.json for a W1 day of `messages`: `Function` at Warning
+/// (no per-execution traces); `Host.Results` keeps a request row per execution (batches of
+/// `maxMessageBatchSize` = 100 messages) and the 5-items-per-second sampling never bites at
+/// W1's rate; `Host.Aggregator` sends its 7 customMetrics per active function every 30 s
+/// (`process` busy all day, `summarize` on its 288 timer ticks).
+fn host_share_per_1000(messages: f64) -> f64 {
+    let executions = messages / 100.0 + 288.0;
+    let aggregate = envelope(
+        "Microsoft.ApplicationInsights.Metric",
+        "MetricData",
+        json!({
+            "ver": 2,
+            "metrics": [{"name": "process AvgDurationMs", "kind": 0, "value": 12.3, "count": 1}],
+            "properties": host_properties("Host.Aggregator", "Information")
+        }),
+    );
+    let aggregate_windows = 2_880.0 + 288.0;
+    let bytes =
+        executions * json_len(&request_row()) + aggregate_windows * 7.0 * json_len(&aggregate);
+    bytes / (messages / 1_000.0)
+}
