@@ -4,7 +4,6 @@
 //! every error is a JSON body `{"error": "..."}` with a status that says whose fault it is.
 //! Successful requests are counted, not logged.
 
-use axum::body::Body;
 use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
@@ -74,24 +73,8 @@ async fn ingest(
         content_type: text(header::CONTENT_TYPE.as_str()).unwrap_or(""),
         idempotency_key: text(IDEMPOTENCY_KEY),
     };
-    let body = read_body(request.into_body(), state.max_body_bytes).await?;
+    let body = reply::read_body(request.into_body(), state.max_body_bytes).await?;
     reply::ingest(&state.app.pipeline, ingest_headers, &body).await
-}
-
-async fn read_body(body: Body, limit: usize) -> Result<axum::body::Bytes, ApiError> {
-    match axum::body::to_bytes(body, limit).await {
-        Ok(bytes) => Ok(bytes),
-        Err(e) => {
-            let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
-            while let Some(err) = source {
-                if err.is::<http_body_util::LengthLimitError>() {
-                    return Err(ApiError::payload_too_large(limit));
-                }
-                source = err.source();
-            }
-            Err(ApiError::bad_request("the body could not be read"))
-        }
-    }
 }
 
 #[derive(Deserialize)]
