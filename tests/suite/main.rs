@@ -13,6 +13,7 @@ mod bad_input;
 mod blob_quarantine;
 mod cosmos_pipeline;
 mod cosmos_store;
+mod cost_bounds;
 mod crash_restart;
 mod driver_parity;
 mod end_to_end;

@@ -11,6 +11,12 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 
+use std::sync::Arc;
+
+use axum::middleware;
+use azure_core::credentials::Secret;
+
+use super::{api_key, openapi};
 use crate::app::App;
 use crate::domain::series::SeriesId;
 use crate::drivers::reply::{self, ApiError, IDEMPOTENCY_KEY, IngestHeaders, Reply};
@@ -21,18 +27,27 @@ struct ApiState {
     max_body_bytes: usize,
 }
 
-pub fn router(app: App, max_body_bytes: usize) -> Router {
-    Router::new()
+/// The local API's routes; with `api_key`, every request must carry it (see [`api_key`]).
+pub fn router(app: App, max_body_bytes: usize, api_key: Option<Secret>) -> Router {
+    let routes = Router::new()
         .route("/api/ingest", post(ingest))
         .route("/api/summaries", get(summaries))
         .route("/api/status", get(status))
+        .route("/api/openapi.json", get(openapi::document))
         .fallback(|| async {
             ApiError::not_found("no such endpoint; see docs/operations.md (HTTP API)")
         })
         .with_state(ApiState {
             app,
             max_body_bytes,
-        })
+        });
+    match api_key {
+        Some(key) => routes.layer(middleware::from_fn_with_state(
+            Arc::new(api_key::ApiKey::new(&key)),
+            api_key::require,
+        )),
+        None => routes,
+    }
 }
 
 impl IntoResponse for Reply {
