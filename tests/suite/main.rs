@@ -35,6 +35,8 @@ mod lateness_cosmos_ttl;
 mod lateness_policy;
 mod lateness_sink_range;
 mod lateness_timestamp_range;
+mod local_exposure;
+mod openapi;
 mod redelivery;
 mod servicebus_client;
 mod servicebus_live;
