@@ -47,7 +47,7 @@ async fn with_a_key_every_request_must_carry_it() {
         "/api/openapi.json",
         "/nothing",
     ] {
-        for wrong in [None, Some(""), Some("correct hors"), Some("correct horse ")] {
+        for wrong in [None, Some(""), Some("correct hors"), Some("Correct horse")] {
             let (code, body) = status(wrong, path).await;
             assert_eq!(code, 401, "{path} with {wrong:?}");
             assert!(body["error"].as_str().unwrap().contains("X-API-Key"));
