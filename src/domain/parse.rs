@@ -147,6 +147,20 @@ pub fn parse_body_with(
     body: &[u8],
     rules: ParseRules<'_>,
 ) -> Result<ParsedBody, BodyError> {
+    let mut accepted = Vec::new();
+    let mut parsed = parse_body_each(format, body, rules, &mut |obs| accepted.push(obs))?;
+    parsed.accepted = accepted;
+    Ok(parsed)
+}
+
+/// [`parse_body_with`], handing each accepted observation to `accept` as it is decoded instead
+/// of collecting them (`accepted` stays empty), for a caller that keeps less of each.
+pub fn parse_body_each(
+    format: BodyFormat,
+    body: &[u8],
+    rules: ParseRules<'_>,
+    accept: &mut dyn FnMut(Observation),
+) -> Result<ParsedBody, BodyError> {
     let text = std::str::from_utf8(body).map_err(|_| BodyError::Utf8)?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     if text.trim().is_empty() {
@@ -155,6 +169,7 @@ pub fn parse_body_with(
     let mut parsed = ParsedBody::default();
     let mut sink = ItemSink {
         parsed: &mut parsed,
+        accept,
         rules,
         index: 0,
     };
@@ -355,10 +370,11 @@ fn parse_csv(text: &str, sink: &mut ItemSink<'_, '_>) -> Result<(), BodyError> {
     Ok(())
 }
 
-/// Where decoded items go, in body order: accepted ones to the list, rejected ones to the
+/// Where decoded items go, in body order: accepted ones to `accept`, rejected ones to the
 /// counters and, while there is room, to the detailed list.
 struct ItemSink<'p, 'r> {
     parsed: &'p mut ParsedBody,
+    accept: &'p mut dyn FnMut(Observation),
     rules: ParseRules<'r>,
     /// Position of the next item.
     index: usize,
@@ -379,7 +395,7 @@ impl ItemSink<'_, '_> {
         let index = self.index;
         self.index += 1;
         match result.and_then(|obs| (self.rules.rule)(&obs).map(|()| obs)) {
-            Ok(obs) => self.parsed.accepted.push(obs),
+            Ok(obs) => (self.accept)(obs),
             Err(Invalid { class, reason }) => {
                 self.parsed.rejections.count(class);
                 if self.parsed.rejected.len() < self.rules.detailed {

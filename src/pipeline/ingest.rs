@@ -16,10 +16,10 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use chrono::{DateTime, Utc};
 
 use crate::domain::idempotency::{IdempotencyKey, fingerprint};
-use crate::domain::message::chunk_observations;
+use crate::domain::message::{SeriesGroups, chunk_groups};
 use crate::domain::observation::{Invalid, Observation};
 use crate::domain::parse::{
-    BodyError, BodyFormat, ParseRules, ParsedBody, Rejection, parse_body_with,
+    BodyError, BodyFormat, ParseRules, ParsedBody, Rejection, parse_body_each,
 };
 use crate::domain::series::SeriesId;
 use crate::domain::series_day::stamp_at;
@@ -117,8 +117,8 @@ impl Pipeline {
         request: IngestRequest<'_>,
     ) -> Result<IngestReport, IngestError> {
         let now = self.ports.clock.now();
-        let parsed = self.parse_admitted(request.format, request.body, now)?;
-        let accepted = parsed.accepted.len();
+        let (parsed, groups) = self.parse_admitted(request.format, request.body, now)?;
+        let accepted = groups.points();
         let mut stamp = self.stamps.next(now);
         if let (Some(key), true) = (request.key, accepted > 0) {
             let record = KeyRecord {
@@ -133,7 +133,7 @@ impl Pipeline {
             }
             stamp = kept.stamp;
         }
-        let chunks = chunk_observations(parsed.accepted, stamp, self.settings.max_chunk_bytes);
+        let chunks = chunk_groups(groups, stamp, self.settings.max_chunk_bytes);
         let messages = chunks.len();
         let outgoing = chunks
             .into_iter()
@@ -160,14 +160,14 @@ impl Pipeline {
     }
 
     /// Parses a body, admitting valid items whose day is open, up to
-    /// [`MAX_SERIES_PER_REQUEST`] series. (Synchronous, so that the rule's state is never held
-    /// across an await.)
+    /// [`MAX_SERIES_PER_REQUEST`] series, grouped per series as they come. (Synchronous, so
+    /// that the rule's state is never held across an await.)
     fn parse_admitted(
         &self,
         format: BodyFormat,
         body: &[u8],
         now: DateTime<Utc>,
-    ) -> Result<ParsedBody, BodyError> {
+    ) -> Result<(ParsedBody, SeriesGroups), BodyError> {
         let window = self.day_window(now);
         let calendar = self.settings.calendar;
         let series_seen: RefCell<HashSet<SeriesId>> = RefCell::default();
@@ -196,7 +196,9 @@ impl Pipeline {
             rule: &admit,
             detailed: MAX_DETAILED_REJECTIONS,
         };
-        parse_body_with(format, body, rules)
+        let mut groups = SeriesGroups::default();
+        let parsed = parse_body_each(format, body, rules, &mut |obs| groups.add(obs))?;
+        Ok((parsed, groups))
     }
 }
 

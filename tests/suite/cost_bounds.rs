@@ -150,10 +150,18 @@ fn valid_item(series: usize) -> String {
     format!(r#"{{"series":"s{series}","ts":"{ts}","value":1}}"#)
 }
 
-/// A valid CSV row for now.
-fn csv_row() -> String {
-    let ts = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ");
-    format!("s,{ts},1")
+/// A CSV body of valid rows of today, each at a time of its own (so none is deduplicated).
+fn csv_distinct_times() -> Vec<u8> {
+    let day = chrono::Utc::now().format("%Y-%m-%d");
+    let mut body = b"series,ts,value\n".to_vec();
+    for i in 0.. {
+        let row = format!("s,{day}T00:00:00.{i:09}Z,{i}\n");
+        if body.len() + row.len() > MAX_BODY {
+            break;
+        }
+        body.extend_from_slice(row.as_bytes());
+    }
+    body
 }
 
 /// The kinds of 32 MiB body that cost the most per byte: the shortest invalid items in each
@@ -202,9 +210,9 @@ fn bodies() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         ),
         ("valid JSON, 20000 series", "application/json", many_series),
         (
-            "valid CSV, one series",
+            "valid CSV, distinct times",
             "text/csv",
-            filled("series,ts,value\n", &csv_row(), "\n", ""),
+            csv_distinct_times(),
         ),
     ]
 }
