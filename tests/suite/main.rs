@@ -42,3 +42,4 @@ mod servicebus_client;
 mod servicebus_live;
 mod servicebus_pipeline;
 mod sink_contract;
+mod start_up_settings;
