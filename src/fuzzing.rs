@@ -30,10 +30,8 @@ use crate::domain::observation::{
 use crate::domain::parse::{BodyFormat, ParsedBody, parse_body};
 use crate::domain::series::{MAX_SERIES_CHARS, SeriesId};
 use crate::domain::series_day::{MAX_STAMP, Point, check_stamp};
-use crate::drivers::functions::envelope::{Invocation, unquote};
-use crate::drivers::functions::{
-    BATCH_BINDING, HTTP_REQUEST_BINDING, SINGLE_MESSAGE_BINDING, TIMER_BINDING,
-};
+use crate::drivers::functions::envelope::{HttpInvocation, Invocation, unquote};
+use crate::drivers::functions::{BATCH_BINDING, SINGLE_MESSAGE_BINDING, TIMER_BINDING};
 
 /// A fixed instant for the checks that compare with a clock, so a replay is deterministic.
 fn fixed_now() -> DateTime<Utc> {
@@ -172,8 +170,10 @@ pub fn functions_envelope(data: &[u8]) {
     let Ok(invocation) = serde_json::from_slice::<Invocation>(data) else {
         return;
     };
-    if let Ok(request) = invocation.http_request(HTTP_REQUEST_BINDING) {
-        let _ = (request.header("Content-Type"), request.body_bytes());
+    if let Ok(http) = HttpInvocation::decode(data)
+        && let Ok(request) = http.request()
+    {
+        let _ = (request.header("Content-Type"), request.body());
     }
     if let Ok(messages) = invocation.service_bus_batch(BATCH_BINDING) {
         let bodies = match &invocation.data[BATCH_BINDING] {

@@ -194,6 +194,23 @@ impl<'a> Cursor<'a> {
     }
 }
 
+/// Whether a service endpoint keeps keys and tokens off the wire in the clear: `https`, or plain
+/// `http` to a loopback host (a local emulator or test server).
+pub fn is_secure_or_loopback(url: &azure_core::http::Url) -> bool {
+    match url.scheme() {
+        "https" => true,
+        "http" => url.host_str().is_some_and(|host| {
+            host.eq_ignore_ascii_case("localhost")
+                || host
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        }),
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,6 +9,7 @@
 use std::path::PathBuf;
 
 use chrono::Duration;
+use clap::builder::TypedValueParser as _;
 use clap::{Args, FromArgMatches};
 
 use crate::adapters::cosmos::CosmosArgs;
@@ -196,12 +197,39 @@ pub struct RuntimeConfig {
     #[arg(long, env = "EVENTIDE_PROCESS_BATCH", default_value_t = 256,
           value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub process_batch: u32,
-    /// Largest accepted ingest body, in bytes.
-    #[arg(long, env = "EVENTIDE_MAX_BODY_BYTES", default_value_t = 32 * 1024 * 1024)]
+    /// Largest accepted ingest body, in bytes (at most 1 GiB).
+    #[arg(long, env = "EVENTIDE_MAX_BODY_BYTES", default_value_t = 32 * 1024 * 1024,
+          value_parser = clap::value_parser!(u32).range(1..=1 << 30).map(|n| n as usize))]
     pub max_body_bytes: usize,
+    /// Address `eventide local` listens on. Any address other than loopback requires
+    /// EVENTIDE_API_KEY; `serve` always listens on 127.0.0.1, where the host calls it.
+    #[arg(long, env = "EVENTIDE_BIND", default_value = "127.0.0.1")]
+    pub bind: std::net::IpAddr,
+    /// Key every request to the local API must carry in its `X-API-Key` header (unset: no key,
+    /// and the API listens on loopback only).
+    #[arg(
+        long,
+        env = "EVENTIDE_API_KEY",
+        hide_env_values = true,
+        value_parser = crate::adapters::secret_setting
+    )]
+    pub api_key: Option<Secret>,
 }
 
 impl RuntimeConfig {
+    /// Refuses to serve the local API beyond loopback without a key: it has no other
+    /// protection.
+    pub fn check_exposure(&self) -> anyhow::Result<()> {
+        if !self.bind.is_loopback() && self.api_key.is_none() {
+            anyhow::bail!(
+                "EVENTIDE_BIND {} is not a loopback address: set EVENTIDE_API_KEY, which every \
+                 request must then carry, or keep the default 127.0.0.1",
+                self.bind
+            );
+        }
+        Ok(())
+    }
+
     /// The summarize budget as the timer and the tick take it.
     pub fn summarize_budget(&self) -> std::time::Duration {
         self.summarize_budget.to_std().unwrap_or_default()

@@ -51,13 +51,42 @@ pub fn chunk_observations(
     stamp: i64,
     max_bytes: usize,
 ) -> Vec<Chunk> {
-    let mut per_series: HashMap<SeriesId, Vec<TimedValue>> = HashMap::new();
+    let mut groups = SeriesGroups::default();
     for obs in observations {
-        per_series.entry(obs.series).or_default().push(TimedValue {
-            ts: obs.ts,
-            value: obs.value,
-        });
+        groups.add(obs);
     }
+    chunk_groups(groups, stamp, max_bytes)
+}
+
+/// A request's points grouped per series as they are accepted: 16 bytes a point, where a
+/// whole [`Observation`] (with its labels and tags, which are not kept) is several times that.
+#[derive(Debug, Default)]
+pub struct SeriesGroups {
+    per_series: HashMap<SeriesId, Vec<TimedValue>>,
+    points: usize,
+}
+
+impl SeriesGroups {
+    pub fn add(&mut self, obs: Observation) {
+        self.points += 1;
+        self.per_series
+            .entry(obs.series)
+            .or_default()
+            .push(TimedValue {
+                ts: obs.ts,
+                value: obs.value,
+            });
+    }
+
+    /// Points added.
+    pub fn points(&self) -> usize {
+        self.points
+    }
+}
+
+/// [`chunk_observations`] for points already grouped.
+pub fn chunk_groups(groups: SeriesGroups, stamp: i64, max_bytes: usize) -> Vec<Chunk> {
+    let per_series = groups.per_series;
     let mut per_series: Vec<SeriesPoints> = per_series
         .into_iter()
         .map(|(series, points)| SeriesPoints { series, points })

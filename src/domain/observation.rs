@@ -53,20 +53,55 @@ pub struct RawObservation<'a> {
     pub tags: Option<BTreeMap<String, String>>,
 }
 
-impl RawObservation<'_> {
-    /// Applies every rule of the envelope; the error is the reason shown to the producer.
-    pub fn validate(self) -> Result<Observation, String> {
-        let series = self.series.ok_or("series is missing")?;
-        let series = SeriesId::parse(&series).map_err(|e| e.to_string())?;
-        let ts = parse_ts(self.ts.as_deref().ok_or("ts is missing")?)?;
-        let value = self.value.ok_or("value is missing")?;
-        if !value.is_finite() {
-            return Err("value must be a finite number".into());
+/// Why one item is not a valid observation: the rule it broke (a short, stable class such as
+/// `ts` or `not_an_object`, which replies count rejections by) and the reason shown to the
+/// producer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid {
+    pub class: &'static str,
+    pub reason: String,
+}
+
+impl Invalid {
+    pub fn new(class: &'static str, reason: impl Into<String>) -> Self {
+        Self {
+            class,
+            reason: reason.into(),
         }
-        let source = optional_label("source", self.source)?;
-        let unit = optional_label("unit", self.unit)?;
+    }
+}
+
+impl std::fmt::Display for Invalid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+/// Tags an error text with the field whose rule it reports.
+fn field(class: &'static str) -> impl Fn(String) -> Invalid {
+    move |reason| Invalid::new(class, reason)
+}
+
+impl RawObservation<'_> {
+    /// Applies every rule of the envelope; the error names the rule and the reason shown to the
+    /// producer.
+    pub fn validate(self) -> Result<Observation, Invalid> {
+        let series = self
+            .series
+            .ok_or_else(|| Invalid::new("series", "series is missing"))?;
+        let series = SeriesId::parse(&series).map_err(|e| Invalid::new("series", e.to_string()))?;
+        let ts = self.ts.ok_or_else(|| Invalid::new("ts", "ts is missing"))?;
+        let ts = parse_ts(&ts).map_err(field("ts"))?;
+        let value = self
+            .value
+            .ok_or_else(|| Invalid::new("value", "value is missing"))?;
+        if !value.is_finite() {
+            return Err(Invalid::new("value", "value must be a finite number"));
+        }
+        let source = optional_label("source", self.source).map_err(field("source"))?;
+        let unit = optional_label("unit", self.unit).map_err(field("unit"))?;
         let tags = self.tags.unwrap_or_default();
-        validate_tags(&tags)?;
+        validate_tags(&tags).map_err(field("tags"))?;
         Ok(Observation {
             series,
             ts,
@@ -189,17 +224,19 @@ mod tests {
             ),
         ];
         for (input, expected) in cases {
-            let reason = input.validate().unwrap_err();
+            let reason = input.validate().unwrap_err().reason;
             assert!(reason.contains(expected), "{reason:?} lacks {expected:?}");
         }
         let missing = RawObservation::default().validate().unwrap_err();
-        assert_eq!(missing, "series is missing");
+        assert_eq!(missing, Invalid::new("series", "series is missing"));
     }
 
     #[test]
     fn tags_are_bounded() {
         let mut obs = raw("a", "2026-11-25T00:00:00Z", 1.0);
         obs.tags = Some((0..17).map(|i| (format!("k{i}"), "v".into())).collect());
-        assert!(obs.validate().unwrap_err().contains("at most 16 tags"));
+        let invalid = obs.validate().unwrap_err();
+        assert_eq!(invalid.class, "tags");
+        assert!(invalid.reason.contains("at most 16 tags"));
     }
 }

@@ -5,10 +5,13 @@
 //! a body whose framing is broken (not JSON at all, a CSV without the required header) fails as a
 //! whole.
 
+use std::collections::BTreeMap;
+
+use serde::de::{Deserializer as _, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use super::observation::{Observation, RawObservation};
+use super::observation::{Invalid, Observation, RawObservation};
 
 /// The body formats Eventide accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +49,10 @@ impl BodyFormat {
 /// Content types listed in the 415 reply.
 pub const SUPPORTED_CONTENT_TYPES: &str = "application/json, application/x-ndjson, text/csv";
 
+/// Longest reason kept for one rejection, in characters: a reason may quote the item (a bad
+/// `ts`, say), and an item may be as long as the body.
+pub const MAX_REASON_CHARS: usize = 300;
+
 /// Why one item was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Rejection {
@@ -54,17 +61,38 @@ pub struct Rejection {
     /// One-based line of the item, for line-oriented formats.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub line: Option<usize>,
+    /// The rule the item broke (see [`Invalid::class`]).
+    pub class: &'static str,
     pub reason: String,
     /// The item's original text, kept so that quarantine holds what was actually sent.
     #[serde(skip)]
     pub original: String,
 }
 
+/// Every rejection of a body counted by class, including those not kept in detail.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct RejectionCounts {
+    pub total: usize,
+    pub by_class: BTreeMap<&'static str, usize>,
+}
+
+impl RejectionCounts {
+    fn count(&mut self, class: &'static str) {
+        self.total += 1;
+        *self.by_class.entry(class).or_default() += 1;
+    }
+}
+
 /// A body split into valid observations and rejections.
 #[derive(Debug, Default)]
 pub struct ParsedBody {
     pub accepted: Vec<Observation>,
+    /// The first rejections in body order, with reason and original text; at most the number
+    /// the caller asked for, so that a body of millions of bad items costs counters, not
+    /// millions of strings.
     pub rejected: Vec<Rejection>,
+    /// Every rejection, counted by class.
+    pub rejections: RejectionCounts,
     /// The ingest stamp carried by Eventide's own chunks (milliseconds; see `series_day::Stamp`).
     pub stamp: Option<i64>,
 }
@@ -85,91 +113,167 @@ pub enum BodyError {
 }
 
 /// A rule beyond the envelope's own that every valid item must pass, such as "its day is still
-/// open"; an item that fails it is rejected with the rule's reason, like any invalid item.
-pub type ItemRule<'a> = &'a dyn Fn(&Observation) -> Result<(), String>;
+/// open"; an item that fails it is rejected with the rule's class and reason, like any invalid
+/// item.
+pub type ItemRule<'a> = &'a dyn Fn(&Observation) -> Result<(), Invalid>;
 
-/// Decodes a body of the given format into per-item results.
-pub fn parse_body(format: BodyFormat, body: &[u8]) -> Result<ParsedBody, BodyError> {
-    parse_body_with(format, body, &|_| Ok(()))
+/// How a body is decoded beyond its format.
+#[derive(Clone, Copy)]
+pub struct ParseRules<'a> {
+    /// Held against every valid item.
+    pub rule: ItemRule<'a>,
+    /// Rejections kept in detail; the rest are only counted.
+    pub detailed: usize,
 }
 
-/// Decodes a body into per-item results, holding every valid item to `rule` as well.
+/// Decodes a body of the given format into per-item results, keeping every rejection in detail
+/// (for bodies whose size a queue bounds: each rejected item is quarantined).
+pub fn parse_body(format: BodyFormat, body: &[u8]) -> Result<ParsedBody, BodyError> {
+    parse_body_with(
+        format,
+        body,
+        ParseRules {
+            rule: &|_| Ok(()),
+            detailed: usize::MAX,
+        },
+    )
+}
+
+/// Decodes a body into per-item results under `rules`. Items are decoded one at a time as the
+/// body is read: no index of the items is built, so the memory a body costs beyond itself is
+/// its accepted observations and a counter per rejection class.
 pub fn parse_body_with(
     format: BodyFormat,
     body: &[u8],
-    rule: ItemRule<'_>,
+    rules: ParseRules<'_>,
+) -> Result<ParsedBody, BodyError> {
+    let mut accepted = Vec::new();
+    let mut parsed = parse_body_each(format, body, rules, &mut |obs| accepted.push(obs))?;
+    parsed.accepted = accepted;
+    Ok(parsed)
+}
+
+/// [`parse_body_with`], handing each accepted observation to `accept` as it is decoded instead
+/// of collecting them (`accepted` stays empty), for a caller that keeps less of each.
+pub fn parse_body_each(
+    format: BodyFormat,
+    body: &[u8],
+    rules: ParseRules<'_>,
+    accept: &mut dyn FnMut(Observation),
 ) -> Result<ParsedBody, BodyError> {
     let text = std::str::from_utf8(body).map_err(|_| BodyError::Utf8)?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     if text.trim().is_empty() {
         return Err(BodyError::Empty);
     }
+    let mut parsed = ParsedBody::default();
+    let mut sink = ItemSink {
+        parsed: &mut parsed,
+        accept,
+        rules,
+        index: 0,
+    };
     match format {
-        BodyFormat::Json => parse_json(text, rule),
-        BodyFormat::Ndjson => Ok(parse_ndjson(text, rule)),
-        BodyFormat::Csv => parse_csv(text, rule),
-    }
-}
-
-/// The top level of a JSON object body: either the wrapper or a single observation.
-#[derive(Deserialize)]
-struct Envelope<'a> {
-    #[serde(borrow, default)]
-    observations: Option<Vec<&'a RawValue>>,
-    #[serde(default)]
-    stamp: Option<i64>,
-}
-
-fn parse_json(text: &str, rule: ItemRule<'_>) -> Result<ParsedBody, BodyError> {
-    let trimmed = text.trim_start();
-    let (items, stamp): (Vec<&RawValue>, Option<i64>) = if trimmed.starts_with('[') {
-        let items = serde_json::from_str(text).map_err(|e| BodyError::Json(e.to_string()))?;
-        (items, None)
-    } else {
-        let envelope: Envelope<'_> =
-            serde_json::from_str(text).map_err(|e| BodyError::Json(e.to_string()))?;
-        match envelope.observations {
-            Some(items) => (items, envelope.stamp),
-            None => {
-                let single: &RawValue =
-                    serde_json::from_str(text).map_err(|e| BodyError::Json(e.to_string()))?;
-                (vec![single], None)
-            }
-        }
-    };
-    let mut parsed = ParsedBody {
-        stamp,
-        ..Default::default()
-    };
-    for (index, item) in items.into_iter().enumerate() {
-        parsed.push(index, None, item.get(), decode_json_item(item.get()), rule);
+        BodyFormat::Json => sink.parsed.stamp = parse_json(text, &mut sink)?,
+        BodyFormat::Ndjson => parse_ndjson(text, &mut sink),
+        BodyFormat::Csv => parse_csv(text, &mut sink)?,
     }
     Ok(parsed)
 }
 
-fn parse_ndjson(text: &str, rule: ItemRule<'_>) -> ParsedBody {
-    let mut parsed = ParsedBody::default();
+/// The top level of a JSON object body: either the wrapper or a single observation. The
+/// wrapper's array is kept as raw text and streamed item by item.
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow, default)]
+    observations: Option<&'a RawValue>,
+    #[serde(default)]
+    stamp: Option<i64>,
+}
+
+/// Parses a JSON body, handing each item to `sink`; returns the wrapper's stamp.
+fn parse_json(text: &str, sink: &mut ItemSink<'_, '_>) -> Result<Option<i64>, BodyError> {
+    let json_error = |e: serde_json::Error| BodyError::Json(e.to_string());
+    if text.trim_start().starts_with('[') {
+        stream_array(text, sink)?;
+        return Ok(None);
+    }
+    let envelope: Envelope<'_> = serde_json::from_str(text).map_err(json_error)?;
+    match envelope.observations {
+        Some(items) => {
+            stream_array(items.get(), sink)?;
+            Ok(envelope.stamp)
+        }
+        None => {
+            let single: &RawValue = serde_json::from_str(text).map_err(json_error)?;
+            sink.push(None, single.get(), decode_json_item(single.get()));
+            Ok(None)
+        }
+    }
+}
+
+/// Decodes a JSON array, handing each element to `sink` as soon as it is read.
+fn stream_array(text: &str, sink: &mut ItemSink<'_, '_>) -> Result<(), BodyError> {
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    deserializer
+        .deserialize_seq(ArrayItems { sink })
+        .and_then(|()| deserializer.end())
+        .map_err(|e| BodyError::Json(e.to_string()))
+}
+
+/// A serde visitor that hands every element of a JSON array to the sink as raw text.
+struct ArrayItems<'s, 'p, 'r> {
+    sink: &'s mut ItemSink<'p, 'r>,
+}
+
+impl<'de> Visitor<'de> for ArrayItems<'_, '_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON array of observations")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut items: A) -> Result<(), A::Error> {
+        while let Some(item) = items.next_element::<&'de RawValue>()? {
+            self.sink
+                .push(None, item.get(), decode_json_item(item.get()));
+        }
+        Ok(())
+    }
+}
+
+fn parse_ndjson(text: &str, sink: &mut ItemSink<'_, '_>) {
     let lines = text
         .lines()
         .enumerate()
         .filter(|(_, line)| !line.trim().is_empty());
-    for (index, (line_no, line)) in lines.enumerate() {
+    for (line_no, line) in lines {
         let result = if line.trim_start().starts_with('{') {
             decode_json_item(line)
         } else {
-            Err("each NDJSON line must be one JSON object".to_string())
+            Err(Invalid::new(
+                "not_an_object",
+                "each NDJSON line must be one JSON object",
+            ))
         };
-        parsed.push(index, Some(line_no + 1), line, result, rule);
+        sink.push(Some(line_no + 1), line, result);
     }
-    parsed
 }
 
-fn decode_json_item(text: &str) -> Result<Observation, String> {
+fn decode_json_item(text: &str) -> Result<Observation, Invalid> {
     if !text.trim_start().starts_with('{') {
-        return Err("an observation must be a JSON object".into());
+        return Err(Invalid::new(
+            "not_an_object",
+            "an observation must be a JSON object",
+        ));
     }
     serde_json::from_str::<RawObservation<'_>>(text)
-        .map_err(|e| format!("observation could not be decoded: {e}"))?
+        .map_err(|e| {
+            Invalid::new(
+                "undecodable",
+                format!("observation could not be decoded: {e}"),
+            )
+        })?
         .validate()
 }
 
@@ -214,15 +318,15 @@ impl CsvColumns {
         })
     }
 
-    fn decode(&self, record: &csv::StringRecord) -> Result<Observation, String> {
+    fn decode(&self, record: &csv::StringRecord) -> Result<Observation, Invalid> {
         let field = |i: usize| record.get(i).map(str::trim);
-        let value = match field(self.value) {
-            None | Some("") => None,
-            Some(text) => Some(
-                text.parse::<f64>()
-                    .map_err(|_| format!("value {text:?} is not a number"))?,
-            ),
-        };
+        let value =
+            match field(self.value) {
+                None | Some("") => None,
+                Some(text) => Some(text.parse::<f64>().map_err(|_| {
+                    Invalid::new("value", format!("value {text:?} is not a number"))
+                })?),
+            };
         RawObservation {
             series: field(self.series).filter(|s| !s.is_empty()).map(Into::into),
             ts: field(self.ts).filter(|s| !s.is_empty()).map(Into::into),
@@ -235,7 +339,7 @@ impl CsvColumns {
     }
 }
 
-fn parse_csv(text: &str, rule: ItemRule<'_>) -> Result<ParsedBody, BodyError> {
+fn parse_csv(text: &str, sink: &mut ItemSink<'_, '_>) -> Result<(), BodyError> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(true)
@@ -245,47 +349,82 @@ fn parse_csv(text: &str, rule: ItemRule<'_>) -> Result<ParsedBody, BodyError> {
         .map_err(|e| BodyError::CsvHeader(e.to_string()))?
         .clone();
     let columns = CsvColumns::from_header(&header)?;
-    let mut parsed = ParsedBody::default();
     let mut record = csv::StringRecord::new();
-    let mut index = 0;
     loop {
         let line = reader.position().line() as usize;
         let result = match reader.read_record(&mut record) {
             Ok(false) => break,
             Ok(true) if record.iter().all(|f| f.trim().is_empty()) => continue,
             Ok(true) => columns.decode(&record),
-            Err(e) => Err(format!("CSV row could not be read: {e}")),
+            Err(e) => Err(Invalid::new(
+                "undecodable",
+                format!("CSV row could not be read: {e}"),
+            )),
         };
-        let original = record.iter().collect::<Vec<_>>().join(",");
-        parsed.push(index, Some(line), &original, result, rule);
-        index += 1;
+        sink.push_with(
+            Some(line),
+            || record.iter().collect::<Vec<_>>().join(","),
+            result,
+        );
     }
-    Ok(parsed)
+    Ok(())
+}
+
+/// Where decoded items go, in body order: accepted ones to `accept`, rejected ones to the
+/// counters and, while there is room, to the detailed list.
+struct ItemSink<'p, 'r> {
+    parsed: &'p mut ParsedBody,
+    accept: &'p mut dyn FnMut(Observation),
+    rules: ParseRules<'r>,
+    /// Position of the next item.
+    index: usize,
+}
+
+impl ItemSink<'_, '_> {
+    fn push(&mut self, line: Option<usize>, original: &str, result: Result<Observation, Invalid>) {
+        self.push_with(line, || original.to_string(), result);
+    }
+
+    /// Like `push`, with the original text made only if the rejection is kept in detail.
+    fn push_with(
+        &mut self,
+        line: Option<usize>,
+        original: impl FnOnce() -> String,
+        result: Result<Observation, Invalid>,
+    ) {
+        let index = self.index;
+        self.index += 1;
+        match result.and_then(|obs| (self.rules.rule)(&obs).map(|()| obs)) {
+            Ok(obs) => (self.accept)(obs),
+            Err(Invalid { class, reason }) => {
+                self.parsed.rejections.count(class);
+                if self.parsed.rejected.len() < self.rules.detailed {
+                    self.parsed.rejected.push(Rejection {
+                        index,
+                        line,
+                        class,
+                        reason: clip(reason),
+                        original: original(),
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// Cuts a reason to [`MAX_REASON_CHARS`], marking the cut.
+fn clip(mut reason: String) -> String {
+    if let Some((cut, _)) = reason.char_indices().nth(MAX_REASON_CHARS) {
+        reason.truncate(cut);
+        reason.push('…');
+    }
+    reason
 }
 
 impl ParsedBody {
-    fn push(
-        &mut self,
-        index: usize,
-        line: Option<usize>,
-        original: &str,
-        result: Result<Observation, String>,
-        rule: ItemRule<'_>,
-    ) {
-        match result.and_then(|obs| rule(&obs).map(|()| obs)) {
-            Ok(obs) => self.accepted.push(obs),
-            Err(reason) => self.rejected.push(Rejection {
-                index,
-                line,
-                reason,
-                original: original.to_string(),
-            }),
-        }
-    }
-
     /// Items seen in the body, accepted or not.
     pub fn item_count(&self) -> usize {
-        self.accepted.len() + self.rejected.len()
+        self.accepted.len() + self.rejections.total
     }
 }
 
@@ -298,15 +437,20 @@ mod tests {
         let body = b"series,ts,value\na,2026-11-25T00:00:00Z,1\nb,2026-11-25T00:00:00Z,2\n";
         let only_a = |obs: &Observation| match obs.series.as_str() {
             "a" => Ok(()),
-            other => Err(format!("{other} is not taken")),
+            other => Err(Invalid::new("taken", format!("{other} is not taken"))),
         };
-        let parsed = parse_body_with(BodyFormat::Csv, body, &only_a).unwrap();
+        let rules = ParseRules {
+            rule: &only_a,
+            detailed: 10,
+        };
+        let parsed = parse_body_with(BodyFormat::Csv, body, rules).unwrap();
         assert_eq!(parsed.accepted.len(), 1);
         assert_eq!(
             parsed.rejected,
             vec![Rejection {
                 index: 1,
                 line: Some(3),
+                class: "taken",
                 reason: "b is not taken".into(),
                 original: "b,2026-11-25T00:00:00Z,2".into(),
             }]

@@ -77,6 +77,10 @@ impl ApiError {
         Self::new(StatusCode::FORBIDDEN, message)
     }
 
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, message)
+    }
+
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, message)
     }
@@ -193,12 +197,33 @@ pub async fn ingest(
         key: key.as_ref(),
     };
     let report = pipeline.ingest_request(request).await?;
-    let status = if report.accepted == 0 && !report.rejected.is_empty() {
+    let status = if report.accepted == 0 && report.rejected_count > 0 {
         StatusCode::UNPROCESSABLE_ENTITY
     } else {
         StatusCode::OK
     };
     Ok(Reply::json(status, &report))
+}
+
+/// Reads a request body of at most `limit` bytes into one buffer: a longer one is refused with
+/// 413 as soon as its `Content-Length` or its bytes so far pass the limit, before it is held.
+pub async fn read_body(
+    body: axum::body::Body,
+    limit: usize,
+) -> Result<axum::body::Bytes, ApiError> {
+    match axum::body::to_bytes(body, limit).await {
+        Ok(bytes) => Ok(bytes),
+        Err(e) => {
+            let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+            while let Some(err) = source {
+                if err.is::<http_body_util::LengthLimitError>() {
+                    return Err(ApiError::payload_too_large(limit));
+                }
+                source = err.source();
+            }
+            Err(ApiError::bad_request("the body could not be read"))
+        }
+    }
 }
 
 /// Refuses a body longer than `limit` bytes.

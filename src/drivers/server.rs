@@ -40,8 +40,8 @@ impl Server {
         Self::start(app, &config.runtime, driver).await
     }
 
-    /// Binds `127.0.0.1:runtime.port` (0 picks a free port) and starts the tasks the driver
-    /// needs.
+    /// Binds `runtime.port` (0 picks a free port) on `runtime.bind` for the local API, or on
+    /// 127.0.0.1 for the Functions host, and starts the tasks the driver needs.
     pub async fn start(app: App, runtime: &RuntimeConfig, driver: Driver) -> anyhow::Result<Self> {
         let schedule = match &runtime.summarize_schedule {
             Some(expr) => expr
@@ -49,16 +49,25 @@ impl Server {
                 .map_err(|e| anyhow::anyhow!("EVENTIDE_SUMMARIZE_SCHEDULE: {e}"))?,
             None => summarize_schedule(&runtime.functions_dir)?,
         };
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", runtime.port))
+        let ip = match driver {
+            Driver::Local => {
+                runtime.check_exposure()?;
+                runtime.bind
+            }
+            Driver::Functions => std::net::Ipv4Addr::LOCALHOST.into(),
+        };
+        let listener = tokio::net::TcpListener::bind((ip, runtime.port))
             .await
-            .with_context(|| format!("binding 127.0.0.1:{}", runtime.port))?;
+            .with_context(|| format!("binding {ip}:{}", runtime.port))?;
         let addr = listener.local_addr()?;
         let (shutdown, stop) = watch::channel(false);
         let mut tasks = JoinSet::new();
         let summarize_budget = runtime.summarize_budget();
 
         let router = match driver {
-            Driver::Local => http::router(app.clone(), runtime.max_body_bytes),
+            Driver::Local => {
+                http::router(app.clone(), runtime.max_body_bytes, runtime.api_key.clone())
+            }
             Driver::Functions => {
                 super::functions::router(app.clone(), summarize_budget, runtime.max_body_bytes)
             }

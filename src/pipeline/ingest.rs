@@ -9,19 +9,33 @@
 //! first one, so the retry yields the same chunks — dropped by duplicate detection, or merged as
 //! a no-op once the queue has forgotten them — and never undoes a later write.
 
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use chrono::{DateTime, Utc};
 
 use crate::domain::idempotency::{IdempotencyKey, fingerprint};
-use crate::domain::message::chunk_observations;
-use crate::domain::observation::Observation;
-use crate::domain::parse::{BodyError, BodyFormat, Rejection, parse_body_with};
+use crate::domain::message::{SeriesGroups, chunk_groups};
+use crate::domain::observation::{Invalid, Observation};
+use crate::domain::parse::{
+    BodyError, BodyFormat, ParseRules, ParsedBody, Rejection, parse_body_each,
+};
+use crate::domain::series::SeriesId;
 use crate::domain::series_day::stamp_at;
 
 use super::Pipeline;
 use super::metrics::Metrics;
 use super::ports::{KeyRecord, OutgoingMessage, PortError};
+
+/// Rejected items a reply lists with their reasons; the rest are only counted by class, so a
+/// body of millions of bad items gets a small reply.
+pub const MAX_DETAILED_REJECTIONS: usize = 100;
+
+/// Distinct series one request may write: each series becomes at least one queue message, so
+/// this bounds the messages a request can cost. Items of further series are rejected (class
+/// `series_limit`).
+pub const MAX_SERIES_PER_REQUEST: usize = 10_000;
 
 /// One ingest request.
 #[derive(Debug, Clone, Copy)]
@@ -36,9 +50,14 @@ pub struct IngestRequest<'a> {
 #[derive(Debug, serde::Serialize)]
 pub struct IngestReport {
     pub accepted: usize,
+    /// The first [`MAX_DETAILED_REJECTIONS`] rejected items, with their reasons.
     pub rejected: Vec<Rejection>,
     /// Queue messages the accepted observations were packed into.
     pub messages: usize,
+    /// Every rejected item, listed or not.
+    pub rejected_count: usize,
+    /// Every rejected item counted by the class of rule it broke.
+    pub rejected_by_class: BTreeMap<&'static str, usize>,
 }
 
 /// Why a whole request failed.
@@ -101,17 +120,8 @@ impl Pipeline {
         request: IngestRequest<'_>,
     ) -> Result<IngestReport, IngestError> {
         let now = self.ports.clock.now();
-        let window = self.day_window(now);
-        let calendar = self.settings.calendar;
-        let open = |obs: &Observation| {
-            if window.is_closed_at(obs.ts) {
-                Err(window.refusal(calendar.day_of(obs.ts)))
-            } else {
-                Ok(())
-            }
-        };
-        let parsed = parse_body_with(request.format, request.body, &open)?;
-        let accepted = parsed.accepted.len();
+        let (parsed, groups) = self.parse_admitted(request.format, request.body, now)?;
+        let accepted = groups.points();
         let mut stamp = self.stamps.next(now);
         if let (Some(key), true) = (request.key, accepted > 0) {
             let record = KeyRecord {
@@ -126,7 +136,7 @@ impl Pipeline {
             }
             stamp = kept.stamp;
         }
-        let chunks = chunk_observations(parsed.accepted, stamp, self.settings.max_chunk_bytes);
+        let chunks = chunk_groups(groups, stamp, self.settings.max_chunk_bytes);
         let messages = chunks.len();
         let outgoing = chunks
             .into_iter()
@@ -141,13 +151,57 @@ impl Pipeline {
             self.ports.observations.send(outgoing).await?;
         }
         Metrics::add(&self.metrics.observations_accepted, accepted);
-        Metrics::add(&self.metrics.observations_rejected, parsed.rejected.len());
+        Metrics::add(&self.metrics.observations_rejected, parsed.rejections.total);
         Metrics::add(&self.metrics.chunks_sent, messages);
         Ok(IngestReport {
             accepted,
             rejected: parsed.rejected,
             messages,
+            rejected_count: parsed.rejections.total,
+            rejected_by_class: parsed.rejections.by_class,
         })
+    }
+
+    /// Parses a body, admitting valid items whose day is open, up to
+    /// [`MAX_SERIES_PER_REQUEST`] series, grouped per series as they come. (Synchronous, so
+    /// that the rule's state is never held across an await.)
+    fn parse_admitted(
+        &self,
+        format: BodyFormat,
+        body: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<(ParsedBody, SeriesGroups), BodyError> {
+        let window = self.day_window(now);
+        let calendar = self.settings.calendar;
+        let series_seen: RefCell<HashSet<SeriesId>> = RefCell::default();
+        let admit = |obs: &Observation| {
+            if window.is_closed_at(obs.ts) {
+                return Err(Invalid::new(
+                    "closed_day",
+                    window.refusal(calendar.day_of(obs.ts)),
+                ));
+            }
+            let mut seen = series_seen.borrow_mut();
+            if !seen.contains(&obs.series) {
+                if seen.len() == MAX_SERIES_PER_REQUEST {
+                    return Err(Invalid::new(
+                        "series_limit",
+                        format!(
+                            "a request may write at most {MAX_SERIES_PER_REQUEST} series; send the others in another request"
+                        ),
+                    ));
+                }
+                seen.insert(obs.series.clone());
+            }
+            Ok(())
+        };
+        let rules = ParseRules {
+            rule: &admit,
+            detailed: MAX_DETAILED_REJECTIONS,
+        };
+        let mut groups = SeriesGroups::default();
+        let parsed = parse_body_each(format, body, rules, &mut |obs| groups.add(obs))?;
+        Ok((parsed, groups))
     }
 }
 

@@ -202,3 +202,149 @@ async fn replay_resubmits_quarantined_entries_and_requarantines_what_is_still_ba
     );
     t.server.shutdown().await;
 }
+
+/// Every row of the validation table in docs/validation.md: what a client sends, the status it
+/// gets, and the class and words of the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_row_of_the_validation_table_holds() {
+    let t = spawn_app(|_| {}).await;
+    let ok = r#"{"series":"a","ts":"2026-11-19T10:00:00Z","value":1}"#;
+    // (content type, body, status, class of the first rejection or "" for none, words)
+    let cases: Vec<(&str, String, u16, &str, &str)> = vec![
+        (
+            "application/json",
+            r#"{"series":"a","ts":"3000-01-01T00:00:00Z","value":1}"#.into(),
+            422,
+            "ts",
+            "out of the supported range",
+        ),
+        (
+            "application/json",
+            r#"{"series":"a","ts":"2026-11-19T10:00:00","value":1}"#.into(),
+            422,
+            "ts",
+            "RFC 3339 with an offset",
+        ),
+        (
+            "application/json",
+            r#"{"series":"a","ts":"2026-11-01T10:00:00Z","value":1}"#.into(),
+            422,
+            "closed_day",
+            "closed at",
+        ),
+        (
+            "application/json",
+            r#"{"series":"a b","ts":"2026-11-19T10:00:00Z","value":1}"#.into(),
+            422,
+            "series",
+            "allowed are letters",
+        ),
+        (
+            "application/json",
+            format!(
+                r#"{{"series":"{}","ts":"2026-11-19T10:00:00Z","value":1}}"#,
+                "a".repeat(101)
+            ),
+            422,
+            "series",
+            "1-100 characters",
+        ),
+        (
+            "application/json",
+            r#"{"series":"a","ts":"2026-11-19T10:00:00Z","value":1e400}"#.into(),
+            422,
+            "undecodable",
+            "out of range",
+        ),
+        (
+            "text/csv",
+            "series,ts,value\na,2026-11-19T10:00:00Z,1e400\n".into(),
+            422,
+            "value",
+            "finite",
+        ),
+        (
+            "application/json",
+            r#"{"series":"a","ts":"2026-11-19T10:00:00Z","value":"1"}"#.into(),
+            422,
+            "undecodable",
+            "invalid type",
+        ),
+        (
+            "application/json",
+            format!(
+                r#"{{"series":"a","ts":"2026-11-19T10:00:00Z","value":1,"tags":{{{}}}}}"#,
+                (0..17)
+                    .map(|i| format!(r#""k{i}":"v""#))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+            422,
+            "tags",
+            "at most 16 tags",
+        ),
+        (
+            "application/json",
+            r#"{"series":"a","ts":"2026-11-19T10:00:00Z","value":1,"value":2}"#.into(),
+            422,
+            "undecodable",
+            "duplicate field `value`",
+        ),
+        ("application/json", format!("\u{feff}{ok}"), 200, "", ""),
+        (
+            "application/x-ndjson",
+            format!("{ok}\r\n{ok}\r\n"),
+            200,
+            "",
+            "",
+        ),
+        (
+            "text/csv",
+            "series,ts,value\r\n\"a\",\"2026-11-19T10:00:00Z\",\"1\"\r\n".into(),
+            200,
+            "",
+            "",
+        ),
+        (
+            "text/csv",
+            " Value , TS ,SERIES\n1,2026-11-19T10:00:00Z,a\n".into(),
+            200,
+            "",
+            "",
+        ),
+        (
+            "text/csv",
+            "series,ts,value,colour\n".into(),
+            400,
+            "",
+            "unknown column",
+        ),
+        (
+            "application/json",
+            r#"{"series":"a","ts":"2026-11-19T10:00:00Z","value":1,"source":"é"#.into(),
+            400,
+            "",
+            "not valid JSON",
+        ),
+    ];
+    for (content_type, body, status, class, words) in cases {
+        let (got, reply) = t.post(content_type, body.clone()).await;
+        assert_eq!(got, status, "{body:?}: {reply}");
+        let text = match status {
+            200 => {
+                assert_eq!(reply["rejected_count"], 0, "{body:?}: {reply}");
+                continue;
+            }
+            400 => reply["error"].as_str().unwrap().to_string(),
+            _ => {
+                assert_eq!(reply["rejected"][0]["class"], class, "{body:?}: {reply}");
+                reply["rejected"][0]["reason"].as_str().unwrap().to_string()
+            }
+        };
+        assert!(text.contains(words), "{body:?}: {text:?} lacks {words:?}");
+    }
+    let (got, reply) = t.post("application/json", vec![b'[', 0xff, b']']).await;
+    assert_eq!(got, 400);
+    assert!(reply["error"].as_str().unwrap().contains("UTF-8"));
+    t.server.shutdown().await;
+}

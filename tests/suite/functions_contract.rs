@@ -34,7 +34,7 @@ async fn replays_every_fixture_with_the_exact_reply() {
             "Outputs": { "res": {
                 "statusCode": 422,
                 "headers": { "Content-Type": "application/json" },
-                "body": r#"{"accepted":0,"rejected":[{"index":0,"reason":"series is missing"}],"messages":0}"#
+                "body": r#"{"accepted":0,"rejected":[{"index":0,"class":"series","reason":"series is missing"}],"messages":0,"rejected_count":1,"rejected_by_class":{"series":1}}"#
             }},
             "Logs": [],
             "ReturnValue": null

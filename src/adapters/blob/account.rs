@@ -101,6 +101,9 @@ pub enum ConnectionStringError {
     BadKey,
     #[error("{0} is not a URL")]
     BadUrl(&'static str),
+    /// The key would travel in the clear: plain `http` only to a loopback emulator (Azurite).
+    #[error("the Blob endpoint must use https (http only for a loopback emulator)")]
+    Insecure,
 }
 
 impl StorageConnection {
@@ -134,9 +137,13 @@ impl StorageConnection {
                 format!("{protocol}://{account}.blob.{suffix}")
             }
         };
+        let blob_endpoint =
+            Url::parse(&endpoint).map_err(|_| ConnectionStringError::BadUrl("BlobEndpoint"))?;
+        if !crate::adapters::connection_string::is_secure_or_loopback(&blob_endpoint) {
+            return Err(ConnectionStringError::Insecure);
+        }
         Ok(Self {
-            blob_endpoint: Url::parse(&endpoint)
-                .map_err(|_| ConnectionStringError::BadUrl("BlobEndpoint"))?,
+            blob_endpoint,
             key: AccountKey {
                 account: account.to_string(),
                 key: STANDARD
@@ -155,6 +162,27 @@ mod tests {
         AccountKey {
             account: account.into(),
             key: STANDARD.decode(key).unwrap(),
+        }
+    }
+
+    #[test]
+    fn plain_http_only_to_loopback() {
+        for insecure in [
+            "AccountName=a;AccountKey=AAAA;BlobEndpoint=http://example.com/a;",
+            "DefaultEndpointsProtocol=http;AccountName=a;AccountKey=AAAA",
+        ] {
+            assert_eq!(
+                StorageConnection::parse(insecure).unwrap_err(),
+                ConnectionStringError::Insecure
+            );
+        }
+        for loopback in [
+            "http://127.0.0.1:10000/a",
+            "http://localhost:10000/a",
+            "http://[::1]:1/a",
+        ] {
+            let text = format!("AccountName=a;AccountKey=AAAA;BlobEndpoint={loopback};");
+            assert!(StorageConnection::parse(&text).is_ok(), "{loopback}");
         }
     }
 

@@ -149,6 +149,14 @@ impl CosmosArgs {
         let Some(endpoint) = self.endpoint.as_deref().filter(|e| !e.is_empty()) else {
             return Ok(None);
         };
+        let parsed = azure_core::http::Url::parse(endpoint)
+            .map_err(|_| "EVENTIDE_COSMOS_ENDPOINT is not a URL".to_string())?;
+        if !crate::adapters::connection_string::is_secure_or_loopback(&parsed) {
+            return Err(
+                "EVENTIDE_COSMOS_ENDPOINT must use https (http only for a loopback emulator)"
+                    .into(),
+            );
+        }
         let auth = match &self.key {
             Some(key) => CosmosAuth::Key(key.clone()),
             None => CosmosAuth::Entra(entra()?),

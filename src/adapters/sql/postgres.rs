@@ -161,9 +161,10 @@ fn port_error(context: &str, e: Attempt) -> PortError {
 }
 
 /// Parses a `postgres://` URL into the driver's options. The driver's parse error may quote the
-/// URL, password included: only its kind is kept.
+/// URL, password included: only its kind is kept. A URL that says nothing about TLS gets
+/// [`require_tls_beyond_loopback`].
 pub fn connect_options(url: &str) -> PortResult<PgConnectOptions> {
-    PgConnectOptions::from_str(url).map_err(|e| {
+    let connect = PgConnectOptions::from_str(url).map_err(|e| {
         let kind = match e {
             sqlx::Error::Configuration(_) => "invalid option",
             _ => "unparseable",
@@ -172,7 +173,30 @@ pub fn connect_options(url: &str) -> PortResult<PgConnectOptions> {
             "configuring the PostgreSQL sink",
             PostgresSinkError::BadConnectionString(kind.into()),
         )
-    })
+    })?;
+    Ok(require_tls_beyond_loopback(url, connect))
+}
+
+/// A URL that says nothing about TLS (`sslmode` absent) gets `require` for a host beyond
+/// loopback, instead of the driver's `prefer`, which falls back to plain text without a word:
+/// the password and the data would cross the network in the clear. A URL that names its
+/// `sslmode` keeps it; loopback and Unix sockets keep the default.
+fn require_tls_beyond_loopback(url: &str, connect: PgConnectOptions) -> PgConnectOptions {
+    let names_mode = url.to_ascii_lowercase().contains("sslmode=");
+    let host = connect
+        .get_host()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let local = host.starts_with('/')
+        || host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if names_mode || local {
+        connect
+    } else {
+        connect.ssl_mode(sqlx::postgres::PgSslMode::Require)
+    }
 }
 
 impl PostgresSink {
@@ -446,6 +470,28 @@ impl SummarySink for PostgresSink {
 mod tests {
     use super::*;
     use crate::adapters::sql::rows::tests::row;
+
+    #[test]
+    fn tls_is_required_beyond_loopback_unless_the_url_says_otherwise() {
+        let mode = |url: &str| {
+            let options = PgConnectOptions::from_str(url).unwrap();
+            format!(
+                "{:?}",
+                require_tls_beyond_loopback(url, options).get_ssl_mode()
+            )
+        };
+        assert_eq!(mode("postgres://u:p@db.example.com/x"), "Require");
+        assert_eq!(
+            mode("postgres://u:p@db.example.com/x?sslmode=disable"),
+            "Disable"
+        );
+        assert_eq!(
+            mode("postgres://u:p@db.example.com/x?sslmode=verify-full"),
+            "VerifyFull"
+        );
+        assert_eq!(mode("postgres://u:p@127.0.0.1/x"), "Prefer");
+        assert_eq!(mode("postgres://u:p@localhost:5433/x"), "Prefer");
+    }
 
     #[test]
     fn statements_name_the_schema_and_guard_the_revision() {

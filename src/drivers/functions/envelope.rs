@@ -10,10 +10,12 @@
 //! - top-level JSON body fields of a single message leak into `Metadata` and may overwrite keys
 //!   such as `MessageId`, so single-message metadata is never used for identity.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use crate::drivers::reply::Reply;
@@ -55,21 +57,55 @@ pub fn unquote(text: &str) -> String {
     text.to_string()
 }
 
+/// An `/ingest` invocation as the host POSTs it, decoded from the envelope's bytes without a
+/// copy of the body where the host did not escape it: only the HTTP trigger's request is read.
+/// `Metadata` repeats the body's top-level JSON properties (encoded twice), so it is skipped
+/// unread instead of being built into a tree.
+#[derive(Debug, Deserialize)]
+pub struct HttpInvocation<'a> {
+    #[serde(rename = "Data", borrow)]
+    data: HttpData<'a>,
+}
+
+#[derive(Debug, Deserialize)]
+struct HttpData<'a> {
+    /// The `httpTrigger` binding, named `req` in `functions/ingest/function.json`
+    /// ([`super::HTTP_REQUEST_BINDING`]).
+    #[serde(rename = "req", borrow, default)]
+    req: Option<HttpRequestData<'a>>,
+}
+
+impl<'a> HttpInvocation<'a> {
+    /// Decodes an envelope; the request borrows from `envelope`.
+    pub fn decode(envelope: &'a [u8]) -> Result<Self, EnvelopeError> {
+        serde_json::from_slice(envelope)
+            .map_err(|e| malformed("Data", format!("not an HTTP invocation envelope: {e}")))
+    }
+
+    /// The HTTP trigger's request.
+    pub fn request(&self) -> Result<&HttpRequestData<'a>, EnvelopeError> {
+        self.data
+            .req
+            .as_ref()
+            .ok_or_else(|| EnvelopeError::MissingBinding(super::HTTP_REQUEST_BINDING.into()))
+    }
+}
+
 /// The HTTP request of an `httpTrigger` binding.
 #[derive(Debug, Default, Deserialize)]
-pub struct HttpRequestData {
+pub struct HttpRequestData<'a> {
     #[serde(rename = "Method", default)]
     pub method: String,
     #[serde(rename = "Headers", default)]
     pub headers: BTreeMap<String, Vec<String>>,
     #[serde(rename = "Query", default)]
     pub query: BTreeMap<String, String>,
-    /// Present only when the request had a body.
-    #[serde(rename = "Body", default)]
-    pub body: Option<Value>,
+    /// Present only when the request had a body; kept as the envelope's raw text.
+    #[serde(rename = "Body", borrow, default)]
+    body: Option<&'a RawValue>,
 }
 
-impl HttpRequestData {
+impl<'a> HttpRequestData<'a> {
     /// A header by case-insensitive name; repeated values joined as the host joins them.
     pub fn header(&self, name: &str) -> Option<String> {
         self.headers
@@ -78,13 +114,24 @@ impl HttpRequestData {
             .map(|(_, v)| v.join(","))
     }
 
-    /// The body bytes: text for text types (the host sends a string), or base64 for binary
-    /// types the host encodes; an object (a host that parsed JSON itself) is re-serialized.
-    pub fn body_bytes(&self) -> Vec<u8> {
-        match &self.body {
-            None | Some(Value::Null) => Vec::new(),
-            Some(Value::String(text)) => text.as_bytes().to_vec(),
-            Some(other) => other.to_string().into_bytes(),
+    /// The body: text for text types (the host sends a string, borrowed unless it holds
+    /// escapes), or the raw JSON text of an object or array (a host that parsed JSON itself).
+    pub fn body(&self) -> Result<Cow<'a, str>, EnvelopeError> {
+        let Some(raw) = self.body else {
+            return Ok(Cow::Borrowed(""));
+        };
+        let text = raw.get();
+        if text == "null" {
+            Ok(Cow::Borrowed(""))
+        } else if text.starts_with('"') {
+            match serde_json::from_str::<&'a str>(text) {
+                Ok(plain) => Ok(Cow::Borrowed(plain)),
+                Err(_) => serde_json::from_str::<String>(text)
+                    .map(Cow::Owned)
+                    .map_err(|e| malformed("req", format!("Body is not a string: {e}"))),
+            }
+        } else {
+            Ok(Cow::Borrowed(text))
         }
     }
 }
@@ -94,12 +141,6 @@ impl Invocation {
         self.data
             .get(name)
             .ok_or_else(|| EnvelopeError::MissingBinding(name.to_string()))
-    }
-
-    /// The HTTP trigger's request.
-    pub fn http_request(&self, binding: &str) -> Result<HttpRequestData, EnvelopeError> {
-        serde_json::from_value(self.binding(binding)?.clone())
-            .map_err(|e| malformed(binding, e.to_string()))
     }
 
     /// The messages of a Service Bus batch trigger (`cardinality: many`, `dataType: string`):
@@ -251,6 +292,32 @@ mod tests {
         assert_eq!(unquote(r#""{\"a\":1}""#), r#"{"a":1}"#);
         assert_eq!(unquote(r#"{"a":1}"#), r#"{"a":1}"#);
         assert_eq!(unquote(r#""not closed"#), r#""not closed"#);
+    }
+
+    #[test]
+    fn http_bodies_are_borrowed_unless_escaped() {
+        let envelope =
+            br#"{"Data":{"req":{"Method":"POST","Body":"a,b"}},"Metadata":{"x":"\"1\""}}"#;
+        let invocation = HttpInvocation::decode(envelope).unwrap();
+        let body = invocation.request().unwrap().body().unwrap();
+        assert!(matches!(body, Cow::Borrowed("a,b")));
+        let escaped = br#"{"Data":{"req":{"Body":"{\"a\":1}"}}}"#;
+        let invocation = HttpInvocation::decode(escaped).unwrap();
+        assert_eq!(invocation.request().unwrap().body().unwrap(), r#"{"a":1}"#);
+        let parsed_by_host = br#"{"Data":{"req":{"Body":[1, 2]}}}"#;
+        let invocation = HttpInvocation::decode(parsed_by_host).unwrap();
+        assert_eq!(invocation.request().unwrap().body().unwrap(), "[1, 2]");
+        let no_body = br#"{"Data":{"req":{"Method":"POST"}}}"#;
+        let invocation = HttpInvocation::decode(no_body).unwrap();
+        assert_eq!(invocation.request().unwrap().body().unwrap(), "");
+        let no_request = br#"{"Data":{}}"#;
+        assert_eq!(
+            HttpInvocation::decode(no_request)
+                .unwrap()
+                .request()
+                .unwrap_err(),
+            EnvelopeError::MissingBinding("req".into())
+        );
     }
 
     #[test]

@@ -12,15 +12,15 @@ pub mod envelope;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
 
 use crate::app::App;
-use crate::drivers::reply::{self, IDEMPOTENCY_KEY, IngestHeaders, Reply};
-use envelope::{Invocation, InvocationReply};
+use crate::drivers::reply::{self, ApiError, IDEMPOTENCY_KEY, IngestHeaders, Reply};
+use envelope::{HttpInvocation, Invocation, InvocationReply};
 
 /// Binding names, as in `functions/*/function.json`.
 pub const HTTP_REQUEST_BINDING: &str = "req";
@@ -36,12 +36,28 @@ struct HandlerState {
     max_body_bytes: usize,
 }
 
+/// The largest `/ingest` envelope read for a body limit of `max_body_bytes`. The host puts the
+/// body in the envelope once as a JSON string (escaping grows JSON text by its quotes and
+/// backslashes), and, for a JSON object body, each top-level property once more in `Metadata`,
+/// encoded twice; 4× the body limit holds both for any ordinary body, and 1 MiB holds headers,
+/// query and the rest. A larger envelope is answered 413 in the HTTP output without being read.
+pub fn ingest_envelope_limit(max_body_bytes: usize) -> usize {
+    max_body_bytes.saturating_mul(4).saturating_add(1 << 20)
+}
+
+/// The largest `/process` envelope read: a batch of at most 100 messages (`maxMessageBatchSize`
+/// in host.json) of at most 1 MiB each (Service Bus Premium's default message size; Standard
+/// allows 256 KB), encoded twice by the host, which can double JSON text.
+pub const MAX_BATCH_ENVELOPE_BYTES: usize = 256 << 20;
+
+/// The largest `/summarize` envelope read: a timer's envelope is a few hundred bytes.
+pub const MAX_TIMER_ENVELOPE_BYTES: usize = 1 << 20;
+
 /// The contract router: `GET /` for readiness, `POST /ingest`, `/process`, `/summarize`.
 ///
-/// Invocation envelopes have no size limit of their own: the only peer is the host on loopback,
-/// which already bounds them (request size for HTTP, batch size times message size for Service
-/// Bus), and a limit here would fail large batches on every delivery. The ingest body inside
-/// the envelope is held to `max_body_bytes`, as in the local API.
+/// Each function reads its envelope once, up to a limit that holds what the host can send it
+/// (see [`ingest_envelope_limit`], [`MAX_BATCH_ENVELOPE_BYTES`], [`MAX_TIMER_ENVELOPE_BYTES`]);
+/// the ingest body inside the envelope is held to `max_body_bytes`, as in the local API.
 pub fn router(app: App, summarize_budget: Duration, max_body_bytes: usize) -> Router {
     Router::new()
         .route(
@@ -54,7 +70,6 @@ pub fn router(app: App, summarize_budget: Duration, max_body_bytes: usize) -> Ro
         .fallback(|| async {
             json_response(StatusCode::NOT_FOUND, &json!({"error": "no such function"}))
         })
-        .layer(DefaultBodyLimit::disable())
         .with_state(HandlerState {
             app,
             summarize_budget,
@@ -87,6 +102,12 @@ enum InvocationError {
         function: &'static str,
         reason: String,
     },
+    /// The envelope is larger than the host can send for this function.
+    #[error("{function}: {reason}")]
+    TooLarge {
+        function: &'static str,
+        reason: String,
+    },
     /// A dependency failed after its bounded retries; redelivery will retry the work.
     #[error("{function}: {reason}")]
     Dependency {
@@ -116,25 +137,49 @@ impl IntoResponse for InvocationError {
         tracing::error!(error = %self, "invocation failed");
         let status = match self {
             Self::Envelope { .. } => StatusCode::BAD_REQUEST,
+            Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Dependency { .. } => StatusCode::SERVICE_UNAVAILABLE,
         };
         json_response(status, &json!({ "error": self.to_string() }))
     }
 }
 
-fn decode(body: &[u8], function: &'static str) -> Result<Invocation, InvocationError> {
-    serde_json::from_slice(body).map_err(|e| {
+/// Reads an envelope of at most `limit` bytes and decodes it.
+async fn decode(
+    request: Request,
+    limit: usize,
+    function: &'static str,
+) -> Result<Invocation, InvocationError> {
+    let envelope = reply::read_body(request.into_body(), limit)
+        .await
+        .map_err(|e| InvocationError::TooLarge {
+            function,
+            reason: e.to_string(),
+        })?;
+    serde_json::from_slice(&envelope).map_err(|e| {
         InvocationError::envelope(function, format!("invocation envelope is not JSON: {e}"))
     })
 }
 
+/// The HTTP trigger: the envelope is read once, up to [`ingest_envelope_limit`], and the body
+/// is taken from it in place (copied only where the host escaped it).
 async fn ingest(
     State(state): State<HandlerState>,
-    body: axum::body::Bytes,
+    request: Request,
 ) -> Result<Response, InvocationError> {
-    let invocation = decode(&body, "ingest")?;
+    let limit = ingest_envelope_limit(state.max_body_bytes);
+    let envelope = match reply::read_body(request.into_body(), limit).await {
+        Ok(envelope) => envelope,
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            let refused = ApiError::payload_too_large(state.max_body_bytes);
+            return Ok(http_output(&refused.into()));
+        }
+        Err(e) => return Ok(http_output(&e.into())),
+    };
+    let invocation =
+        HttpInvocation::decode(&envelope).map_err(|e| InvocationError::envelope("ingest", e))?;
     let request = invocation
-        .http_request(HTTP_REQUEST_BINDING)
+        .request()
         .map_err(|e| InvocationError::envelope("ingest", e))?;
     let content_type = request.header("Content-Type").unwrap_or_default();
     let idempotency_key = request.header(IDEMPOTENCY_KEY);
@@ -142,9 +187,11 @@ async fn ingest(
         content_type: &content_type,
         idempotency_key: idempotency_key.as_deref(),
     };
-    let body = request.body_bytes();
+    let body = request
+        .body()
+        .map_err(|e| InvocationError::envelope("ingest", e))?;
     let outcome = match reply::check_size(body.len(), state.max_body_bytes) {
-        Ok(()) => reply::ingest(&state.app.pipeline, headers, &body).await,
+        Ok(()) => reply::ingest(&state.app.pipeline, headers, body.as_bytes()).await,
         Err(e) => Err(e),
     };
     Ok(http_output(&outcome.unwrap_or_else(Reply::from)))
@@ -154,9 +201,9 @@ async fn ingest(
 /// failed transiently, when the invocation fails and the host redelivers the batch.
 async fn process(
     State(state): State<HandlerState>,
-    body: axum::body::Bytes,
+    request: Request,
 ) -> Result<Response, InvocationError> {
-    let invocation = decode(&body, "process")?;
+    let invocation = decode(request, MAX_BATCH_ENVELOPE_BYTES, "process").await?;
     let messages = if invocation.data.contains_key(BATCH_BINDING) {
         invocation.service_bus_batch(BATCH_BINDING)
     } else {
@@ -177,9 +224,9 @@ async fn process(
 /// The timer: the same end of day as the local timer runs.
 async fn summarize(
     State(state): State<HandlerState>,
-    body: axum::body::Bytes,
+    request: Request,
 ) -> Result<Response, InvocationError> {
-    let invocation = decode(&body, "summarize")?;
+    let invocation = decode(request, MAX_TIMER_ENVELOPE_BYTES, "summarize").await?;
     invocation
         .timer_is_past_due(TIMER_BINDING)
         .map_err(|e| InvocationError::envelope("summarize", e))?;

@@ -6,7 +6,6 @@
 //! every error is a JSON body `{"error": "..."}` with a status that says whose fault it is.
 //! Successful requests are counted, not logged.
 
-use axum::body::Body;
 use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
@@ -14,6 +13,12 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 
+use std::sync::Arc;
+
+use axum::middleware;
+use azure_core::credentials::Secret;
+
+use super::{api_key, openapi};
 use crate::app::App;
 use crate::domain::series::SeriesId;
 use crate::drivers::reply::{self, ApiError, IDEMPOTENCY_KEY, IngestHeaders, Reply};
@@ -25,12 +30,14 @@ struct ApiState {
     max_body_bytes: usize,
 }
 
-pub fn router(app: App, max_body_bytes: usize) -> Router {
-    Router::new()
+/// The local API's routes; with `api_key`, every request must carry it (see [`api_key`]).
+pub fn router(app: App, max_body_bytes: usize, api_key: Option<Secret>) -> Router {
+    let routes = Router::new()
         .route("/api/ingest", post(ingest))
         .route("/api/summaries", get(summaries))
         .route("/api/status", get(status))
         .route("/metrics", get(prometheus_metrics))
+        .route("/api/openapi.json", get(openapi::document))
         .fallback(|| async {
             ApiError::not_found("no such endpoint; see docs/operations.md (HTTP API)")
         })
@@ -38,7 +45,14 @@ pub fn router(app: App, max_body_bytes: usize) -> Router {
             app: app.clone(),
             max_body_bytes,
         })
-        .merge(super::console::router(app))
+        .merge(super::console::router(app));
+    match api_key {
+        Some(key) => routes.layer(middleware::from_fn_with_state(
+            Arc::new(api_key::ApiKey::new(&key)),
+            api_key::require,
+        )),
+        None => routes,
+    }
 }
 
 impl IntoResponse for Reply {
@@ -79,24 +93,8 @@ async fn ingest(
         content_type: text(header::CONTENT_TYPE.as_str()).unwrap_or(""),
         idempotency_key: text(IDEMPOTENCY_KEY),
     };
-    let body = read_body(request.into_body(), state.max_body_bytes).await?;
+    let body = reply::read_body(request.into_body(), state.max_body_bytes).await?;
     reply::ingest(&state.app.pipeline, ingest_headers, &body).await
-}
-
-async fn read_body(body: Body, limit: usize) -> Result<axum::body::Bytes, ApiError> {
-    match axum::body::to_bytes(body, limit).await {
-        Ok(bytes) => Ok(bytes),
-        Err(e) => {
-            let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
-            while let Some(err) = source {
-                if err.is::<http_body_util::LengthLimitError>() {
-                    return Err(ApiError::payload_too_large(limit));
-                }
-                source = err.source();
-            }
-            Err(ApiError::bad_request("the body could not be read"))
-        }
-    }
 }
 
 #[derive(Deserialize)]

@@ -3,6 +3,8 @@
 //! pumping the observations queue, and the summarize timer on the NCRONTAB schedule of
 //! `functions/summarize/function.json` (see [`crate::drivers::server`]).
 
+pub mod api_key;
 pub mod console;
 pub mod http;
+pub mod openapi;
 pub mod workers;
