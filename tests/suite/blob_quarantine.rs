@@ -10,6 +10,7 @@ use crate::kit::handler::{Handler, batch_envelope, empty_reply, handler_with, ob
 use azure_core::http::Url;
 use azure_storage_blob::BlobContainerClient;
 use eventide::adapters::blob::StorageConnection;
+use eventide::adapters::blob::account::sas_protocols;
 use eventide::app::config::QuarantineTarget;
 use eventide::drivers::quarantine::replay;
 use eventide::pipeline::ports::{Clock, Quarantine, QuarantineEntry};
@@ -42,11 +43,11 @@ async fn blobs(connection: &str, container: &str) -> Vec<(String, Value)> {
     let account = StorageConnection::parse(connection).unwrap();
     let mut url: Url = account.blob_endpoint.clone();
     url.path_segments_mut().unwrap().push(container);
-    url.set_query(Some(
-        &account
-            .key
-            .blob_sas(chrono::Utc::now() + chrono::Duration::hours(1)),
-    ));
+    url.set_query(Some(&account.key.container_sas(
+        container,
+        chrono::Utc::now() + chrono::Duration::hours(1),
+        sas_protocols(&account.blob_endpoint),
+    )));
     let client = BlobContainerClient::new(url, None, None).unwrap();
     let mut names = Vec::new();
     let mut pager = client.list_blobs(None).unwrap();
@@ -207,4 +208,39 @@ async fn list_and_replay_work_on_the_blob_quarantine() {
     assert_eq!(rows[0]["series"], "replayed");
     assert_eq!(rows[0]["mean"], 7.0);
     h.server.shutdown().await;
+}
+
+/// The quarantine's token opens its own container and no other: with the account key in hand,
+/// Eventide still only signs SAS tokens scoped to the quarantine container.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_quarantine_token_opens_its_container_and_no_other() {
+    let Some(connection) = azurite("the_quarantine_token_opens_its_container_and_no_other") else {
+        return;
+    };
+    let (own, other) = (container_name("own"), container_name("other"));
+    // Both containers exist (the handlers create them at start-up).
+    let _own = quarantine_handler(&connection, &own).await;
+    let _other = quarantine_handler(&connection, &other).await;
+    let account = StorageConnection::parse(&connection).unwrap();
+    let token = account.key.container_sas(
+        &own,
+        chrono::Utc::now() + chrono::Duration::hours(1),
+        sas_protocols(&account.blob_endpoint),
+    );
+    let listing = |container: &str| {
+        let mut url: Url = account.blob_endpoint.clone();
+        url.path_segments_mut().unwrap().push(container);
+        url.set_query(Some(&token));
+        async move {
+            let client = BlobContainerClient::new(url, None, None).unwrap();
+            let mut pager = client.list_blobs(None).unwrap();
+            pager.try_next().await.map(|_| ())
+        }
+    };
+    assert!(listing(&own).await.is_ok());
+    let refused = listing(&other).await.unwrap_err();
+    assert!(
+        refused.to_string().contains("403") || refused.http_status().map(u16::from) == Some(403),
+        "{refused}"
+    );
 }

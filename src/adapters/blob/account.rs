@@ -1,8 +1,10 @@
-//! Storage connection strings and account SAS tokens.
+//! Storage connection strings and SAS tokens.
 //!
 //! `azure_storage_blob` authorizes with Microsoft Entra ID or with a SAS carried in the URL; it
 //! has no Shared Key signing. An account key (a connection string, or Azurite's development
-//! account) is therefore turned into a short-lived account SAS for the Blob service here.
+//! account) is therefore turned into short-lived SAS tokens here, scoped as narrowly as the
+//! quarantine allows: a service SAS for the blobs of its one container, and an account SAS that
+//! can only create containers, both usable over https only (but toward a loopback emulator).
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -17,8 +19,9 @@ use crate::adapters::connection_string::{Pairs, SyntaxError};
 
 /// The SAS version signed; 2020-12-06 and later sign the encryption scope line too.
 const SAS_VERSION: &str = "2021-08-06";
-/// Read, write, delete, list, add, create: what the quarantine does, nothing more.
-const SAS_PERMISSIONS: &str = "rwdlac";
+/// What the quarantine does in its container: read, add, create, write, delete, list (a service
+/// SAS's permissions, in their required order).
+const CONTAINER_PERMISSIONS: &str = "racwdl";
 
 /// Azurite's development account, as documented by Azurite (`UseDevelopmentStorage=true`).
 /// The key is published; it guards nothing but a local emulator.
@@ -46,20 +49,30 @@ impl std::fmt::Debug for AccountKey {
     }
 }
 
+/// Which protocols a SAS may be used over: https only, except toward a loopback emulator
+/// (Azurite speaks plain http; `StorageConnection::parse` refuses http anywhere else).
+pub fn sas_protocols(endpoint: &Url) -> &'static str {
+    if endpoint.scheme() == "https" {
+        "https"
+    } else {
+        "https,http"
+    }
+}
+
 impl AccountKey {
     /// The string an account SAS signs (Create an account SAS, version 2020-12-06 and later):
     /// account, permissions, services, resource types, start, expiry, IP, protocol, version,
     /// encryption scope, each followed by a newline.
-    fn string_to_sign(&self, expiry: &str) -> String {
+    fn account_string_to_sign(&self, expiry: &str, protocols: &str) -> String {
         [
             self.account.as_str(),
-            SAS_PERMISSIONS,
+            "c",
             "b",
-            "sco",
+            "c",
             "",
             expiry,
             "",
-            "",
+            protocols,
             SAS_VERSION,
             "",
             "",
@@ -67,20 +80,68 @@ impl AccountKey {
         .join("\n")
     }
 
-    /// An account SAS (the query string, without `?`) for the Blob service's containers and
-    /// blobs, valid until `expiry`.
-    pub fn blob_sas(&self, expiry: DateTime<Utc>) -> String {
-        let expiry = expiry.to_rfc3339_opts(SecondsFormat::Secs, true);
+    /// The string a Blob service SAS for one container signs (Create a service SAS, version
+    /// 2020-12-06 and later): permissions, start, expiry, canonical resource, identifier, IP,
+    /// protocol, version, resource, snapshot time, encryption scope, and the five response
+    /// header overrides.
+    fn container_string_to_sign(&self, container: &str, expiry: &str, protocols: &str) -> String {
+        let resource = format!("/blob/{}/{container}", self.account);
+        [
+            CONTAINER_PERMISSIONS,
+            "",
+            expiry,
+            &resource,
+            "",
+            "",
+            protocols,
+            SAS_VERSION,
+            "c",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+        ]
+        .join("\n")
+    }
+
+    fn sign(&self, string_to_sign: &str) -> String {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes any key");
-        mac.update(self.string_to_sign(&expiry).as_bytes());
-        let signature = STANDARD.encode(mac.finalize().into_bytes());
-        let escape = |v: &str| utf8_percent_encode(v, QUERY_VALUE).to_string();
+        mac.update(string_to_sign.as_bytes());
+        escape(&STANDARD.encode(mac.finalize().into_bytes()))
+    }
+
+    /// An account SAS that can do one thing: create containers (resource type container,
+    /// permission create) — what the quarantine needs once, at start-up, before its container
+    /// exists. Valid until `expiry`, over `protocols` (see [`sas_protocols`]).
+    pub fn container_creation_sas(&self, expiry: DateTime<Utc>, protocols: &str) -> String {
+        let expiry = expiry.to_rfc3339_opts(SecondsFormat::Secs, true);
+        let signature = self.sign(&self.account_string_to_sign(&expiry, protocols));
         format!(
-            "sv={SAS_VERSION}&ss=b&srt=sco&sp={SAS_PERMISSIONS}&se={}&sig={}",
+            "sv={SAS_VERSION}&ss=b&srt=c&sp=c&se={}&spr={}&sig={signature}",
             escape(&expiry),
-            escape(&signature)
+            escape(protocols)
         )
     }
+
+    /// A service SAS for the blobs of `container` and nothing else: the quarantine's everyday
+    /// token. Valid until `expiry`, over `protocols` (see [`sas_protocols`]).
+    pub fn container_sas(&self, container: &str, expiry: DateTime<Utc>, protocols: &str) -> String {
+        let expiry = expiry.to_rfc3339_opts(SecondsFormat::Secs, true);
+        let signature = self.sign(&self.container_string_to_sign(container, &expiry, protocols));
+        format!(
+            "sv={SAS_VERSION}&sr=c&sp={CONTAINER_PERMISSIONS}&se={}&spr={}&sig={signature}",
+            escape(&expiry),
+            escape(protocols)
+        )
+    }
+}
+
+/// Query values escaped the way SAS tokens are: everything but unreserved characters.
+fn escape(value: &str) -> String {
+    utf8_percent_encode(value, QUERY_VALUE).to_string()
 }
 
 /// What a storage connection string says about the Blob service.
@@ -187,32 +248,43 @@ mod tests {
     }
 
     #[test]
-    fn the_string_to_sign_has_the_documented_eleven_lines() {
+    fn the_strings_to_sign_have_the_documented_lines() {
         let k = key("acct", "AAAA");
         assert_eq!(
-            k.string_to_sign("2026-11-26T00:00:00Z"),
-            "acct\nrwdlac\nb\nsco\n\n2026-11-26T00:00:00Z\n\n\n2021-08-06\n\n"
+            k.account_string_to_sign("2026-11-26T00:00:00Z", "https"),
+            "acct\nc\nb\nc\n\n2026-11-26T00:00:00Z\n\nhttps\n2021-08-06\n\n"
+        );
+        assert_eq!(
+            k.container_string_to_sign("quarantine", "2026-11-26T00:00:00Z", "https"),
+            "racwdl\n\n2026-11-26T00:00:00Z\n/blob/acct/quarantine\n\n\nhttps\n2021-08-06\nc\n\n\n\n\n\n\n"
         );
     }
 
-    /// The signature was computed independently with Python's `hmac` over the string above
-    /// (`base64(hmac.new(b64decode(key), s.encode(), sha256).digest())`).
+    /// The signature was computed independently with Python's `hmac` over the container string
+    /// above for Azurite's account (`base64(hmac.new(b64decode(key), s.encode(),
+    /// sha256).digest())`); Azurite accepting the token is the suite's `blob_quarantine` test.
     #[test]
-    fn the_signature_matches_an_independent_hmac() {
+    fn the_container_sas_is_scoped_signed_and_https_only() {
         let k = key("devstoreaccount1", DEVELOPMENT_KEY);
         let expiry = DateTime::parse_from_rfc3339("2026-11-26T00:00:00Z")
             .unwrap()
             .with_timezone(&Utc);
-        let sas = k.blob_sas(expiry);
+        let sas = k.container_sas("quarantine", expiry, "https");
         assert_eq!(
             sas,
             format!(
-                "sv=2021-08-06&ss=b&srt=sco&sp=rwdlac&se=2026-11-26T00%3A00%3A00Z&sig={}",
-                utf8_percent_encode(PYTHON_SIGNATURE, QUERY_VALUE)
+                "sv=2021-08-06&sr=c&sp=racwdl&se=2026-11-26T00%3A00%3A00Z&spr=https&sig={}",
+                escape(PYTHON_SIGNATURE)
             )
         );
+        let https: Url = "https://acct.blob.core.windows.net".parse().unwrap();
+        let azurite: Url = "http://127.0.0.1:10000/devstoreaccount1".parse().unwrap();
+        assert_eq!(sas_protocols(&https), "https");
+        assert_eq!(sas_protocols(&azurite), "https,http");
+        let creation = k.container_creation_sas(expiry, "https");
+        assert!(creation.contains("&srt=c&sp=c&"), "{creation}");
     }
-    const PYTHON_SIGNATURE: &str = "5ZKXfb98B3QMovfsqqjgh3dQ1MLZ9YZcEObdlLI2S8w=";
+    const PYTHON_SIGNATURE: &str = "/OpHOx9jPM9QekdqB/RtIm7xs+CgQc8WnoH83FBrQRs=";
 
     #[test]
     fn connection_strings() {

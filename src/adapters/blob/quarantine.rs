@@ -18,7 +18,7 @@ use futures::{StreamExt, TryStreamExt, stream};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::account::AccountKey;
+use super::account::{AccountKey, sas_protocols};
 use crate::pipeline::ports::{PortError, PortResult, Quarantine, QuarantineEntry};
 
 /// Blob calls in flight at once for one `put` or `list`.
@@ -32,7 +32,7 @@ const MAX_READABLE_ID: usize = 400;
 /// How the quarantine authorizes.
 #[derive(Clone)]
 pub enum BlobAccess {
-    /// An account key, turned into short-lived account SAS tokens.
+    /// An account key, turned into short-lived SAS tokens scoped to the quarantine container.
     AccountKey(AccountKey),
     /// Microsoft Entra ID (a managed identity in Azure); needs an https endpoint.
     Entra(Arc<dyn TokenCredential>),
@@ -46,6 +46,8 @@ struct CachedClient {
 /// The Blob quarantine.
 pub struct BlobQuarantine {
     container_url: Url,
+    /// The container's name, which a service SAS is scoped to.
+    container: String,
     access: BlobAccess,
     cached: Mutex<Option<CachedClient>>,
 }
@@ -156,11 +158,11 @@ impl BlobQuarantine {
             .push(container);
         let quarantine = Self {
             container_url,
+            container: container.to_string(),
             access,
             cached: Mutex::new(None),
         };
-        let client = quarantine.client()?;
-        match client.create(None).await {
+        match quarantine.creator()?.create(None).await {
             Ok(_) => Ok(quarantine),
             Err(e) if status_of(&e) == Some(409) => Ok(quarantine),
             // An identity allowed to write blobs but not to create containers: the container
@@ -179,7 +181,25 @@ impl BlobQuarantine {
         }
     }
 
-    /// The container client, with a fresh SAS when the current one is half-way to expiry.
+    /// A client for creating the container: with an account key, under a SAS that can create
+    /// containers and do nothing else (a service SAS cannot create its own container).
+    fn creator(&self) -> PortResult<Arc<BlobContainerClient>> {
+        let BlobAccess::AccountKey(key) = &self.access else {
+            return self.client();
+        };
+        let mut url = self.container_url.clone();
+        let protocols = sas_protocols(&url);
+        url.set_query(Some(
+            &key.container_creation_sas(Utc::now() + SAS_LIFETIME, protocols),
+        ));
+        BlobContainerClient::new(url, None, None)
+            .map(Arc::new)
+            .map_err(|e| port_error("configuring the Blob quarantine".into(), e))
+    }
+
+    /// The container client, with a fresh SAS when the current one is half-way to expiry: a
+    /// service SAS for this container's blobs only, over https only (but to a loopback
+    /// emulator).
     fn client(&self) -> PortResult<Arc<BlobContainerClient>> {
         let now = Utc::now();
         let mut cached = self
@@ -194,7 +214,12 @@ impl BlobQuarantine {
         let (url, credential, renew_at) = match &self.access {
             BlobAccess::AccountKey(key) => {
                 let mut url = self.container_url.clone();
-                url.set_query(Some(&key.blob_sas(now + SAS_LIFETIME)));
+                let protocols = sas_protocols(&url);
+                url.set_query(Some(&key.container_sas(
+                    &self.container,
+                    now + SAS_LIFETIME,
+                    protocols,
+                )));
                 (url, None, Some(now + SAS_RENEW_AFTER))
             }
             BlobAccess::Entra(credential) => {
