@@ -1,5 +1,5 @@
 //! The command line: `eventide local`, `serve`, `summarize`, `demo`, `quarantine`, `backfill`,
-//! `migrate`.
+//! `migrate`, `loadgen`.
 //! Each command parses the one [`Config`], builds the application with [`App::build`] and runs.
 
 use std::sync::Arc;
@@ -9,6 +9,7 @@ use chrono::NaiveDate;
 use clap::{Parser, Subcommand};
 
 use super::demo::{self, DemoArgs};
+use super::loadgen::{self, LoadgenArgs};
 use super::quarantine;
 use super::server::Server;
 use crate::app::{App, Config, Driver};
@@ -78,6 +79,9 @@ pub enum Command {
         #[command(flatten)]
         config: Config,
     },
+    /// Drive an ingest endpoint (`eventide local`, or a Function App) with a reproducible
+    /// workload and report rates, latencies, errors and when the target had merged it all.
+    Loadgen(LoadgenArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -196,6 +200,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", App::migrate(&config).await?);
             Ok(())
         }
+        Command::Loadgen(args) => loadgen::run(args).await,
     }
 }
 

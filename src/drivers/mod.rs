@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod demo;
 pub mod functions;
+pub mod loadgen;
 pub mod local;
 pub mod quarantine;
 pub mod reply;
