@@ -34,6 +34,7 @@ mod lateness_cosmos_ttl;
 mod lateness_policy;
 mod lateness_sink_range;
 mod lateness_timestamp_range;
+mod loadgen;
 mod redelivery;
 mod servicebus_client;
 mod servicebus_live;
