@@ -1,5 +1,5 @@
 //! The command line: `eventide local`, `serve`, `summarize`, `demo`, `quarantine`, `backfill`,
-//! `migrate`, `loadgen`.
+//! `migrate`, `loadgen`, `cost`.
 //! Each command parses the one [`Config`], builds the application with [`App::build`] and runs.
 
 use std::sync::Arc;
@@ -8,6 +8,7 @@ use anyhow::Context;
 use chrono::NaiveDate;
 use clap::{Parser, Subcommand};
 
+use super::cost::{self, CostArgs};
 use super::demo::{self, DemoArgs};
 use super::loadgen::{self, LoadgenArgs};
 use super::quarantine;
@@ -82,6 +83,9 @@ pub enum Command {
     /// Drive an ingest endpoint (`eventide local`, or a Function App) with a reproducible
     /// workload and report rates, latencies, errors and when the target had merged it all.
     Loadgen(LoadgenArgs),
+    /// Price measured per-observation figures per million observations and per month, by
+    /// component, next to the seed's first design priced the same way.
+    Cost(CostArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -201,6 +205,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Loadgen(args) => loadgen::run(args).await,
+        Command::Cost(args) => cost::run(args),
     }
 }
 

@@ -3,6 +3,7 @@
 //! (replies, error mapping, the end of day) is written once, in [`reply`] and [`crate::app`].
 
 pub mod cli;
+pub mod cost;
 pub mod demo;
 pub mod functions;
 pub mod loadgen;

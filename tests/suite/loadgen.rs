@@ -69,14 +69,21 @@ async fn run(app: &TestApp, args: LoadgenArgs) -> Report {
     };
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     assert_eq!(report.unanswered, 0);
-    let settled = report.settled.as_ref().expect("eventide local serves /api/status");
+    let settled = report
+        .settled
+        .as_ref()
+        .expect("eventide local serves /api/status");
     assert!(settled.merged_after_s.is_some(), "{report}");
     assert!(settled.summarized_after_s.is_some(), "{report}");
     let counted = |name: &str| settled.counters.get(name).copied().unwrap_or(0);
     assert_eq!(report.accepted, counted("observations_accepted"));
     assert_eq!(report.rejected, counted("observations_rejected"));
     assert_eq!(report.accepted, counted("points_merged"));
-    assert_eq!(report.requests, counted("chunks_sent"), "one message per request");
+    assert_eq!(
+        report.requests,
+        counted("chunks_sent"),
+        "one message per request"
+    );
     report
 }
 
@@ -108,7 +115,10 @@ fn assert_ground_truth(shape: &Shape, rows: &BTreeMap<String, Value>) {
         assert!(close(row["sum"].as_f64().unwrap(), sum), "{series}: {row}");
         assert_eq!(row["min"].as_f64().unwrap(), min, "{series}");
         assert_eq!(row["max"].as_f64().unwrap(), max, "{series}");
-        assert_eq!(row["last_value"].as_f64().unwrap(), values[values.len() - 1]);
+        assert_eq!(
+            row["last_value"].as_f64().unwrap(),
+            values[values.len() - 1]
+        );
     }
 }
 
@@ -165,7 +175,11 @@ async fn duplicates_are_accepted_and_change_no_stored_point() {
     let report = run(&app, args.clone()).await;
     assert!(report.sent.duplicates > 0);
     assert_eq!(report.accepted, 240 + report.sent.duplicates);
-    assert_eq!(report.segments.len(), 2, "the duplicates go out in a second pass");
+    assert_eq!(
+        report.segments.len(),
+        2,
+        "the duplicates go out in a second pass"
+    );
     let without_stamps = |rows: BTreeMap<String, Value>| -> Vec<Value> {
         rows.into_values()
             .map(|mut row| {
@@ -254,7 +268,10 @@ async fn function_app_stand_in(key: &'static str) -> String {
             return (StatusCode::UNAUTHORIZED, axum::Json(json!({})));
         }
         let lines = body.lines().count();
-        (StatusCode::OK, axum::Json(json!({"accepted": lines, "rejected": []})))
+        (
+            StatusCode::OK,
+            axum::Json(json!({"accepted": lines, "rejected": []})),
+        )
     };
     let router = axum::Router::new().route("/api/ingest", axum::routing::post(ingest));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -279,5 +296,8 @@ async fn the_function_key_is_sent_and_a_target_without_status_reports_no_settlin
     let unkeyed = loadgen::execute(&args(&base)).await.unwrap();
     assert_eq!(unkeyed.accepted, 0);
     assert_eq!(unkeyed.unanswered, 240);
-    assert_eq!(unkeyed.errors, BTreeMap::from([("http 401".to_string(), 24)]));
+    assert_eq!(
+        unkeyed.errors,
+        BTreeMap::from([("http 401".to_string(), 24)])
+    );
 }

@@ -103,7 +103,8 @@ pub async fn settle(
             .ok_or_else(|| anyhow::anyhow!("the target stopped serving /api/status"))?;
         settled.counters = counter_deltas(baseline, &status);
         let count = |name: &str| settled.counters.get(name).copied().unwrap_or(0);
-        let depth = |pick: fn(&Queues) -> Depth| status.queues.as_ref().map_or(0, |q| pick(q).total());
+        let depth =
+            |pick: fn(&Queues) -> Depth| status.queues.as_ref().map_or(0, |q| pick(q).total());
         if settled.merged_after_s.is_none()
             && depth(|q| q.observations) == 0
             && count("points_merged") >= goal.accepted
