@@ -1,5 +1,5 @@
 //! The command line: `eventide local`, `serve`, `summarize`, `demo`, `quarantine`, `backfill`,
-//! `migrate`.
+//! `migrate`, `loadgen`, `cost`.
 //! Each command parses the one [`Config`], builds the application with [`App::build`] and runs.
 
 use std::sync::Arc;
@@ -8,7 +8,9 @@ use anyhow::Context;
 use chrono::NaiveDate;
 use clap::{Parser, Subcommand};
 
+use super::cost::{self, CostArgs};
 use super::demo::{self, DemoArgs};
+use super::loadgen::{self, LoadgenArgs};
 use super::quarantine;
 use super::server::Server;
 use crate::app::config::TelemetryConfig;
@@ -80,6 +82,12 @@ pub enum Command {
         #[command(flatten)]
         config: Config,
     },
+    /// Drive an ingest endpoint (`eventide local`, or a Function App) with a reproducible
+    /// workload and report rates, latencies, errors and when the target had merged it all.
+    Loadgen(LoadgenArgs),
+    /// Price measured per-observation figures per million observations and per month, by
+    /// component, next to the seed's first design priced the same way.
+    Cost(CostArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -125,7 +133,7 @@ impl Command {
             | Command::Quarantine { config, .. }
             | Command::Backfill { config, .. }
             | Command::Migrate { config } => config,
-            Command::Demo(_) => {
+            Command::Demo(_) | Command::Loadgen(_) | Command::Cost(_) => {
                 return Ok(TelemetryOnly::try_parse_from(["eventide"])?.telemetry);
             }
         };
@@ -257,6 +265,8 @@ async fn execute(
             println!("{}", App::migrate(&config).await?);
             Ok(())
         }
+        Command::Loadgen(args) => loadgen::run(args).await,
+        Command::Cost(args) => cost::run(args),
     }
 }
 

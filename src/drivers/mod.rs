@@ -3,8 +3,10 @@
 //! (replies, error mapping, the end of day) is written once, in [`reply`] and [`crate::app`].
 
 pub mod cli;
+pub mod cost;
 pub mod demo;
 pub mod functions;
+pub mod loadgen;
 pub mod local;
 pub mod quarantine;
 pub mod reply;

@@ -38,6 +38,7 @@ mod lateness_cosmos_ttl;
 mod lateness_policy;
 mod lateness_sink_range;
 mod lateness_timestamp_range;
+mod loadgen;
 mod local_exposure;
 mod openapi;
 mod redelivery;
