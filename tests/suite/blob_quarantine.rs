@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use crate::kit;
 use crate::kit::handler::{Handler, batch_envelope, empty_reply, handler_with, observation};
 use azure_core::http::Url;
 use azure_storage_blob::BlobContainerClient;
@@ -159,23 +160,12 @@ async fn list_and_replay_work_on_the_blob_quarantine() {
     processed(&h, 1).await;
 
     // `eventide quarantine list`, the real binary, on the same settings.
-    let output = eventide_testkit::command(env!("CARGO_BIN_EXE_eventide"))
-        .args(["quarantine", "list"])
-        .env("EVENTIDE_DB", h.app_db())
-        .env("EVENTIDE_QUARANTINE", &connection)
-        .env("EVENTIDE_QUARANTINE_CONTAINER", &container)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let listed: Vec<Value> = String::from_utf8(output.stdout)
-        .unwrap()
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect();
+    let db = h.app_db();
+    let listed = kit::quarantine_list_cli(&[
+        ("EVENTIDE_DB", db.as_os_str()),
+        ("EVENTIDE_QUARANTINE", connection.as_ref()),
+        ("EVENTIDE_QUARANTINE_CONTAINER", container.as_ref()),
+    ]);
     let mut ids: Vec<&str> = listed.iter().map(|e| e["id"].as_str().unwrap()).collect();
     ids.sort();
     assert_eq!(ids, ["process:lost-in-an-outage", "process:m-cut"]);

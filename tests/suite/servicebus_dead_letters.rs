@@ -23,7 +23,6 @@ use eventide::pipeline::clock::ManualClock;
 use eventide::pipeline::ports::{Clock, MessageReceiver, OutgoingMessage, QuarantineSource};
 use eventide::pipeline::process::InboundMessage;
 use eventide_testkit::fake_service_bus::{DeadLetterCause, FakeQueueSettings, FakeServiceBus};
-use serde_json::Value;
 
 use crate::kit::{self, start};
 
@@ -148,22 +147,11 @@ async fn a_message_dead_lettered_after_max_deliveries_is_listed_and_replayed_to_
     assert_eq!(entry.body, dead[0].body);
 
     // The real binary, configured by its settings alone, lists the same entry.
-    let output = eventide_testkit::command(env!("CARGO_BIN_EXE_eventide"))
-        .args(["quarantine", "list"])
-        .env("EVENTIDE_DB", h._dir.path().join("cli.db"))
-        .env("EVENTIDE_SERVICEBUS", h.fake.connection_string())
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let printed: Vec<Value> = String::from_utf8(output.stdout)
-        .unwrap()
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect();
+    let (db, servicebus) = (h._dir.path().join("cli.db"), h.fake.connection_string());
+    let printed = kit::quarantine_list_cli(&[
+        ("EVENTIDE_DB", db.as_os_str()),
+        ("EVENTIDE_SERVICEBUS", servicebus.as_ref()),
+    ]);
     assert_eq!(printed.len(), 1, "{printed:?}");
     assert_eq!(printed[0]["id"], entry.id.as_str());
     assert_eq!(printed[0]["function"], "process");

@@ -53,15 +53,7 @@ async fn start(backends: &Backends<'_>) -> Runtime {
         command.env(name, value);
     }
     let child = command.spawn().expect("the eventide binary starts");
-    let base = format!("http://127.0.0.1:{port}");
-    let started = Instant::now();
-    while reqwest::get(format!("{base}/api/status")).await.is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "eventide local did not come up"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let base = kit::local_base_when_up(port).await;
     Runtime { child, base }
 }
 

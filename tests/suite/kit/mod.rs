@@ -82,6 +82,42 @@ pub async fn serve_adjusted(
     Server::start(app, &config.runtime, driver).await.unwrap()
 }
 
+/// Waits until a child `eventide local` on `port` answers `/api/status` (at most 10 s); returns
+/// its base URL (`http://127.0.0.1:port`).
+pub async fn local_base_when_up(port: u16) -> String {
+    let base = format!("http://127.0.0.1:{port}");
+    let started = std::time::Instant::now();
+    while reqwest::get(format!("{base}/api/status")).await.is_err() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "eventide local did not come up"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    base
+}
+
+/// Runs the real binary's `eventide quarantine list` with only `settings` in its environment
+/// and returns the entries it printed, one JSON object per line.
+pub fn quarantine_list_cli(settings: &[(&str, &std::ffi::OsStr)]) -> Vec<Value> {
+    let mut command = eventide_testkit::command(env!("CARGO_BIN_EXE_eventide"));
+    command.args(["quarantine", "list"]);
+    for (name, value) in settings {
+        command.env(name, value);
+    }
+    let output = command.output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
 /// POSTs `body` to the ingest endpoint under `base` (`http://host:port`); returns the status
 /// and the JSON reply.
 pub async fn post_ingest(
