@@ -197,6 +197,7 @@ pub async fn run(argv: Vec<String>) {
         args.provisioned,
         processing.as_secs_f64()
     );
+    println!("    by operation: {}", cosmos_process.breakdown());
     let summaries = cosmos_total.since(&cosmos_process);
     println!(
         "  Cosmos DB, summaries: {:.0} RU ({:.1} RU per series-day) in {:.1} s; with them {:.3} RU per observation",
@@ -205,6 +206,7 @@ pub async fn run(argv: Vec<String>) {
         summarizing.as_secs_f64(),
         cosmos_total.request_units / n
     );
+    println!("    by operation: {}", summaries.breakdown());
     println!(
         "  Service Bus (fake's counts): {} billed operations (sends {} + receives {} + schedules {} + receives {}) = {:.4} per observation ({:.4} while processing); settles {}, empty receives {}",
         bus_total.billed(),
@@ -254,5 +256,6 @@ pub async fn run(argv: Vec<String>) {
         cosmos.request_units / args.eod_series as f64,
         cosmos.throttled
     );
+    println!("    by operation: {}", cosmos.breakdown());
     s.stop().await;
 }

@@ -19,6 +19,7 @@ use std::time::{Duration as StdDuration, Instant};
 use azure_data_cosmos::CosmosClient;
 use chrono::{DateTime, Utc};
 use eventide::adapters::cosmos::CosmosStore;
+use eventide::adapters::cosmos::stats::OperationCharge;
 use eventide::adapters::servicebus::{ClientOptions, ServiceBusClient, ServiceBusQueue};
 use eventide::adapters::sql::SinkOptions;
 use eventide::adapters::sql::postgres::PostgresSink;
@@ -211,6 +212,7 @@ impl AzureStack {
             wasted_request_units: stats.wasted_request_units(),
             requests: stats.requests.load(Ordering::Relaxed),
             throttled: stats.throttled.load(Ordering::Relaxed),
+            by_operation: stats.by_operation(),
         }
     }
 
@@ -252,13 +254,15 @@ impl ServiceBusOperations {
 }
 
 /// Request units and requests of the Cosmos DB store.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct CosmosFigures {
     pub request_units: f64,
     /// Spent on answers that did no work (lost conditional writes, failed attempts).
     pub wasted_request_units: f64,
     pub requests: u64,
     pub throttled: u64,
+    /// Request units and attempts by operation.
+    pub by_operation: Vec<OperationCharge>,
 }
 
 impl CosmosFigures {
@@ -269,7 +273,40 @@ impl CosmosFigures {
             wasted_request_units: self.wasted_request_units - before.wasted_request_units,
             requests: self.requests - before.requests,
             throttled: self.throttled - before.throttled,
+            by_operation: self
+                .by_operation
+                .iter()
+                .map(|now| {
+                    let then = before
+                        .by_operation
+                        .iter()
+                        .find(|b| b.operation == now.operation);
+                    OperationCharge {
+                        operation: now.operation,
+                        request_units: now.request_units - then.map_or(0.0, |t| t.request_units),
+                        requests: now.requests - then.map_or(0, |t| t.requests),
+                    }
+                })
+                .collect(),
         }
+    }
+
+    /// `read 1,234 RU in 1,000 (1.23 each); …` over the operations that ran.
+    pub fn breakdown(&self) -> String {
+        self.by_operation
+            .iter()
+            .filter(|o| o.requests > 0)
+            .map(|o| {
+                format!(
+                    "{} {:.0} RU in {} ({:.2} each)",
+                    o.operation.name(),
+                    o.request_units,
+                    o.requests,
+                    o.request_units / o.requests as f64
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
     }
 
     /// Share of requests answered 429.
