@@ -187,9 +187,10 @@ pub async fn run(argv: Vec<String>) {
         HostCounters::get(&s.host.counters.summarize_invocations),
     );
     println!(
-        "  Cosmos DB, processing: {:.0} RU = {:.3} RU per observation; {} requests, {} answered 429 ({:.2}%); goodput {:.1}% of {} RU/s over {:.1} s",
+        "  Cosmos DB, processing: {:.0} RU = {:.3} RU per observation ({:.0} RU on lost races and failed attempts); {} requests, {} answered 429 ({:.2}%); goodput {:.1}% of {} RU/s over {:.1} s",
         cosmos_process.request_units,
         cosmos_process.request_units / n,
+        cosmos_process.wasted_request_units,
         cosmos_process.requests,
         cosmos_process.throttled,
         100.0 * cosmos_process.throttled_share(),
