@@ -1,6 +1,7 @@
 //! The figures behind the README, one report per subcommand:
 //!
 //! ```sh
+//! cargo run --release --example reports -- azure_stack [--series N ...]  # W1 on the emulated Azure stack
 //! cargo run --release --example reports -- cosmos_ru [--series N ...]   # Cosmos DB RU and goodput
 //! cargo run --release --example reports -- handler_figures             # the custom handler
 //! cargo run --release --example reports -- servicebus_ops [--series N]  # Service Bus operations
@@ -12,6 +13,7 @@
 //! `cargo test --all-targets` builds every example on a two-core CI. Each report keeps its own
 //! module, flags and runtime.
 
+mod azure_stack;
 mod cosmos_ru;
 mod handler_figures;
 mod servicebus_ops;
@@ -23,6 +25,7 @@ fn main() -> anyhow::Result<()> {
     let report = argv.next();
     let rest: Vec<String> = argv.collect();
     match report.as_deref() {
+        Some("azure_stack") => azure_stack::run(rest),
         Some("cosmos_ru") => cosmos_ru::run(rest),
         Some("handler_figures") => handler_figures::run(),
         Some("servicebus_ops") => servicebus_ops::run(rest),
@@ -36,6 +39,8 @@ fn main() -> anyhow::Result<()> {
 
 fn usage(problem: &str) -> ! {
     eprintln!("{problem}: cargo run --release --example reports -- REPORT [ARGS]");
-    eprintln!("reports: cosmos_ru, handler_figures, servicebus_ops, sink_bench, telemetry_bytes");
+    eprintln!(
+        "reports: azure_stack, cosmos_ru, handler_figures, servicebus_ops, sink_bench, telemetry_bytes"
+    );
     std::process::exit(2)
 }

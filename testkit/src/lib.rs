@@ -11,6 +11,10 @@
 //!   ingestion and Live Metrics endpoints, recording what the exporter sends;
 //! - [`fake_service_bus`]: `FakeServiceBus`, a loopback FAKE of the Service Bus REST contract;
 //! - [`azure_mode`]: the pipeline with both queues on that fake, through the real REST client;
+//! - [`functions_host`]: `FunctionsHost`, a host-like STAND-IN driver for the Functions host
+//!   (HTTP front, Service Bus trigger loops sized by `host.json`, timer);
+//! - [`azure_stack`]: the emulated Azure stack on one machine — the handler behind that host,
+//!   the Cosmos DB emulator, the Service Bus fake, Azurite and PostgreSQL;
 //! - [`cosmos`]: the Cosmos DB adapter on the SDK's in-memory emulator.
 //!
 //! Everything that builds runtime settings goes through [`settings`], and every child process
@@ -18,10 +22,12 @@
 //! changes what a test or a report runs against.
 
 pub mod azure_mode;
+pub mod azure_stack;
 pub mod child;
 pub mod cosmos;
 pub mod fake_app_insights;
 pub mod fake_service_bus;
+pub mod functions_host;
 
 use std::ffi::OsStr;
 use std::path::PathBuf;

@@ -9,6 +9,7 @@
 
 mod kit;
 
+mod azure_stack;
 mod bad_input;
 mod blob_quarantine;
 mod chaos;

@@ -30,7 +30,7 @@ use serde::de::DeserializeOwned;
 
 use super::budget::{OpKind, RuBudget};
 use super::settings::{CosmosAuth, CosmosSettings};
-use super::stats::CosmosStats;
+use super::stats::{CosmosStats, Operation};
 use crate::infra_settings::infra_settings;
 use crate::pipeline::ports::PortError;
 use crate::pipeline::retry::{RetryPolicy, Verdict};
@@ -98,6 +98,15 @@ pub enum Read<T> {
     Missing,
 }
 
+/// The budget's class of an operation.
+fn operation_kind(operation: Operation) -> OpKind {
+    match operation {
+        Operation::Read => OpKind::Read,
+        Operation::Create | Operation::Replace => OpKind::Write,
+        Operation::Query => OpKind::Query,
+    }
+}
+
 /// A conditional write's answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Written {
@@ -147,7 +156,7 @@ impl Gateway {
     /// Runs one request under the budget, the timeout and the retry policy.
     async fn run<T, F, Fut>(
         &self,
-        kind: OpKind,
+        operation: Operation,
         outcomes: &[u16],
         call: F,
     ) -> Result<Attempt<T>, CallError>
@@ -163,7 +172,7 @@ impl Gateway {
             .run(
                 || {
                     attempts += 1;
-                    self.attempt(kind, outcomes, call)
+                    self.attempt(operation, outcomes, call)
                 },
                 CallError::verdict,
             )
@@ -179,7 +188,7 @@ impl Gateway {
     /// One attempt: reserve, call with a timeout, settle with the real charge, classify.
     async fn attempt<T, F, Fut>(
         &self,
-        kind: OpKind,
+        operation: Operation,
         outcomes: &[u16],
         call: &F,
     ) -> Result<Attempt<T>, CallError>
@@ -188,6 +197,7 @@ impl Gateway {
         Fut:
             std::future::Future<Output = Result<(T, Option<Arc<DiagnosticsContext>>), CosmosError>>,
     {
+        let kind = operation_kind(operation);
         let reservation = self.budget.reserve(kind).await;
         match tokio::time::timeout(self.timeout, call()).await {
             Err(_) => {
@@ -197,11 +207,13 @@ impl Gateway {
             }
             Ok(Ok((value, diagnostics))) => {
                 let charge = self.account(diagnostics.as_deref());
+                self.stats.add_operation(operation, charge);
                 self.budget.settle(reservation, charge, None);
                 Ok(Attempt::Ok(value))
             }
             Ok(Err(e)) => {
                 let charge = self.account(e.diagnostics().as_deref());
+                self.stats.add_operation(operation, charge);
                 let error = CallError::from_sdk(&e);
                 if let CallError::Service { status, .. } = &error
                     && outcomes.contains(status)
@@ -254,7 +266,7 @@ impl Gateway {
         id: &str,
     ) -> Result<Read<T>, CallError> {
         let attempt = self
-            .run(OpKind::Read, &[404], move || async move {
+            .run(Operation::Read, &[404], move || async move {
                 let response = self.container.read_item(pk.to_string(), id, None).await?;
                 let diagnostics = response.diagnostics();
                 let etag = response.headers().etag().map(|e| e.to_string());
@@ -282,7 +294,7 @@ impl Gateway {
         doc: &T,
     ) -> Result<Written, CallError> {
         let attempt = self
-            .run(OpKind::Write, &[409], move || async move {
+            .run(Operation::Create, &[409], move || async move {
                 let response = self
                     .container
                     .create_item(pk.to_string(), id, doc, None)
@@ -302,7 +314,7 @@ impl Gateway {
         etag: &str,
     ) -> Result<Written, CallError> {
         let attempt = self
-            .run(OpKind::Write, &[404, 412], move || async move {
+            .run(Operation::Replace, &[404, 412], move || async move {
                 let options = ItemWriteOptions::default()
                     .with_precondition(Precondition::if_match(etag.to_string()));
                 let response = self
@@ -357,7 +369,7 @@ impl Gateway {
             .and_then(|n| u32::try_from(n).ok())
             .and_then(std::num::NonZeroU32::new);
         let attempt = self
-            .run(OpKind::Query, &[], move || async move {
+            .run(Operation::Query, &[], move || async move {
                 let options = page_size.map(|n| {
                     QueryOptions::default().with_max_item_count(MaxItemCountHint::Limit(n))
                 });
@@ -375,6 +387,7 @@ impl Gateway {
                         // settled against the budget by `run`.
                         let charge = self.account(Some(&previous));
                         self.stats.add_request_units(charge);
+                        self.stats.add_operation(Operation::Query, charge);
                     }
                     let page = page.into_items();
                     self.stats

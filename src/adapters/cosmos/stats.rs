@@ -25,6 +25,51 @@ pub struct CosmosStats {
     pub conflicts: AtomicU64,
     /// Documents returned by queries: what a query transferred, whatever the caller kept.
     pub query_documents: AtomicU64,
+    /// Request units (hundredths) and requests by operation, indexed by [`Operation`]: where
+    /// the charge goes (the `azure_stack` and `cosmos_ru` reports break it down).
+    by_operation: [OperationTally; Operation::ALL.len()],
+}
+
+/// The operations the store sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    Read,
+    Create,
+    Replace,
+    Query,
+}
+
+impl Operation {
+    pub const ALL: [Operation; 4] = [
+        Operation::Read,
+        Operation::Create,
+        Operation::Replace,
+        Operation::Query,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Operation::Read => "read",
+            Operation::Create => "create",
+            Operation::Replace => "replace",
+            Operation::Query => "query page",
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct OperationTally {
+    centiunits: AtomicU64,
+    requests: AtomicU64,
+}
+
+/// What one kind of operation cost so far.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OperationCharge {
+    pub operation: Operation,
+    pub request_units: f64,
+    /// Attempts answered (a query counts its pages).
+    pub requests: u64,
 }
 
 impl CosmosStats {
@@ -42,6 +87,30 @@ impl CosmosStats {
         if charge > 0.0 {
             self.add(&self.wasted_centiunits, (charge * 100.0).round() as u64);
         }
+    }
+
+    /// Counts one answered attempt of `operation` and its charge.
+    pub fn add_operation(&self, operation: Operation, charge: f64) {
+        let tally = &self.by_operation[operation as usize];
+        self.add(&tally.requests, 1);
+        if charge > 0.0 {
+            self.add(&tally.centiunits, (charge * 100.0).round() as u64);
+        }
+    }
+
+    /// Request units and attempts by operation.
+    pub fn by_operation(&self) -> Vec<OperationCharge> {
+        Operation::ALL
+            .iter()
+            .map(|&operation| {
+                let tally = &self.by_operation[operation as usize];
+                OperationCharge {
+                    operation,
+                    request_units: tally.centiunits.load(Ordering::Relaxed) as f64 / 100.0,
+                    requests: tally.requests.load(Ordering::Relaxed),
+                }
+            })
+            .collect()
     }
 
     /// Request units spent on answers that did no work.
