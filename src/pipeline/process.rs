@@ -37,6 +37,8 @@ use super::ports::{
     StateWrite, WriteOutcome,
 };
 use super::scheduling::EpochOpening;
+use crate::telemetry::{TraceContext, adopt_or_link};
+use tracing::Instrument as _;
 
 /// How often one batch redoes a merge that lost a race before failing (and being redelivered).
 const MAX_ATTEMPTS: usize = 8;
@@ -50,6 +52,8 @@ pub struct InboundMessage {
     /// When the broker accepted the message; orders corrections from producers that do not
     /// stamp their messages.
     pub enqueued_at: Option<DateTime<Utc>>,
+    /// The sender's trace context, when the message carried one.
+    pub trace_context: Option<TraceContext>,
 }
 
 impl From<&ReceivedMessage> for InboundMessage {
@@ -59,6 +63,7 @@ impl From<&ReceivedMessage> for InboundMessage {
             message_id: Some(message.message_id.clone()),
             body: message.body.clone(),
             enqueued_at: Some(message.enqueued_at),
+            trace_context: message.trace_context.clone(),
         }
     }
 }
@@ -199,8 +204,19 @@ impl Pipeline {
     /// will, and redelivering it would only use up the broker's delivery count and dead-letter
     /// it without a reason; so its messages are quarantined with the reason, for an operator to
     /// replay after a fix, and the batch counts as handled.
-    #[tracing::instrument(name = "process", skip_all, fields(otel.kind = "consumer", messages = batch.len()))]
+    ///
+    /// One span per delivery: the child of the sending request's span when the batch is one
+    /// message, linked to the senders' spans otherwise. Summarize messages it sends carry it.
     pub async fn process_delivery(&self, batch: &[InboundMessage]) -> PortResult<ProcessReport> {
+        let span = tracing::info_span!("process", otel.kind = "consumer", messages = batch.len());
+        adopt_or_link(&span, batch.iter().filter_map(|m| m.trace_context.as_ref()));
+        self.process_delivery_in_span(batch).instrument(span).await
+    }
+
+    async fn process_delivery_in_span(
+        &self,
+        batch: &[InboundMessage],
+    ) -> PortResult<ProcessReport> {
         let deadline = self.patience_deadline();
         let error = match self.patiently(deadline, || self.process(batch)).await {
             Err(e) if e.kind == ErrorKind::Permanent => e,

@@ -9,6 +9,7 @@
 //! line by line: it is counted, so the exported volume is flat with the message volume (see
 //! docs/telemetry.md for the figures).
 
+mod context;
 mod destination;
 mod mirror;
 pub mod prometheus;
@@ -28,6 +29,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::app::config::TelemetryConfig;
 use crate::pipeline::metrics::Metrics;
+pub use context::{TraceContext, adopt_or_link, link};
 pub use destination::Destination;
 use destination::Providers;
 use mirror::Mirror;

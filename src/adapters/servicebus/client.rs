@@ -22,9 +22,11 @@ use super::auth::{AuthError, ConnectionString, Credential};
 use super::wire::{
     BATCH_CONTENT_TYPE, BODY_CONTENT_TYPE, BatchEntry, DEAD_LETTER_DESCRIPTION, DEAD_LETTER_REASON,
     DEAD_LETTER_SUFFIX, LockedProperties, SendProperties, custom_property_text, parse_rfc1123,
+    trace_properties,
 };
 use crate::pipeline::ports::{ErrorKind, OutgoingMessage, PortError};
 use crate::pipeline::retry::{RetryPolicy, Verdict};
+use crate::telemetry::TraceContext;
 
 /// The request and response header carrying broker properties.
 const BROKER_PROPERTIES: HeaderName = HeaderName::from_static("brokerproperties");
@@ -178,6 +180,8 @@ pub struct LockedMessage {
     pub locked_until: Option<DateTime<Utc>>,
     /// Why the broker dead-lettered it; empty for a message that was not dead-lettered.
     pub dead_letter: DeadLetterCause,
+    /// The sender's trace context (custom property `traceparent` or `Diagnostic-Id`).
+    pub trace_context: Option<TraceContext>,
     pub body: Vec<u8>,
 }
 
@@ -301,15 +305,21 @@ impl ServiceBusClient {
             &serde_json::to_string(&SendProperties::of(message)).expect("properties serialize"),
         );
         let url = format!("{}/messages", self.entity_url(queue)?);
+        let mut headers = vec![
+            (BROKER_PROPERTIES, properties),
+            (CONTENT_TYPE, BODY_CONTENT_TYPE.to_string()),
+        ];
+        // Custom properties are headers of their own; a string value goes in double quotes.
+        for (name, value) in trace_properties(message) {
+            let name = HeaderName::from_bytes(name.as_bytes()).expect("a valid header name");
+            headers.push((name, format!("\"{value}\"")));
+        }
         self.call(
             "send",
             queue,
             Method::POST,
             url,
-            vec![
-                (BROKER_PROPERTIES, properties),
-                (CONTENT_TYPE, BODY_CONTENT_TYPE.to_string()),
-            ],
+            headers,
             message.body.clone(),
             self.options.call_timeout,
         )
@@ -462,6 +472,9 @@ impl ServiceBusClient {
                 reason: custom_property(&reply.headers, DEAD_LETTER_REASON),
                 description: custom_property(&reply.headers, DEAD_LETTER_DESCRIPTION),
             },
+            trace_context: TraceContext::from_properties(|name| {
+                custom_property(&reply.headers, name)
+            }),
             body: reply.body,
         }))
     }
@@ -653,6 +666,10 @@ fn batch_entry(message: &OutgoingMessage) -> Option<String> {
         serde_json::to_string(&BatchEntry {
             body: body.to_string(),
             broker_properties: SendProperties::of(message),
+            user_properties: trace_properties(message)
+                .into_iter()
+                .map(|(name, value)| (name.to_string(), value))
+                .collect(),
         })
         .expect("batch entries serialize"),
     )
@@ -769,6 +786,7 @@ mod tests {
             session_id: None,
             body,
             scheduled_at: None,
+            trace_context: None,
         };
         let messages = vec![
             message("a", b"{}".to_vec()),

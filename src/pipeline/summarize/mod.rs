@@ -26,6 +26,8 @@ use tokio::time::Instant;
 use super::Pipeline;
 use super::metrics::Metrics;
 use super::renewal::HeldLocks;
+use crate::telemetry::link;
+use tracing::Instrument as _;
 pub use day::{DaySummaryReport, RefusedDay};
 
 /// What one tick did.
@@ -125,7 +127,12 @@ impl Pipeline {
             let locks = HeldLocks::of(&messages);
             // A batch waits out a dependency's outage for the patience, but not past the tick.
             let deadline = self.patience_deadline().min(started + budget);
-            let batch = self.summarize_batch(messages, deadline, &mut report, &mut failed);
+            // A span per batch, in the tick's trace, linked to the spans that opened the epochs.
+            let span = tracing::info_span!("summarize batch", messages = messages.len());
+            link(&span, messages.iter().filter_map(|m| m.trace_context.as_ref()));
+            let batch = self
+                .summarize_batch(messages, deadline, &mut report, &mut failed)
+                .instrument(span);
             if let Err(e) = self
                 .keeping_locks(&*self.ports.due_summaries, locks, batch)
                 .await
