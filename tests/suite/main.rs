@@ -49,3 +49,4 @@ mod servicebus_pipeline;
 mod sink_contract;
 mod start_up_settings;
 mod telemetry_app_insights;
+mod telemetry_traces;

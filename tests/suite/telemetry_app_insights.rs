@@ -22,15 +22,15 @@ const SERVICE_BUS_KEY: &str = "c2VjcmV0LXNlcnZpY2UtYnVzLWtleS1odW50ZXIy";
 /// The day every workload writes (kept open by the lateness setting below).
 const DAY: &str = "2026-01-10";
 
-struct Runtime {
+pub(crate) struct Runtime {
     child: Child,
-    base: String,
+    pub(crate) base: String,
 }
 
 /// Starts `eventide local` exporting to `fake` (see [`FakeAppInsights::local_command`]), with
 /// the queues explicitly embedded beside a Service Bus connection string that must never be
 /// exported, and the telemetry settings in `telemetry` on top of the defaults.
-async fn start(
+pub(crate) async fn start(
     dir: &std::path::Path,
     fake: &FakeAppInsights,
     telemetry: &[(&str, &str)],
@@ -65,7 +65,7 @@ impl Runtime {
     }
 
     /// Waits until `counter` reaches `value` (the workers and the timer run in the child).
-    async fn wait_for(&self, counter: &str, value: u64) {
+    pub(crate) async fn wait_for(&self, counter: &str, value: u64) {
         let started = Instant::now();
         loop {
             let counters = self.counters().await;
@@ -81,7 +81,7 @@ impl Runtime {
     }
 
     /// SIGTERM, then waits for the exit that flushes the exporters.
-    fn stop(mut self) {
+    pub(crate) fn stop(mut self) {
         let status = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
@@ -146,7 +146,7 @@ fn binary() -> &'static Path {
 }
 
 /// What the children wrote to standard error.
-fn child_log(dir: &std::path::Path) -> String {
+pub(crate) fn child_log(dir: &std::path::Path) -> String {
     std::fs::read_dir(dir)
         .unwrap()
         .flatten()
