@@ -16,7 +16,7 @@ use crate::adapters::embedded::Embedded;
 use crate::adapters::embedded::queue::{EmbeddedQueue, QueueDepth, QueueSettings};
 use crate::adapters::embedded::store::Expiry;
 use crate::adapters::servicebus::{DeadLetterQueue, ServiceBusQueue};
-use crate::pipeline::metrics::Metrics;
+use crate::pipeline::metrics::{HistogramSnapshot, Metrics};
 use crate::pipeline::ports::{Clock, KeptQuarantine, PortResult, QuarantineSource};
 use crate::pipeline::summarize::TickReport;
 use crate::pipeline::{Pipeline, Ports};
@@ -210,6 +210,13 @@ impl App {
             queues,
             quarantine,
             counters: self.pipeline.metrics.snapshot(),
+            histograms: self
+                .pipeline
+                .metrics
+                .histograms()
+                .into_iter()
+                .map(|(name, histogram)| (name, histogram.snapshot()))
+                .collect(),
             schema_version,
         })
     }
@@ -240,6 +247,8 @@ pub struct Status {
     /// Entries in the embedded quarantine table.
     pub quarantine: Option<u64>,
     pub counters: std::collections::BTreeMap<&'static str, u64>,
+    /// Durations in seconds, bucketed by `pipeline::metrics::BUCKET_BOUNDS`.
+    pub histograms: std::collections::BTreeMap<&'static str, HistogramSnapshot>,
     /// The embedded file's schema version.
     pub schema_version: Option<i64>,
 }

@@ -168,7 +168,9 @@ impl Pipeline {
             self.ports.observations.send(outgoing).await?;
         }
         Metrics::add(&self.metrics.observations_accepted, accepted);
-        Metrics::add(&self.metrics.observations_rejected, parsed.rejections.total);
+        for (class, rejected) in &parsed.rejections.by_class {
+            self.metrics.reject(class, *rejected);
+        }
         Metrics::add(&self.metrics.chunks_sent, messages);
         Ok(IngestReport {
             accepted,

@@ -178,7 +178,8 @@ impl Pipeline {
         if !quarantine.is_empty() {
             self.ports.quarantine.put(&quarantine).await?;
             report.quarantined = quarantine.len();
-            Metrics::add(&self.metrics.quarantined, quarantine.len());
+            self.metrics
+                .quarantine(&self.metrics.quarantined_process, quarantine.len());
         }
         let days: Vec<DayPoints> = groups
             .into_iter()
@@ -189,6 +190,12 @@ impl Pipeline {
             })
             .collect();
         report.series_days_changed = self.merge_days(days).await?;
+        let merged_at = self.ports.clock.now();
+        for enqueued_at in batch.iter().filter_map(|m| m.enqueued_at) {
+            self.metrics
+                .ingest_to_merged_seconds
+                .observe_lag(enqueued_at, merged_at);
+        }
         Metrics::add(&self.metrics.messages_processed, batch.len());
         Metrics::add(&self.metrics.points_merged, report.points);
         Metrics::add(
@@ -217,6 +224,16 @@ impl Pipeline {
         &self,
         batch: &[InboundMessage],
     ) -> PortResult<ProcessReport> {
+        let started = std::time::Instant::now();
+        let outcome = self.process_delivery_patiently(batch).await;
+        self.metrics.process_batch_seconds.observe(started.elapsed());
+        outcome
+    }
+
+    async fn process_delivery_patiently(
+        &self,
+        batch: &[InboundMessage],
+    ) -> PortResult<ProcessReport> {
         let deadline = self.patience_deadline();
         let error = match self.patiently(deadline, || self.process(batch)).await {
             Err(e) if e.kind == ErrorKind::Permanent => e,
@@ -233,7 +250,8 @@ impl Pipeline {
             })
             .collect();
         self.ports.quarantine.put(&entries).await?;
-        Metrics::add(&self.metrics.quarantined, entries.len());
+        self.metrics
+            .quarantine(&self.metrics.quarantined_process, entries.len());
         Ok(ProcessReport {
             messages: batch.len(),
             quarantined: entries.len(),

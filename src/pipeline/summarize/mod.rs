@@ -133,10 +133,14 @@ impl Pipeline {
             let batch = self
                 .summarize_batch(messages, deadline, &mut report, &mut failed)
                 .instrument(span);
-            if let Err(e) = self
+            let batch_started = Instant::now();
+            let outcome = self
                 .keeping_locks(&*self.ports.due_summaries, locks, batch)
-                .await
-            {
+                .await;
+            self.metrics
+                .summarize_batch_seconds
+                .observe(batch_started.elapsed());
+            if let Err(e) = outcome {
                 tracing::error!(error = %e, "summarize: batch failed, its messages return on a later tick");
                 Metrics::add(&self.metrics.transient_failures, 1);
                 report.error = Some(e.to_string());
