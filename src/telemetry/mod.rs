@@ -20,6 +20,7 @@ use std::time::Duration;
 use opentelemetry::KeyValue;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::resource::EnvResourceDetector;
 use opentelemetry_sdk::trace::Sampler;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::Layer as _;
@@ -124,10 +125,13 @@ fn filter(setting: &str, directives: &str) -> anyhow::Result<EnvFilter> {
     EnvFilter::try_new(directives).map_err(|e| anyhow::anyhow!("{setting}: {e}"))
 }
 
-/// The resource every item carries: the service name (Application Insights' cloud role) and
-/// whatever `OTEL_RESOURCE_ATTRIBUTES` adds (the SDK reads it).
+/// The resource every item carries: the service name (Application Insights' cloud role), the
+/// version and whatever `OTEL_RESOURCE_ATTRIBUTES` adds. Not the SDK's `telemetry.sdk.*`
+/// attributes: Application Insights copies the resource into every metric item, where those
+/// three constants would be a third of its bytes (the exporter names itself in a tag anyway).
 fn resource(config: &TelemetryConfig) -> Resource {
-    Resource::builder()
+    Resource::builder_empty()
+        .with_detector(Box::new(EnvResourceDetector::new()))
         .with_service_name(config.service_name.clone())
         .with_attribute(KeyValue::new(
             "service.version",

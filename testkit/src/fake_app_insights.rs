@@ -147,8 +147,23 @@ impl FakeAppInsights {
 
     /// The sum of every exported value of the metric `name` (the exporter sends deltas).
     pub fn metric_total(&self, name: &str) -> f64 {
+        self.metrics_named(name)
+            .map(|m| m["value"].as_f64().unwrap_or_default())
+            .sum()
+    }
+
+    /// The number of observations behind every exported value of the metric `name` (a
+    /// histogram's `count`; 1 per item for a counter).
+    pub fn metric_count(&self, name: &str) -> f64 {
+        self.metrics_named(name)
+            .map(|m| m["count"].as_f64().unwrap_or(1.0))
+            .sum()
+    }
+
+    fn metrics_named(&self, name: &str) -> impl Iterator<Item = Value> {
+        let name = name.to_string();
         self.envelopes()
-            .iter()
+            .into_iter()
             .filter(|e| e["data"]["baseType"] == "MetricData")
             .flat_map(|e| {
                 e["data"]["baseData"]["metrics"]
@@ -156,9 +171,7 @@ impl FakeAppInsights {
                     .cloned()
                     .unwrap_or_default()
             })
-            .filter(|m| m["name"] == name)
-            .map(|m| m["value"].as_f64().unwrap_or_default())
-            .sum()
+            .filter(move |m| m["name"] == name)
     }
 
     /// Ingestion bytes on the wire and decompressed, over every request so far.

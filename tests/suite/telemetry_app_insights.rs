@@ -9,6 +9,9 @@ use std::path::Path;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
+use std::collections::BTreeSet;
+
+use eventide::pipeline::metrics::{Export, Metrics};
 use eventide_testkit::child::free_port;
 use eventide_testkit::child::wait_ready;
 use eventide_testkit::fake_app_insights::{FakeAppInsights, INSTRUMENTATION_KEY};
@@ -169,6 +172,56 @@ fn unsampled_items(fake: &FakeAppInsights) -> usize {
         .count()
 }
 
+/// The resource attributes the exporter copies onto metric items: constants of the process.
+const RESOURCE_KEYS: [&str; 2] = ["service.name", "service.version"];
+
+/// Every exported metric's attributes are keys and values `pipeline::metrics` names as
+/// literals — never a series, message id or day — and the breakdowns and histograms add up.
+fn assert_bounded_dimensions(fake: &FakeAppInsights, sent: &Sent) {
+    let allowed: BTreeSet<(&str, &str)> = Metrics::DESCRIPTIONS
+        .iter()
+        .filter_map(|counter| match counter.export {
+            Export::Grouped { key, value, .. } => Some((key, value)),
+            _ => None,
+        })
+        .collect();
+    assert!(allowed.len() < 20, "a small fixed set: {allowed:?}");
+    let mut seen = BTreeSet::new();
+    for envelope in fake.envelopes() {
+        if envelope["data"]["baseType"] != "MetricData" {
+            continue;
+        }
+        let properties = envelope["data"]["baseData"]["properties"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        for (key, value) in properties {
+            let value = value.as_str().unwrap_or_default().to_string();
+            // The resource's attributes (process constants) ride on every item.
+            if RESOURCE_KEYS.contains(&key.as_str()) {
+                continue;
+            }
+            assert!(
+                allowed.contains(&(key.as_str(), value.as_str())),
+                "exported attribute {key}={value} is not one of {allowed:?}"
+            );
+            seen.insert((key, value));
+        }
+    }
+    // The broken lines lack a value: all rejections are of that class.
+    assert!(seen.contains(&("class".to_string(), "value".to_string())), "{seen:?}");
+    assert_eq!(
+        fake.metric_total("eventide.observations_rejected"),
+        sent.rejected as f64
+    );
+    // One lag per message; one sink write at least.
+    assert_eq!(
+        fake.metric_count("eventide.ingest_to_merged_seconds"),
+        sent.messages as f64
+    );
+    assert!(fake.metric_count("eventide.sink_write_seconds") >= 1.0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exported_counters_equal_the_workload_and_their_items_are_flat_with_volume() {
     let dir = tempfile::tempdir().unwrap();
@@ -218,6 +271,7 @@ async fn exported_counters_equal_the_workload_and_their_items_are_flat_with_volu
                 "{counter} at /api/status"
             );
         }
+        assert_bounded_dimensions(&fake, &sent);
         items.push((series, unsampled_items(&fake), fake.track_bytes()));
     }
     let (small, large) = (&items[0], &items[1]);
