@@ -16,7 +16,7 @@ use crate::adapters::embedded::Embedded;
 use crate::adapters::embedded::queue::{EmbeddedQueue, QueueDepth, QueueSettings};
 use crate::adapters::embedded::store::Expiry;
 use crate::adapters::servicebus::{DeadLetterQueue, ServiceBusQueue};
-use crate::pipeline::metrics::{HistogramSnapshot, Metrics};
+use crate::pipeline::metrics::{AdapterCounters, HistogramSnapshot, Metrics};
 use crate::pipeline::ports::{Clock, KeptQuarantine, PortResult, QuarantineSource};
 use crate::pipeline::summarize::TickReport;
 use crate::pipeline::{Pipeline, Ports};
@@ -146,8 +146,16 @@ impl App {
             quarantine,
             clock,
         };
+        let pipeline = Pipeline::new(ports, settings);
+        let adapter_counters = service_bus
+            .iter()
+            .map(|client| client.calls() as Arc<dyn AdapterCounters>)
+            .chain(store.counters);
+        for counters in adapter_counters {
+            pipeline.metrics.attach(counters);
+        }
         Ok(Self {
-            pipeline: Pipeline::new(ports, settings),
+            pipeline,
             observations,
             quarantines,
             embedded,

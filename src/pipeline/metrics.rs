@@ -8,7 +8,7 @@
 //! attribute, and the exported series per interval are bounded by this file.
 
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -55,12 +55,17 @@ macro_rules! metrics {
         pub struct Metrics {
             $(#[doc = $doc] pub $name: AtomicU64,)*
             $(#[doc = $hdoc] pub $histogram: Histogram,)*
+            adapters: Adapters,
         }
 
         impl Metrics {
-            /// The current value of every counter, by name.
+            /// The current value of every counter, by name: the pipeline's, and those of the
+            /// adapters that keep their own ([`ADAPTER_COUNTERS`], once attached).
             pub fn snapshot(&self) -> BTreeMap<&'static str, u64> {
-                BTreeMap::from([$((stringify!($name), self.$name.load(Ordering::Relaxed)),)*])
+                let mut values =
+                    BTreeMap::from([$((stringify!($name), self.$name.load(Ordering::Relaxed)),)*]);
+                self.adapters.add_to(&mut values);
+                values
             }
 
             /// Every counter's name, description and export, in declaration order.
@@ -133,6 +138,75 @@ metrics! {
     }
 }
 
+/// The counters adapters keep themselves, because only they see each request: what a Cosmos
+/// DB request cost, each Service Bus call. Attached to the pipeline's [`Metrics`] with
+/// [`Metrics::attach`] and read with them.
+pub const ADAPTER_COUNTERS: &[Counter] = &[
+    Counter {
+        name: "cosmos_request_units",
+        doc: "Cosmos DB request units consumed (whole units), retries and lost races included.",
+        export: Export::Own,
+    },
+    Counter {
+        name: "cosmos_throttled",
+        doc: "Cosmos DB responses with status 429 (too many requests).",
+        export: Export::Own,
+    },
+    Counter {
+        name: "cosmos_retries",
+        doc: "Cosmos DB attempts repeated after a transient failure (the adapter's and the SDK's).",
+        export: Export::Own,
+    },
+    service_bus_operation("servicebus_send", "send"),
+    service_bus_operation("servicebus_batch_send", "batch_send"),
+    service_bus_operation("servicebus_peek_lock", "peek_lock"),
+    service_bus_operation("servicebus_complete", "complete"),
+    service_bus_operation("servicebus_abandon", "abandon"),
+    service_bus_operation("servicebus_renew_lock", "renew_lock"),
+];
+
+const fn service_bus_operation(name: &'static str, operation: &'static str) -> Counter {
+    Counter {
+        name,
+        doc: "Service Bus REST calls, by operation (one per call, its retries not counted).",
+        export: Export::Grouped {
+            instrument: "servicebus_operations",
+            key: "operation",
+            value: operation,
+        },
+    }
+}
+
+/// What an adapter that keeps its own counters reports: each counter's name (one of
+/// [`ADAPTER_COUNTERS`]) and its value so far.
+pub trait AdapterCounters: Send + Sync {
+    fn read(&self) -> Vec<(&'static str, u64)>;
+}
+
+/// The attached adapters' counters.
+#[derive(Default)]
+struct Adapters(Mutex<Vec<Arc<dyn AdapterCounters>>>);
+
+impl std::fmt::Debug for Adapters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Adapters")
+    }
+}
+
+impl Adapters {
+    /// Adds each attached adapter's counters to `values` (two adapters of a kind add up).
+    fn add_to(&self, values: &mut BTreeMap<&'static str, u64>) {
+        let adapters = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        for adapter in adapters.iter() {
+            for (name, value) in adapter.read() {
+                if ADAPTER_COUNTERS.iter().any(|c| c.name == name) {
+                    *values.entry(name).or_default() += value;
+                }
+            }
+        }
+    }
+}
+
 /// One counter's name, description and export.
 #[derive(Debug, Clone, Copy)]
 pub struct Counter {
@@ -149,6 +223,20 @@ pub struct Described {
 }
 
 impl Metrics {
+    /// Every counter: the pipeline's, then the adapters'.
+    pub fn counters() -> impl Iterator<Item = &'static Counter> {
+        Self::DESCRIPTIONS.iter().chain(ADAPTER_COUNTERS)
+    }
+
+    /// Reads `adapter`'s counters with the pipeline's from now on.
+    pub fn attach(&self, adapter: Arc<dyn AdapterCounters>) {
+        self.adapters
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(adapter);
+    }
+
     pub fn add(counter: &AtomicU64, n: usize) {
         counter.fetch_add(n as u64, Ordering::Relaxed);
     }
@@ -265,10 +353,27 @@ mod tests {
     }
 
     #[test]
+    fn attached_adapters_add_their_known_counters() {
+        struct Fixed;
+        impl AdapterCounters for Fixed {
+            fn read(&self) -> Vec<(&'static str, u64)> {
+                vec![("cosmos_throttled", 2), ("not_declared", 9)]
+            }
+        }
+        let metrics = Metrics::default();
+        assert!(!metrics.snapshot().contains_key("cosmos_throttled"));
+        metrics.attach(Arc::new(Fixed));
+        metrics.attach(Arc::new(Fixed));
+        let counters = metrics.snapshot();
+        assert_eq!(counters["cosmos_throttled"], 4);
+        assert!(!counters.contains_key("not_declared"));
+    }
+
+    #[test]
     fn every_breakdown_has_a_local_total_of_the_same_name() {
-        for counter in Metrics::DESCRIPTIONS {
+        for counter in Metrics::counters() {
             if let Export::Grouped { instrument, .. } = counter.export {
-                let total = Metrics::DESCRIPTIONS.iter().find(|c| c.name == instrument);
+                let total = Metrics::counters().find(|c| c.name == instrument);
                 assert!(
                     total.is_none_or(|t| t.export == Export::Local),
                     "{instrument} is exported both whole and broken down"

@@ -56,7 +56,7 @@ impl Mirror {
                 .clone()
         };
         let mut targets = BTreeMap::new();
-        for counter in Metrics::DESCRIPTIONS {
+        for counter in Metrics::counters() {
             let target = match counter.export {
                 Export::Local => continue,
                 Export::Own => Target {

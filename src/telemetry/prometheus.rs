@@ -24,8 +24,11 @@ pub fn render(metrics: &Metrics) -> String {
     let values = metrics.snapshot();
     let mut families: BTreeMap<&'static str, Family> = BTreeMap::new();
     let mut order = Vec::new();
-    for counter in Metrics::DESCRIPTIONS {
-        let value = values.get(counter.name).copied().unwrap_or_default();
+    for counter in Metrics::counters() {
+        // An adapter's counters only when it is attached.
+        let Some(&value) = values.get(counter.name) else {
+            continue;
+        };
         let (instrument, labels) = match counter.export {
             Export::Local => continue,
             Export::Own => (counter.name, String::new()),

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use eventide::adapters::servicebus::{ServiceBusClient, ServiceBusQueue};
 use eventide::pipeline::clock::ManualClock;
+use eventide::pipeline::metrics::AdapterCounters as _;
 use eventide::pipeline::ports::{MessageReceiver, MessageSender, OutgoingMessage};
 use eventide::telemetry::TraceContext;
 use eventide_testkit::fake_app_insights::FakeAppInsights;
@@ -146,4 +147,10 @@ async fn service_bus_messages_carry_their_trace_context_both_ways() {
             ("untraced".to_string(), None),
         ]
     );
+    // The calls, as the pipeline's metrics read them (`servicebus_operations{operation}`).
+    let calls: std::collections::BTreeMap<_, _> = client.calls().read().into_iter().collect();
+    assert_eq!(calls["servicebus_send"], 1);
+    assert_eq!(calls["servicebus_batch_send"], 1);
+    assert!(calls["servicebus_peek_lock"] >= 3, "{calls:?}");
+    assert_eq!(calls["servicebus_complete"], 0);
 }

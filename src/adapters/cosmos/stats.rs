@@ -5,6 +5,8 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::pipeline::metrics::AdapterCounters;
+
 /// Counters of one store.
 #[derive(Debug, Default)]
 pub struct CosmosStats {
@@ -25,6 +27,17 @@ pub struct CosmosStats {
     pub conflicts: AtomicU64,
     /// Documents returned by queries: what a query transferred, whatever the caller kept.
     pub query_documents: AtomicU64,
+}
+
+impl AdapterCounters for CosmosStats {
+    fn read(&self) -> Vec<(&'static str, u64)> {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        vec![
+            ("cosmos_request_units", get(&self.request_centiunits) / 100),
+            ("cosmos_throttled", get(&self.throttled)),
+            ("cosmos_retries", get(&self.retries)),
+        ]
+    }
 }
 
 impl CosmosStats {

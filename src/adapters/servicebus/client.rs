@@ -11,6 +11,8 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -25,6 +27,7 @@ use super::wire::{
     trace_properties,
 };
 use crate::pipeline::ports::{ErrorKind, OutgoingMessage, PortError};
+use crate::pipeline::metrics::AdapterCounters;
 use crate::pipeline::retry::{RetryPolicy, Verdict};
 use crate::telemetry::TraceContext;
 
@@ -217,6 +220,40 @@ pub struct ServiceBusClient {
     endpoint: String,
     credential: Credential,
     options: ClientOptions,
+    calls: Arc<Calls>,
+}
+
+/// The REST operations this client makes and the counter each is reported as (see
+/// `pipeline::metrics::ADAPTER_COUNTERS`).
+const OPERATIONS: [(&str, &str); 6] = [
+    ("send", "servicebus_send"),
+    ("batch send", "servicebus_batch_send"),
+    ("peek-lock", "servicebus_peek_lock"),
+    ("complete", "servicebus_complete"),
+    ("abandon", "servicebus_abandon"),
+    ("renew lock", "servicebus_renew_lock"),
+];
+
+/// Calls made, by operation (one per call, whatever its retries).
+#[derive(Debug, Default)]
+pub struct Calls([AtomicU64; OPERATIONS.len()]);
+
+impl Calls {
+    fn count(&self, operation: &str) {
+        if let Some(i) = OPERATIONS.iter().position(|(op, _)| *op == operation) {
+            self.0[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl AdapterCounters for Calls {
+    fn read(&self) -> Vec<(&'static str, u64)> {
+        OPERATIONS
+            .iter()
+            .zip(&self.0)
+            .map(|((_, counter), calls)| (*counter, calls.load(Ordering::Relaxed)))
+            .collect()
+    }
 }
 
 impl fmt::Debug for ServiceBusClient {
@@ -252,6 +289,7 @@ impl ServiceBusClient {
             endpoint,
             credential,
             options,
+            calls: Arc::default(),
         })
     }
 
@@ -293,6 +331,11 @@ impl ServiceBusClient {
 
     pub fn options(&self) -> &ClientOptions {
         &self.options
+    }
+
+    /// The calls this client made, by operation, for the pipeline's metrics.
+    pub fn calls(&self) -> Arc<Calls> {
+        self.calls.clone()
     }
 
     /// Sends one message (any body bytes).
@@ -571,6 +614,7 @@ impl ServiceBusClient {
         timeout: Duration,
     ) -> Result<Reply, ServiceBusError> {
         let resource = format!("{}/{entity}", self.endpoint);
+        self.calls.count(operation);
         self.options
             .retry
             .run(
