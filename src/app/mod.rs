@@ -16,7 +16,7 @@ use crate::adapters::embedded::Embedded;
 use crate::adapters::embedded::queue::{EmbeddedQueue, QueueDepth, QueueSettings};
 use crate::adapters::embedded::store::Expiry;
 use crate::adapters::servicebus::{DeadLetterQueue, ServiceBusQueue};
-use crate::pipeline::metrics::{AdapterCounters, HistogramSnapshot, Metrics};
+use crate::pipeline::metrics::{AdapterCounters, BACKLOG_QUEUES, HistogramSnapshot, Metrics};
 use crate::pipeline::ports::{Clock, KeptQuarantine, PortResult, QuarantineSource};
 use crate::pipeline::summarize::TickReport;
 use crate::pipeline::{Pipeline, Ports};
@@ -52,6 +52,13 @@ pub struct App {
     retention: chrono::Duration,
     /// What the sink reported when it was opened (backend and schema version).
     pub sink_description: String,
+}
+
+#[async_trait::async_trait]
+impl crate::telemetry::Backlog for App {
+    async fn backlog(&self) -> Vec<(&'static str, u64)> {
+        App::backlog(self).await
+    }
 }
 
 impl App {
@@ -199,6 +206,23 @@ impl App {
                 .await;
         }
         report
+    }
+
+    /// Messages deliverable now in each queue whose backend can count them (the embedded
+    /// ones; Service Bus is not asked). Empty when the count fails: a gauge, not an alarm.
+    pub async fn backlog(&self) -> Vec<(&'static str, u64)> {
+        let Some(embedded) = &self.embedded else {
+            return Vec::new();
+        };
+        match (
+            embedded.observations.depth().await,
+            embedded.summaries.depth().await,
+        ) {
+            (Ok(observations), Ok(summaries)) => {
+                BACKLOG_QUEUES.into_iter().zip([observations.active, summaries.active]).collect()
+            }
+            _ => Vec::new(),
+        }
     }
 
     /// Queue depths, counters and quarantine size, as `/api/status` shows them.

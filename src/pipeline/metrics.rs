@@ -207,6 +207,9 @@ impl Adapters {
     }
 }
 
+/// The queues whose backlog is a gauge (`queue_backlog{queue}`), where the backend can count.
+pub const BACKLOG_QUEUES: [&str; 2] = ["observations", "summaries"];
+
 /// One counter's name, description and export.
 #[derive(Debug, Clone, Copy)]
 pub struct Counter {

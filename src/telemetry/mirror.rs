@@ -11,13 +11,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use opentelemetry::KeyValue;
-use opentelemetry::metrics::{Counter, MeterProvider as _};
+use opentelemetry::metrics::{Counter, Gauge, MeterProvider as _};
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use super::SCOPE;
 use crate::pipeline::metrics::{BUCKET_BOUNDS, Export, Metrics};
+
+/// Messages waiting per queue, where the backend can tell (queue names are fixed literals).
+#[async_trait::async_trait]
+pub trait Backlog: Send + Sync {
+    async fn backlog(&self) -> Vec<(&'static str, u64)>;
+}
 
 /// The running mirror task.
 pub struct Mirror {
@@ -36,12 +42,21 @@ struct Mirrored {
     metrics: Arc<Metrics>,
     targets: BTreeMap<&'static str, Target>,
     seen: BTreeMap<&'static str, u64>,
+    backlog: Arc<dyn Backlog>,
+    /// Recorded only when a queue's backlog changed, so an idle process exports nothing.
+    backlog_gauge: Gauge<u64>,
+    backlog_seen: BTreeMap<&'static str, u64>,
 }
 
 impl Mirror {
     /// Starts mirroring `metrics` four times per export `interval`, so an export lags the
     /// counters by at most a quarter interval.
-    pub fn start(provider: &SdkMeterProvider, metrics: Arc<Metrics>, interval: Duration) -> Self {
+    pub fn start(
+        provider: &SdkMeterProvider,
+        metrics: Arc<Metrics>,
+        backlog: Arc<dyn Backlog>,
+        interval: Duration,
+    ) -> Self {
         let meter = provider.meter(SCOPE);
         let mut instruments: BTreeMap<&'static str, Counter<u64>> = BTreeMap::new();
         let mut instrument = |name: &'static str, doc: &'static str| {
@@ -86,10 +101,17 @@ impl Mirror {
                     .build(),
             );
         }
+        let backlog_gauge = meter
+            .u64_gauge("eventide.queue_backlog")
+            .with_description(BACKLOG_DOC)
+            .build();
         let mut mirrored = Mirrored {
             metrics,
             targets,
             seen: BTreeMap::new(),
+            backlog,
+            backlog_gauge,
+            backlog_seen: BTreeMap::new(),
         };
         let (stop, mut stopped) = oneshot::channel();
         let period = (interval / 4).max(Duration::from_millis(25));
@@ -97,7 +119,10 @@ impl Mirror {
             let mut ticks = tokio::time::interval(period);
             loop {
                 tokio::select! {
-                    _ = ticks.tick() => mirrored.catch_up(),
+                    _ = ticks.tick() => {
+                        mirrored.catch_up();
+                        mirrored.measure_backlog().await;
+                    }
                     _ = &mut stopped => break,
                 }
             }
@@ -113,7 +138,21 @@ impl Mirror {
     }
 }
 
+/// What the backlog gauge shows (also on the Prometheus page).
+pub const BACKLOG_DOC: &str =
+    "Messages deliverable now in a queue whose backend can count them (the embedded queues).";
+
 impl Mirrored {
+    /// Records each queue's backlog that changed since it was last recorded.
+    async fn measure_backlog(&mut self) {
+        for (queue, waiting) in self.backlog.backlog().await {
+            if self.backlog_seen.insert(queue, waiting) != Some(waiting) {
+                self.backlog_gauge
+                    .record(waiting, &[KeyValue::new("queue", queue)]);
+            }
+        }
+    }
+
     /// Adds every counter's growth since the last call.
     fn catch_up(&mut self) {
         for (name, value) in self.metrics.snapshot() {

@@ -33,6 +33,7 @@ use crate::pipeline::metrics::Metrics;
 pub use context::{TraceContext, adopt_or_link, link};
 pub use destination::Destination;
 use destination::Providers;
+pub use mirror::Backlog;
 use mirror::Mirror;
 
 /// The instrumentation scope of every span, log record and metric Eventide exports.
@@ -101,10 +102,11 @@ impl Telemetry {
         Destination::from_config(config).name()
     }
 
-    /// Starts exporting `metrics` (nothing happens when no destination is configured).
-    pub fn observe(&mut self, metrics: Arc<Metrics>, interval: Duration) {
+    /// Starts exporting `metrics` and the queues' `backlog` (nothing happens when no
+    /// destination is configured).
+    pub fn observe(&mut self, metrics: Arc<Metrics>, backlog: Arc<dyn Backlog>, interval: Duration) {
         if let Some(providers) = &self.providers {
-            self.mirror = Some(Mirror::start(&providers.meter, metrics, interval));
+            self.mirror = Some(Mirror::start(&providers.meter, metrics, backlog, interval));
         }
     }
 

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use super::mirror::BACKLOG_DOC;
 use crate::pipeline::metrics::{BUCKET_BOUNDS, Export, Metrics};
 
 /// The content type of the text format.
@@ -20,7 +21,7 @@ struct Family {
 /// Every exported counter as `eventide_<instrument>_total` (a breakdown's counters as one
 /// family with a label each), and every histogram as `eventide_<name>` with cumulative
 /// `le` buckets, `_sum` and `_count`.
-pub fn render(metrics: &Metrics) -> String {
+pub fn render(metrics: &Metrics, backlog: &[(&'static str, u64)]) -> String {
     let values = metrics.snapshot();
     let mut families: BTreeMap<&'static str, Family> = BTreeMap::new();
     let mut order = Vec::new();
@@ -61,6 +62,13 @@ pub fn render(metrics: &Metrics) -> String {
             let _ = writeln!(page, "{name}{labels} {value}");
         }
     }
+    if !backlog.is_empty() {
+        let name = "eventide_queue_backlog";
+        let _ = writeln!(page, "# HELP {name} {BACKLOG_DOC}\n# TYPE {name} gauge");
+        for (queue, waiting) in backlog {
+            let _ = writeln!(page, "{name}{{queue=\"{queue}\"}} {waiting}");
+        }
+    }
     for (described, (_, histogram)) in Metrics::HISTOGRAMS.iter().zip(metrics.histograms()) {
         let name = format!("eventide_{}", described.name);
         let snapshot = histogram.snapshot();
@@ -96,7 +104,10 @@ mod tests {
         let metrics = Metrics::default();
         Metrics::add(&metrics.observations_accepted, 7);
         metrics.reject("ts", 3);
-        let page = render(&metrics);
+        let page = render(&metrics, &[("observations", 4)]);
+        assert!(page.contains(
+            "# TYPE eventide_queue_backlog gauge\neventide_queue_backlog{queue=\"observations\"} 4\n"
+        ));
         assert!(page.contains(
             "# TYPE eventide_observations_accepted_total counter\neventide_observations_accepted_total 7\n"
         ));
@@ -130,7 +141,7 @@ mod tests {
         metrics
             .sink_write_seconds
             .observe(std::time::Duration::from_secs(2));
-        let page = render(&metrics);
+        let page = render(&metrics, &[]);
         for sample in [
             "# TYPE eventide_sink_write_seconds histogram\n",
             "eventide_sink_write_seconds_bucket{le=\"0.01\"} 0\n",

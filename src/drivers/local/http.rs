@@ -139,7 +139,7 @@ async fn status(State(state): State<ApiState>) -> Result<Response, ApiError> {
 async fn prometheus_metrics(State(state): State<ApiState>) -> Response {
     (
         [(header::CONTENT_TYPE, prometheus::CONTENT_TYPE)],
-        prometheus::render(&state.app.pipeline.metrics),
+        prometheus::render(&state.app.pipeline.metrics, &state.app.backlog().await),
     )
         .into_response()
 }
