@@ -17,11 +17,10 @@
 //! a leaf for 127.0.0.1 it signed). A child process trusts it through `SSL_CERT_FILE`
 //! ([`FakeAppInsights::CA_FILE`]), which the TLS stack's native root store honours.
 
-use std::fs::File;
 use std::io::Read;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -101,29 +100,17 @@ impl FakeAppInsights {
         )
     }
 
-    /// `binary` with no command yet, configured to export to this stand-in at the default
-    /// telemetry settings (the counters every minute, 1% of traces, warnings and errors), on the
-    /// embedded file `{name}.db` in `dir`, summarizing every second with no grace and keeping
-    /// every day open; its standard error goes to `{name}.log` in `dir`. The tests and the
+    /// `binary` with no command yet, exporting to this stand-in with the runtime settings every
+    /// exporting test shares (see [`crate::exporting_command`]); the tests and the
     /// `telemetry_bytes` report start their runtimes from this one command.
     pub fn exporting_command(&self, binary: &Path, dir: &Path, name: &str) -> Command {
-        let mut command = crate::command(binary);
+        let mut command = crate::exporting_command(binary, dir, name);
         command
-            .env_clear()
-            .env("EVENTIDE_DB", dir.join(format!("{name}.db")))
-            .env("EVENTIDE_SUMMARIZE_SCHEDULE", "* * * * * *")
-            .env("EVENTIDE_GRACE", "0s")
-            .env("EVENTIDE_SETTLE", "0s")
-            .env("EVENTIDE_MAX_LATENESS", "3000d")
-            .env("EVENTIDE_RETENTION_DAYS", "3650")
-            .env("EVENTIDE_LOG", "warn")
             .env(
                 "APPLICATIONINSIGHTS_CONNECTION_STRING",
                 self.connection_string(INSTRUMENTATION_KEY),
             )
-            .env("SSL_CERT_FILE", Self::CA_FILE)
-            .stdout(Stdio::null())
-            .stderr(File::create(dir.join(format!("{name}.log"))).unwrap());
+            .env("SSL_CERT_FILE", Self::CA_FILE);
         command
     }
 

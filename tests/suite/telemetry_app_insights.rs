@@ -57,6 +57,11 @@ pub(crate) async fn start(
 }
 
 impl Runtime {
+    /// A runtime started elsewhere (the Functions driver), answering at `base`.
+    pub(crate) fn new(child: Child, base: String) -> Self {
+        Self { child, base }
+    }
+
     async fn counters(&self) -> Value {
         let status: Value = reqwest::get(format!("{}/api/status", self.base))
             .await
@@ -144,7 +149,7 @@ async fn workload(runtime: Runtime, series: usize) -> Sent {
     Sent { counters, ..sent }
 }
 
-fn binary() -> &'static Path {
+pub(crate) fn binary() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_eventide"))
 }
 
@@ -352,10 +357,7 @@ async fn a_failed_invocation_is_exported_as_an_error_with_its_context() {
     }
     let child = command.spawn().expect("the eventide binary starts");
     wait_ready(port, Instant::now());
-    let runtime = Runtime {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-    };
+    let runtime = Runtime::new(child, format!("http://127.0.0.1:{port}"));
     // The injected failure: a process invocation whose envelope is not JSON.
     let reply = reqwest::Client::new()
         .post(format!("{}/process", runtime.base))
