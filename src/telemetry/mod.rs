@@ -15,7 +15,6 @@ mod mirror;
 pub mod prometheus;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use opentelemetry::KeyValue;
 use opentelemetry::trace::TracerProvider as _;
@@ -104,8 +103,14 @@ impl Telemetry {
 
     /// Starts exporting `metrics` and the queues' `backlog` (nothing happens when no
     /// destination is configured).
-    pub fn observe(&mut self, metrics: Arc<Metrics>, backlog: Arc<dyn Backlog>, interval: Duration) {
+    pub fn observe(
+        &mut self,
+        metrics: Arc<Metrics>,
+        backlog: Arc<dyn Backlog>,
+        config: &TelemetryConfig,
+    ) {
         if let Some(providers) = &self.providers {
+            let interval = Destination::from_config(config).metric_export_interval(config);
             self.mirror = Some(Mirror::start(&providers.meter, metrics, backlog, interval));
         }
     }
