@@ -218,9 +218,10 @@ impl App {
             embedded.observations.depth().await,
             embedded.summaries.depth().await,
         ) {
-            (Ok(observations), Ok(summaries)) => {
-                BACKLOG_QUEUES.into_iter().zip([observations.active, summaries.active]).collect()
-            }
+            (Ok(observations), Ok(summaries)) => BACKLOG_QUEUES
+                .into_iter()
+                .zip([observations.active, summaries.active])
+                .collect(),
             _ => Vec::new(),
         }
     }

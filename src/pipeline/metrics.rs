@@ -8,8 +8,8 @@
 //! attribute, and the exported series per interval are bounded by this file.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, OnceLock};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -316,7 +316,11 @@ impl Histogram {
     }
 
     /// Records the time from `from` to `to`, zero when `to` is earlier.
-    pub fn observe_lag(&self, from: chrono::DateTime<chrono::Utc>, to: chrono::DateTime<chrono::Utc>) {
+    pub fn observe_lag(
+        &self,
+        from: chrono::DateTime<chrono::Utc>,
+        to: chrono::DateTime<chrono::Utc>,
+    ) {
         self.observe((to - from).to_std().unwrap_or_default());
     }
 

@@ -217,16 +217,14 @@ impl Pipeline {
     pub async fn process_delivery(&self, batch: &[InboundMessage]) -> PortResult<ProcessReport> {
         let span = tracing::info_span!("process", otel.kind = "consumer", messages = batch.len());
         adopt_or_link(&span, batch.iter().filter_map(|m| m.trace_context.as_ref()));
-        self.process_delivery_in_span(batch).instrument(span).await
-    }
-
-    async fn process_delivery_in_span(
-        &self,
-        batch: &[InboundMessage],
-    ) -> PortResult<ProcessReport> {
         let started = std::time::Instant::now();
-        let outcome = self.process_delivery_patiently(batch).await;
-        self.metrics.process_batch_seconds.observe(started.elapsed());
+        let outcome = self
+            .process_delivery_patiently(batch)
+            .instrument(span)
+            .await;
+        self.metrics
+            .process_batch_seconds
+            .observe(started.elapsed());
         outcome
     }
 

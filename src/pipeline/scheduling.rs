@@ -11,9 +11,9 @@ use crate::domain::message::SummarizeRequest;
 use crate::domain::series_day::{DayState, SeriesDayKey};
 
 use super::Pipeline;
-use crate::telemetry::TraceContext;
 use super::metrics::Metrics;
 use super::ports::{OutgoingMessage, PortResult, StateWrite, Versioned, WriteOutcome};
+use crate::telemetry::TraceContext;
 
 /// A day whose next summarize epoch is to be opened.
 pub(super) struct EpochOpening {

@@ -11,8 +11,8 @@
 //! has a context, so [`TraceContext::current`] is `None` and messages stay as they were.
 
 use opentelemetry::Context;
-use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId};
 use opentelemetry::trace::TraceState;
+use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId};
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 /// The most links one span gets: a batch of a thousand messages links to the first ones only
@@ -44,10 +44,17 @@ impl TraceContext {
         let head = text.get(..Self::LEN)?;
         let rest = &text[Self::LEN..];
         let mut fields = head.split('-');
-        let (version, trace, parent, flags) =
-            (fields.next()?, fields.next()?, fields.next()?, fields.next()?);
+        let (version, trace, parent, flags) = (
+            fields.next()?,
+            fields.next()?,
+            fields.next()?,
+            fields.next()?,
+        );
         let hex = |field: &str, len: usize| {
-            field.len() == len && field.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+            field.len() == len
+                && field
+                    .bytes()
+                    .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
         };
         let zero = |field: &str| field.bytes().all(|b| b == b'0');
         let valid = hex(version, 2)
@@ -125,7 +132,10 @@ impl std::fmt::Display for TraceContext {
 
 /// Makes `span` (not yet entered) the child of the one context given, or links it to each of
 /// several distinct ones (at most [`MAX_LINKS`]).
-pub fn adopt_or_link<'a>(span: &tracing::Span, contexts: impl IntoIterator<Item = &'a TraceContext>) {
+pub fn adopt_or_link<'a>(
+    span: &tracing::Span,
+    contexts: impl IntoIterator<Item = &'a TraceContext>,
+) {
     let distinct = distinct(contexts);
     match distinct.as_slice() {
         [only] => {
@@ -172,13 +182,19 @@ mod tests {
         let context = TraceContext::parse(VALID).unwrap();
         assert_eq!(context.as_str(), VALID);
         let span = context.span_context();
-        assert_eq!(span.trace_id().to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(
+            span.trace_id().to_string(),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
         assert_eq!(span.span_id().to_string(), "00f067aa0ba902b7");
         assert!(span.is_sampled() && span.is_remote());
         // A later version is read by its first four fields.
         let later = format!("cc{}-extra", &VALID[2..]);
         assert_eq!(TraceContext::parse(&later).unwrap().as_str(), VALID);
-        assert_eq!(TraceContext::parse(&format!(" {VALID} ")).unwrap().as_str(), VALID);
+        assert_eq!(
+            TraceContext::parse(&format!(" {VALID} ")).unwrap().as_str(),
+            VALID
+        );
     }
 
     #[test]
@@ -211,9 +227,15 @@ mod tests {
             })
             .map(|c| c.to_string())
         };
-        assert_eq!(read(&[("Diagnostic-Id", other), ("traceparent", VALID)]).unwrap(), VALID);
+        assert_eq!(
+            read(&[("Diagnostic-Id", other), ("traceparent", VALID)]).unwrap(),
+            VALID
+        );
         assert_eq!(read(&[("Diagnostic-Id", other)]).unwrap(), other);
-        assert_eq!(read(&[("traceparent", "bad"), ("Diagnostic-Id", other)]).unwrap(), other);
+        assert_eq!(
+            read(&[("traceparent", "bad"), ("Diagnostic-Id", other)]).unwrap(),
+            other
+        );
         assert_eq!(read(&[("Diagnostic-Id", "|4bf92f35.1.")]), None);
         let context = TraceContext::parse(VALID).unwrap();
         assert_eq!(

@@ -89,8 +89,7 @@ impl Mirror {
             };
             targets.insert(counter.name, target);
         }
-        for (described, (name, histogram)) in Metrics::HISTOGRAMS.iter().zip(metrics.histograms())
-        {
+        for (described, (name, histogram)) in Metrics::HISTOGRAMS.iter().zip(metrics.histograms()) {
             debug_assert_eq!(described.name, name);
             histogram.export_to(
                 meter

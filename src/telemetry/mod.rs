@@ -30,8 +30,8 @@ use tracing_subscriber::util::SubscriberInitExt;
 use crate::app::config::TelemetryConfig;
 use crate::pipeline::metrics::Metrics;
 pub use context::{TraceContext, adopt_or_link, link};
-pub use destination::Destination;
 use destination::Providers;
+pub use destination::{APP_INSIGHTS_METRIC_INTERVAL, Destination, OTLP_METRIC_INTERVAL};
 pub use mirror::Backlog;
 use mirror::Mirror;
 

@@ -200,6 +200,24 @@ impl FakeOtlp {
         self.metric_points(name).iter().map(|(_, v)| v).sum()
     }
 
+    /// The number of exported metric data points, of any metric.
+    pub fn metric_points_count(&self) -> usize {
+        let recorded = self.recorded.lock().unwrap();
+        recorded
+            .metrics
+            .iter()
+            .flat_map(|request| &request.resource_metrics)
+            .flat_map(|resource| &resource.scope_metrics)
+            .flat_map(|scope| &scope.metrics)
+            .map(|metric| match &metric.data {
+                Some(metric::Data::Sum(sum)) => sum.data_points.len(),
+                Some(metric::Data::Gauge(gauge)) => gauge.data_points.len(),
+                Some(metric::Data::Histogram(histogram)) => histogram.data_points.len(),
+                _ => 0,
+            })
+            .sum()
+    }
+
     /// Every attribute of every exported data point, of any metric.
     pub fn metric_attributes(&self) -> Vec<(String, String)> {
         let names: Vec<String> = {
@@ -225,7 +243,9 @@ fn receive(recorded: &Mutex<Recorded>, uri: Uri, headers: HeaderMap, body: Bytes
     let path = uri.path().to_string();
     let mut recorded = recorded.lock().unwrap();
     let decoded = match path.as_str() {
-        "/v1/traces" => ExportTraceServiceRequest::decode(&body[..]).map(|r| recorded.traces.push(r)),
+        "/v1/traces" => {
+            ExportTraceServiceRequest::decode(&body[..]).map(|r| recorded.traces.push(r))
+        }
         "/v1/metrics" => {
             ExportMetricsServiceRequest::decode(&body[..]).map(|r| recorded.metrics.push(r))
         }
@@ -269,6 +289,11 @@ fn text(value: &AnyValue) -> String {
 fn pairs(attributes: &[KeyValue]) -> Vec<(String, String)> {
     attributes
         .iter()
-        .map(|kv| (kv.key.clone(), kv.value.as_ref().map(text).unwrap_or_default()))
+        .map(|kv| {
+            (
+                kv.key.clone(),
+                kv.value.as_ref().map(text).unwrap_or_default(),
+            )
+        })
         .collect()
 }

@@ -526,7 +526,9 @@ const NOT_CUSTOM: &[&str] = &[
 fn custom_headers(headers: &HeaderMap) -> Vec<(String, String)> {
     headers
         .iter()
-        .filter(|(name, _)| !NOT_CUSTOM.contains(&name.as_str()) && !name.as_str().starts_with("x-ms-"))
+        .filter(|(name, _)| {
+            !NOT_CUSTOM.contains(&name.as_str()) && !name.as_str().starts_with("x-ms-")
+        })
         .filter_map(|(name, value)| Some((name.to_string(), value.to_str().ok()?.to_string())))
         .collect()
 }

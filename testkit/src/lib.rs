@@ -83,7 +83,11 @@ const AMBIENT_PREFIXES: [&str; 4] = ["EVENTIDE_", "FUNCTIONS_", "OTEL_", "APPLIC
 /// test and the `telemetry_bytes` report share (the stand-ins add their endpoint): the default
 /// telemetry settings, on the embedded file `{name}.db` in `dir`, summarizing every second with
 /// no grace and keeping every day open; its standard error goes to `{name}.log` in `dir`.
-pub fn exporting_command(binary: &std::path::Path, dir: &std::path::Path, name: &str) -> std::process::Command {
+pub fn exporting_command(
+    binary: &std::path::Path,
+    dir: &std::path::Path,
+    name: &str,
+) -> std::process::Command {
     let mut command = crate::command(binary);
     command
         .env_clear()

@@ -214,7 +214,10 @@ fn assert_bounded_dimensions(fake: &FakeAppInsights, sent: &Sent) {
         }
     }
     // The broken lines lack a value: all rejections are of that class.
-    assert!(seen.contains(&("class".to_string(), "value".to_string())), "{seen:?}");
+    assert!(
+        seen.contains(&("class".to_string(), "value".to_string())),
+        "{seen:?}"
+    );
     assert_eq!(
         fake.metric_total("eventide.observations_rejected"),
         sent.rejected as f64

@@ -98,7 +98,9 @@ async fn metrics_a_trace_and_an_error_arrive_over_otlp_without_secrets() {
     }
     // A trace: the ingest request's span.
     assert!(
-        fake.spans().iter().any(|s| s.name == "ingest" && s.parent_span_id.is_empty()),
+        fake.spans()
+            .iter()
+            .any(|s| s.name == "ingest" && s.parent_span_id.is_empty()),
         "{:?}",
         fake.spans()
     );
@@ -127,7 +129,11 @@ async fn metrics_a_trace_and_an_error_arrive_over_otlp_without_secrets() {
             String::from_utf8_lossy(&request.body)
         );
         for secret in [SERVICE_BUS_KEY, "SharedAccessKey", "EVENTIDE_SERVICEBUS"] {
-            assert!(!everything.contains(secret), "{secret} sent to {}", request.path);
+            assert!(
+                !everything.contains(secret),
+                "{secret} sent to {}",
+                request.path
+            );
         }
     }
 }

@@ -69,7 +69,11 @@ async fn one_observation_is_followed_from_the_callers_trace_to_its_summary() {
             )
         })
         .collect();
-    assert!(!spans.is_empty(), "no spans; the child said: {}", child_log(dir.path()));
+    assert!(
+        !spans.is_empty(),
+        "no spans; the child said: {}",
+        child_log(dir.path())
+    );
     let tag = |span: &Value, key: &str| span["tags"][key].as_str().unwrap_or_default().to_string();
 
     // ingest continues the caller's trace.
@@ -80,7 +84,10 @@ async fn one_observation_is_followed_from_the_callers_trace_to_its_summary() {
 
     // process handled that one message: its span is ingest's child, in the same trace.
     let process = span(&spans, "process");
-    assert_eq!(process["data"]["baseType"], "RequestData", "a consumer span");
+    assert_eq!(
+        process["data"]["baseType"], "RequestData",
+        "a consumer span"
+    );
     assert_eq!(tag(process, "ai.operation.id"), CALLER_TRACE);
     assert_eq!(tag(process, "ai.operation.parentId"), ingest_id);
     let process_id = process["data"]["baseData"]["id"].as_str().unwrap();
@@ -99,7 +106,11 @@ async fn one_observation_is_followed_from_the_callers_trace_to_its_summary() {
         serde_json::json!([{"operation_Id": CALLER_TRACE, "id": process_id}]),
         "{batch}"
     );
-    assert_ne!(tag(batch, "ai.operation.id"), CALLER_TRACE, "the tick's own trace");
+    assert_ne!(
+        tag(batch, "ai.operation.id"),
+        CALLER_TRACE,
+        "the tick's own trace"
+    );
 }
 
 #[tokio::test]

@@ -26,8 +26,8 @@ use super::wire::{
     DEAD_LETTER_SUFFIX, LockedProperties, SendProperties, custom_property_text, parse_rfc1123,
     trace_properties,
 };
-use crate::pipeline::ports::{ErrorKind, OutgoingMessage, PortError};
 use crate::pipeline::metrics::AdapterCounters;
+use crate::pipeline::ports::{ErrorKind, OutgoingMessage, PortError};
 use crate::pipeline::retry::{RetryPolicy, Verdict};
 use crate::telemetry::TraceContext;
 

@@ -165,7 +165,10 @@ mod tests {
             trace_context: context.clone(),
         };
         let sent: BTreeMap<_, _> = trace_properties(&message).into_iter().collect();
-        assert_eq!(sent.keys().copied().collect::<Vec<_>>(), ["Diagnostic-Id", "traceparent"]);
+        assert_eq!(
+            sent.keys().copied().collect::<Vec<_>>(),
+            ["Diagnostic-Id", "traceparent"]
+        );
         assert_eq!(
             TraceContext::from_properties(|name| sent.get(name).cloned()),
             context

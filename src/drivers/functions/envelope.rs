@@ -197,8 +197,7 @@ impl Invocation {
         let aligned = |column: &Option<Vec<Value>>| {
             column.as_ref().filter(|c| c.len() == bodies.len()).cloned()
         };
-        let (ids, enqueued, properties) =
-            (aligned(&ids), aligned(&enqueued), aligned(&properties));
+        let (ids, enqueued, properties) = (aligned(&ids), aligned(&enqueued), aligned(&properties));
         Ok(bodies
             .iter()
             .enumerate()

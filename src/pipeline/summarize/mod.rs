@@ -27,8 +27,8 @@ use super::Pipeline;
 use super::metrics::Metrics;
 use super::renewal::HeldLocks;
 use crate::telemetry::link;
-use tracing::Instrument as _;
 pub use day::{DaySummaryReport, RefusedDay};
+use tracing::Instrument as _;
 
 /// What one tick did.
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
@@ -129,7 +129,10 @@ impl Pipeline {
             let deadline = self.patience_deadline().min(started + budget);
             // A span per batch, in the tick's trace, linked to the spans that opened the epochs.
             let span = tracing::info_span!("summarize batch", messages = messages.len());
-            link(&span, messages.iter().filter_map(|m| m.trace_context.as_ref()));
+            link(
+                &span,
+                messages.iter().filter_map(|m| m.trace_context.as_ref()),
+            );
             let batch = self
                 .summarize_batch(messages, deadline, &mut report, &mut failed)
                 .instrument(span);
