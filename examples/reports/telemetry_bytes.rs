@@ -51,7 +51,10 @@ pub fn run(args: Vec<String>) {
         "{:>6} {:>7} {:>9} {:>8} {:>6} {:>7} {:>9} {:>9} {:>10}  items by type",
         "to", "series", "messages", "seconds", "posts", "items", "wire B", "billed B", "B/1000 msg"
     );
+    // Per destination: the most metric bytes one export held, and the bytes per message of
+    // everything else (sampled spans, log records), which follow the invocations, not the clock.
     let mut per_export = [0.0_f64; 2];
+    let mut per_message = [0.0_f64; 2];
     for &n in &series {
         for (slot, target) in [Target::AppInsights, Target::Otlp].into_iter().enumerate() {
             let measured = runtime.block_on(measure(&binary, n, target));
@@ -67,35 +70,46 @@ pub fn run(args: Vec<String>) {
                 measured.billed as f64 / (measured.messages as f64 / 1_000.0),
                 measured.by_type
             );
-            per_export[slot] = per_export[slot].max(measured.billed as f64);
+            per_export[slot] = per_export[slot].max(measured.metric_bytes as f64);
+            // Spans are sampled (1 in 100): the largest share seen, to err high.
+            per_message[slot] =
+                per_message[slot].max(measured.other_bytes as f64 / measured.messages as f64);
         }
     }
-    let w1_thousands = 1_000.0 * (POINTS / POINTS_PER_MESSAGE) as f64 / 1_000.0;
-    let at_w1_rate = |bytes_per_export: f64, interval: Duration| {
-        bytes_per_export * (86_400.0 / interval.as_secs_f64()) / w1_thousands
+    let w1_messages = 1_000.0 * (POINTS / POINTS_PER_MESSAGE) as f64;
+    // A W1 day at its real-time rate: one export's metrics per interval, plus the spans and
+    // records of a day's invocations (the most seen per message, times W1's messages).
+    let at_w1_rate = |slot: usize, interval: Duration| {
+        let exports = 86_400.0 / interval.as_secs_f64();
+        (per_export[slot] * exports + per_message[slot] * w1_messages) / (w1_messages / 1_000.0)
     };
-    let [app_insights, otlp] = per_export;
-    let eventide_per_1000 = at_w1_rate(app_insights, APP_INSIGHTS_METRIC_INTERVAL);
+    let eventide_per_1000 = at_w1_rate(0, APP_INSIGHTS_METRIC_INTERVAL);
     println!();
     println!(
-        "Eventide to Application Insights, W1 at its real-time rate, default settings (one export \
-         every {} s, each at most {app_insights:.0} B of JSON): {eventide_per_1000:.0} B per 1,000 messages \
-         (at one export a minute: {:.0} B)",
+        "Eventide to Application Insights, W1 at its real-time rate, default settings (an export \
+         every {} s of at most {:.0} B of metric JSON, and {:.2} B of spans and logs per message): \
+         {eventide_per_1000:.0} B per 1,000 messages (at an export a minute: {:.0} B)",
         APP_INSIGHTS_METRIC_INTERVAL.as_secs(),
-        at_w1_rate(app_insights, ONE_MINUTE)
+        per_export[0],
+        per_message[0],
+        at_w1_rate(0, ONE_MINUTE)
     );
     println!(
-        "Eventide over OTLP, W1 at its real-time rate, default settings (one export every {} s, \
-         each at most {otlp:.0} B of protobuf): {:.0} B per 1,000 messages",
+        "Eventide over OTLP, W1 at its real-time rate, default settings (an export every {} s of \
+         at most {:.0} B of metric protobuf, and {:.2} B of spans and logs per message): {:.0} B per \
+         1,000 messages (at an export an hour: {:.0} B)",
         OTLP_METRIC_INTERVAL.as_secs(),
-        at_w1_rate(otlp, OTLP_METRIC_INTERVAL)
+        per_export[1],
+        per_message[1],
+        at_w1_rate(1, OTLP_METRIC_INTERVAL),
+        at_w1_rate(1, APP_INSIGHTS_METRIC_INTERVAL)
     );
     let seed = seed_bytes_per_message();
     println!(
         "seed design (request row + 2 host traces per message, JSON as documented): {:.0} B per 1,000 messages",
         seed * 1_000.0
     );
-    let host = host_share_per_1000(w1_thousands * 1_000.0);
+    let host = host_share_per_1000(w1_messages);
     println!(
         "the host's own share under our host.json, W1: {host:.0} B per 1,000 messages (estimate)"
     );
@@ -141,6 +155,10 @@ struct Measured {
     wire: usize,
     /// What the destination stores: the JSON for Application Insights, the protobuf for OTLP.
     billed: usize,
+    /// The part of `billed` that is metrics (exported on the interval).
+    metric_bytes: usize,
+    /// The rest: sampled spans and log records (exported per invocation).
+    other_bytes: usize,
     by_type: String,
 }
 
@@ -218,6 +236,11 @@ async fn measure(binary: &Path, series: usize, target: Target) -> Measured {
                 *by_type.entry(kind).or_default() += 1;
             }
             let (wire, json) = fake.track_bytes();
+            let metric_bytes: usize = envelopes
+                .iter()
+                .filter(|e| e["data"]["baseType"] == "MetricData")
+                .map(|e| e.to_string().len())
+                .sum();
             Measured {
                 messages,
                 seconds,
@@ -225,6 +248,8 @@ async fn measure(binary: &Path, series: usize, target: Target) -> Measured {
                 items: envelopes.len(),
                 wire,
                 billed: json,
+                metric_bytes,
+                other_bytes: json.saturating_sub(metric_bytes),
                 by_type: format!("{by_type:?}"),
             }
         }
@@ -233,6 +258,12 @@ async fn measure(binary: &Path, series: usize, target: Target) -> Measured {
                 *by_type.entry(request.path).or_default() += 1;
             }
             let items = fake.spans().len() + fake.logs().len() + fake.metric_points_count();
+            let metric_bytes: usize = fake
+                .requests()
+                .iter()
+                .filter(|r| r.path == "/v1/metrics")
+                .map(|r| r.body.len())
+                .sum();
             Measured {
                 messages,
                 seconds,
@@ -240,6 +271,8 @@ async fn measure(binary: &Path, series: usize, target: Target) -> Measured {
                 items,
                 wire: fake.bytes(),
                 billed: fake.bytes(),
+                metric_bytes,
+                other_bytes: fake.bytes() - metric_bytes,
                 by_type: format!("{by_type:?}"),
             }
         }
