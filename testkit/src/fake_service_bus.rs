@@ -506,6 +506,14 @@ struct BatchItem {
     user_properties: BTreeMap<String, Value>,
 }
 
+/// One message of a send request, as sent.
+struct Sent {
+    props: SendProps,
+    body: Vec<u8>,
+    /// Custom properties, name and header value.
+    custom: Vec<(String, String)>,
+}
+
 /// Request headers that are not custom properties: HTTP's own and the REST API's.
 const NOT_CUSTOM: &[&str] = &[
     "authorization",
@@ -567,7 +575,7 @@ async fn send(
         .get("content-type")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let items: Vec<(SendProps, Vec<u8>, Vec<(String, String)>)> =
+    let items: Vec<Sent> =
         if content_type.as_deref() == Some("application/vnd.microsoft.servicebus.json") {
             match serde_json::from_slice::<Vec<BatchItem>>(&body) {
                 Ok(items) => items
@@ -578,7 +586,11 @@ async fn send(
                             session_id: None,
                             scheduled_enqueue_time_utc: None,
                         });
-                        (props, i.body.into_bytes(), custom_values(i.user_properties))
+                        Sent {
+                            props,
+                            body: i.body.into_bytes(),
+                            custom: custom_values(i.user_properties),
+                        }
                     })
                     .collect(),
                 Err(e) => return error(StatusCode::BAD_REQUEST, &format!("bad batch: {e}")),
@@ -600,13 +612,22 @@ async fn send(
                     scheduled_enqueue_time_utc: None,
                 },
             };
-            vec![(props, body.to_vec(), custom_headers(&headers))]
+            vec![Sent {
+                props,
+                body: body.to_vec(),
+                custom: custom_headers(&headers),
+            }]
         };
     let mut inner = shared.inner.lock().unwrap();
     let now = inner.clock.now();
     // Validate everything first: a bad request stores nothing.
     let mut parsed = Vec::with_capacity(items.len());
-    for (props, body, custom) in items {
+    for Sent {
+        props,
+        body,
+        custom,
+    } in items
+    {
         let visible_at = match props.scheduled_enqueue_time_utc.as_deref() {
             None => now,
             Some(text) => match parse_gmt(text) {
