@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use chrono::{DateTime, Utc};
+use tracing::Instrument as _;
 
 use crate::domain::idempotency::{IdempotencyKey, fingerprint};
 use crate::domain::message::{SeriesGroups, chunk_groups};
@@ -24,7 +25,6 @@ use crate::domain::parse::{
 use crate::domain::series::SeriesId;
 use crate::domain::series_day::stamp_at;
 use crate::telemetry::{TraceContext, adopt_or_link};
-use tracing::Instrument as _;
 
 use super::Pipeline;
 use super::metrics::Metrics;

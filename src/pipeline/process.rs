@@ -26,9 +26,11 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use sha2::{Digest, Sha256};
+use tracing::Instrument as _;
 
 use crate::domain::message::{SeriesPoints, TimedValue, decode_observations_message, public_form};
 use crate::domain::series_day::{Point, SeriesDayKey, check_stamp, normalize, revision, stamp_at};
+use crate::telemetry::{TraceContext, adopt_or_link};
 
 use super::Pipeline;
 use super::metrics::Metrics;
@@ -37,8 +39,6 @@ use super::ports::{
     StateWrite, WriteOutcome,
 };
 use super::scheduling::EpochOpening;
-use crate::telemetry::{TraceContext, adopt_or_link};
-use tracing::Instrument as _;
 
 /// How often one batch redoes a merge that lost a race before failing (and being redelivered).
 const MAX_ATTEMPTS: usize = 8;

@@ -22,13 +22,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
+use tracing::Instrument as _;
 
 use super::Pipeline;
 use super::metrics::Metrics;
 use super::renewal::HeldLocks;
 use crate::telemetry::link;
 pub use day::{DaySummaryReport, RefusedDay};
-use tracing::Instrument as _;
 
 /// What one tick did.
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
