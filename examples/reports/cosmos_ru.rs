@@ -99,6 +99,7 @@ fn w1_batches(series: usize) -> Vec<Vec<InboundMessage>> {
                 message_id: Some(format!("w1-{s}-{chunk}")),
                 body: serde_json::to_vec(&observations).unwrap(),
                 enqueued_at: enqueued,
+                trace_context: None,
             });
         }
     }

@@ -66,6 +66,7 @@ async fn in_process(dir: &std::path::Path, batches: &[Vec<String>]) -> Duration 
                 message_id: Some(format!("m-{b}-{m}")),
                 body: body.clone().into_bytes(),
                 enqueued_at: None,
+                trace_context: None,
             })
             .collect();
         pipeline.process(&messages).await.unwrap();

@@ -1,36 +1,41 @@
 //! Telemetry bytes per 1,000 successful messages: the real binary (`eventide local`, default
-//! telemetry settings) exporting through the real Application Insights exporter to
-//! `FakeAppInsights`, the loopback STAND-IN for the ingestion endpoint, which counts what
-//! arrives. Beside it, the seed's design (a request row and the host's two per-execution traces
-//! for every message) and the host's own share under our host.json, estimated from the
-//! documented item shapes (see docs/telemetry.md).
+//! telemetry settings) exporting through the real exporters to loopback STAND-INS that count
+//! what arrives — `FakeAppInsights` for the Application Insights ingestion endpoint (the bytes
+//! it bills are the JSON), and `FakeOtlp` for an OTLP/HTTP receiver (protobuf). Beside it, the
+//! seed's design (a request row and the host's two per-execution traces for every message) and
+//! the host's own share under our host.json, estimated from the documented item shapes (see
+//! docs/telemetry.md).
 //!
 //! ```sh
 //! cargo build --release && cargo run --release --example reports -- telemetry_bytes [SERIES...]
 //! ```
 //!
-//! Each SERIES (default 10 and 100) runs SERIES series × 1,440 points, 10 points per message
-//! (W1 is 1,000 series: 144,000 messages; 100 series is W1 scaled by 1/10). The binary is
-//! `EVENTIDE_BINARY`, else `target/release/eventide`.
+//! Each SERIES (default 100 and 1000) runs SERIES series × 1,440 points, 10 points per message
+//! at full speed (W1 is 1,000 series: 144,000 messages). A full-speed run fits in one export
+//! interval, so what it exports is one export's worth: the most an export holds, since every
+//! instrument moved. At W1's real-time rate (144,000 messages over a day) an export holds at most
+//! that, once per interval. The binary is `EVENTIDE_BINARY`, else `target/release/eventide`.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use eventide::telemetry::{APP_INSIGHTS_METRIC_INTERVAL, OTLP_METRIC_INTERVAL};
 use eventide_testkit::child::free_port;
 use eventide_testkit::fake_app_insights::FakeAppInsights;
+use eventide_testkit::fake_otlp::FakeOtlp;
 use serde_json::{Value, json};
 
 /// Points per series over the day, and per message (one message per series and request).
 const POINTS: usize = 1_440;
 const POINTS_PER_MESSAGE: usize = 10;
-/// Metric exports per day at the default interval (60 s).
-const EXPORTS_PER_DAY: f64 = 1_440.0;
+/// The interval the figures were given at before the hourly default, for comparison.
+const ONE_MINUTE: Duration = Duration::from_secs(60);
 /// Application Insights (Analytics Logs, pay as you go) per GB, from the reference anchors.
 const PRICE_PER_GB: f64 = 2.30;
 
 pub fn run(args: Vec<String>) {
     let series: Vec<usize> = if args.is_empty() {
-        vec![10, 100]
+        vec![100, 1_000]
     } else {
         args.iter()
             .map(|a| a.parse().expect("SERIES is a number"))
@@ -43,30 +48,61 @@ pub fn run(args: Vec<String>) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     println!("binary: {}", binary.display());
     println!(
-        "{:>7} {:>9} {:>8} {:>7} {:>9} {:>11} {:>11}  items by type",
-        "series", "messages", "seconds", "posts", "items", "wire B", "JSON B"
+        "{:>6} {:>7} {:>9} {:>8} {:>6} {:>7} {:>9} {:>9} {:>10}  items by type",
+        "to", "series", "messages", "seconds", "posts", "items", "wire B", "billed B", "B/1000 msg"
     );
-    let mut per_export = 0.0_f64;
+    // Per destination: the most metric bytes one export held, and the bytes per message of
+    // everything else (sampled spans, log records), which follow the invocations, not the clock.
+    let mut per_export = [0.0_f64; 2];
+    let mut per_message = [0.0_f64; 2];
     for &n in &series {
-        let measured = runtime.block_on(measure(&binary, n));
-        println!(
-            "{n:>7} {:>9} {:>8.1} {:>7} {:>9} {:>11} {:>11}  {}",
-            measured.messages,
-            measured.seconds,
-            measured.posts,
-            measured.items,
-            measured.wire,
-            measured.json,
-            measured.by_type
-        );
-        per_export = per_export.max(measured.json as f64);
+        for (slot, target) in [Target::AppInsights, Target::Otlp].into_iter().enumerate() {
+            let measured = runtime.block_on(measure(&binary, n, target));
+            println!(
+                "{:>6} {n:>7} {:>9} {:>8.1} {:>6} {:>7} {:>9} {:>9} {:>10.0}  {}",
+                target.name(),
+                measured.messages,
+                measured.seconds,
+                measured.posts,
+                measured.items,
+                measured.wire,
+                measured.billed,
+                measured.billed as f64 / (measured.messages as f64 / 1_000.0),
+                measured.by_type
+            );
+            per_export[slot] = per_export[slot].max(measured.metric_bytes as f64);
+            // Spans are sampled (1 in 100): the largest share seen, to err high.
+            per_message[slot] =
+                per_message[slot].max(measured.other_bytes as f64 / measured.messages as f64);
+        }
     }
     let w1_messages = 1_000.0 * (POINTS / POINTS_PER_MESSAGE) as f64;
-    let eventide_per_1000 = per_export * EXPORTS_PER_DAY / (w1_messages / 1_000.0);
+    // A W1 day at its real-time rate: one export's metrics per interval, plus the spans and
+    // records of a day's invocations (the most seen per message, times W1's messages).
+    let at_w1_rate = |slot: usize, interval: Duration| {
+        let exports = 86_400.0 / interval.as_secs_f64();
+        (per_export[slot] * exports + per_message[slot] * w1_messages) / (w1_messages / 1_000.0)
+    };
+    let eventide_per_1000 = at_w1_rate(0, APP_INSIGHTS_METRIC_INTERVAL);
     println!();
     println!(
-        "Eventide, W1 spread over a day (one export per minute, each at most {per_export:.0} B of JSON): \
-         {eventide_per_1000:.0} B per 1,000 messages"
+        "Eventide to Application Insights, W1 at its real-time rate, default settings (an export \
+         every {} s of at most {:.0} B of metric JSON, and {:.2} B of spans and logs per message): \
+         {eventide_per_1000:.0} B per 1,000 messages (at an export a minute: {:.0} B)",
+        APP_INSIGHTS_METRIC_INTERVAL.as_secs(),
+        per_export[0],
+        per_message[0],
+        at_w1_rate(0, ONE_MINUTE)
+    );
+    println!(
+        "Eventide over OTLP, W1 at its real-time rate, default settings (an export every {} s of \
+         at most {:.0} B of metric protobuf, and {:.2} B of spans and logs per message): {:.0} B per \
+         1,000 messages (at an export an hour: {:.0} B)",
+        OTLP_METRIC_INTERVAL.as_secs(),
+        per_export[1],
+        per_message[1],
+        at_w1_rate(1, OTLP_METRIC_INTERVAL),
+        at_w1_rate(1, APP_INSIGHTS_METRIC_INTERVAL)
     );
     let seed = seed_bytes_per_message();
     println!(
@@ -88,6 +124,28 @@ pub fn run(args: Vec<String>) {
     );
 }
 
+/// Where a run exports to.
+#[derive(Debug, Clone, Copy)]
+enum Target {
+    AppInsights,
+    Otlp,
+}
+
+impl Target {
+    fn name(self) -> &'static str {
+        match self {
+            Self::AppInsights => "AI",
+            Self::Otlp => "OTLP",
+        }
+    }
+}
+
+/// A started stand-in.
+enum StandIn {
+    AppInsights(FakeAppInsights),
+    Otlp(FakeOtlp),
+}
+
 /// What one run exported.
 struct Measured {
     messages: usize,
@@ -95,16 +153,31 @@ struct Measured {
     posts: usize,
     items: usize,
     wire: usize,
-    json: usize,
+    /// What the destination stores: the JSON for Application Insights, the protobuf for OTLP.
+    billed: usize,
+    /// The part of `billed` that is metrics (exported on the interval).
+    metric_bytes: usize,
+    /// The rest: sampled spans and log records (exported per invocation).
+    other_bytes: usize,
     by_type: String,
 }
 
-async fn measure(binary: &Path, series: usize) -> Measured {
+async fn measure(binary: &Path, series: usize, target: Target) -> Measured {
     let dir = tempfile::tempdir().unwrap();
-    let fake = FakeAppInsights::start().await;
+    let (fake, mut command) = match target {
+        Target::AppInsights => {
+            let fake = FakeAppInsights::start().await;
+            let command = fake.exporting_command(binary, dir.path(), "telemetry-bytes");
+            (StandIn::AppInsights(fake), command)
+        }
+        Target::Otlp => {
+            let fake = FakeOtlp::start().await;
+            let command = fake.exporting_command(binary, dir.path(), "telemetry-bytes");
+            (StandIn::Otlp(fake), command)
+        }
+    };
     let port = free_port();
-    let mut child = fake
-        .exporting_command(binary, dir.path(), "telemetry-bytes")
+    let mut child = command
         .args(["local", "--port", &port.to_string()])
         .spawn()
         .expect("the eventide binary starts");
@@ -151,24 +224,58 @@ async fn measure(binary: &Path, series: usize) -> Measured {
         .unwrap();
     assert!(status.success());
     child.wait().unwrap();
-    let envelopes = fake.envelopes();
     let mut by_type = std::collections::BTreeMap::<String, usize>::new();
-    for envelope in &envelopes {
-        let kind = envelope["data"]["baseType"]
-            .as_str()
-            .unwrap_or("?")
-            .to_string();
-        *by_type.entry(kind).or_default() += 1;
-    }
-    let (wire, json) = fake.track_bytes();
-    Measured {
-        messages,
-        seconds,
-        posts: fake.track_requests().len(),
-        items: envelopes.len(),
-        wire,
-        json,
-        by_type: format!("{by_type:?}"),
+    match fake {
+        StandIn::AppInsights(fake) => {
+            let envelopes = fake.envelopes();
+            for envelope in &envelopes {
+                let kind = envelope["data"]["baseType"]
+                    .as_str()
+                    .unwrap_or("?")
+                    .to_string();
+                *by_type.entry(kind).or_default() += 1;
+            }
+            let (wire, json) = fake.track_bytes();
+            let metric_bytes: usize = envelopes
+                .iter()
+                .filter(|e| e["data"]["baseType"] == "MetricData")
+                .map(|e| e.to_string().len())
+                .sum();
+            Measured {
+                messages,
+                seconds,
+                posts: fake.track_requests().len(),
+                items: envelopes.len(),
+                wire,
+                billed: json,
+                metric_bytes,
+                other_bytes: json.saturating_sub(metric_bytes),
+                by_type: format!("{by_type:?}"),
+            }
+        }
+        StandIn::Otlp(fake) => {
+            for request in fake.requests() {
+                *by_type.entry(request.path).or_default() += 1;
+            }
+            let items = fake.spans().len() + fake.logs().len() + fake.metric_points_count();
+            let metric_bytes: usize = fake
+                .requests()
+                .iter()
+                .filter(|r| r.path == "/v1/metrics")
+                .map(|r| r.body.len())
+                .sum();
+            Measured {
+                messages,
+                seconds,
+                posts: fake.requests().len(),
+                items,
+                wire: fake.bytes(),
+                billed: fake.bytes(),
+                metric_bytes,
+                other_bytes: fake.bytes() - metric_bytes,
+                by_type: format!("{by_type:?}"),
+            }
+        }
     }
 }
 

@@ -483,10 +483,11 @@ pub struct TelemetryConfig {
         default_value = "eventide"
     )]
     pub service_name: String,
-    /// Milliseconds between metric exports.
-    #[arg(long = "metric-export-interval", env = "OTEL_METRIC_EXPORT_INTERVAL", default_value_t = 60_000,
+    /// Milliseconds between metric exports (default 3600000 to Application Insights, whose
+    /// Live Metrics show the live view for free; 60000 over OTLP)
+    #[arg(long = "metric-export-interval", env = "OTEL_METRIC_EXPORT_INTERVAL",
           value_parser = clap::value_parser!(u64).range(100..=86_400_000))]
-    pub metric_export_interval_ms: u64,
+    pub metric_export_interval_ms: Option<u64>,
     /// Head sampler of traces: `parentbased_traceidratio` (default), `traceidratio`,
     /// `parentbased_always_on`, `always_on`, `parentbased_always_off` or `always_off`.
     #[arg(long = "traces-sampler", env = "OTEL_TRACES_SAMPLER", default_value = "parentbased_traceidratio",

@@ -16,7 +16,7 @@ use crate::adapters::embedded::Embedded;
 use crate::adapters::embedded::queue::{EmbeddedQueue, QueueDepth, QueueSettings};
 use crate::adapters::embedded::store::Expiry;
 use crate::adapters::servicebus::{DeadLetterQueue, ServiceBusQueue};
-use crate::pipeline::metrics::Metrics;
+use crate::pipeline::metrics::{AdapterCounters, BACKLOG_QUEUES, HistogramSnapshot, Metrics};
 use crate::pipeline::ports::{Clock, KeptQuarantine, PortResult, QuarantineSource};
 use crate::pipeline::summarize::TickReport;
 use crate::pipeline::{Pipeline, Ports};
@@ -52,6 +52,13 @@ pub struct App {
     retention: chrono::Duration,
     /// What the sink reported when it was opened (backend and schema version).
     pub sink_description: String,
+}
+
+#[async_trait::async_trait]
+impl crate::telemetry::Backlog for App {
+    async fn backlog(&self) -> Vec<(&'static str, u64)> {
+        App::backlog(self).await
+    }
 }
 
 impl App {
@@ -146,8 +153,16 @@ impl App {
             quarantine,
             clock,
         };
+        let pipeline = Pipeline::new(ports, settings);
+        let adapter_counters = service_bus
+            .iter()
+            .map(|client| client.calls() as Arc<dyn AdapterCounters>)
+            .chain(store.counters);
+        for counters in adapter_counters {
+            pipeline.metrics.attach(counters);
+        }
         Ok(Self {
-            pipeline: Pipeline::new(ports, settings),
+            pipeline,
             observations,
             quarantines,
             embedded,
@@ -193,6 +208,24 @@ impl App {
         report
     }
 
+    /// Messages deliverable now in each queue whose backend can count them (the embedded
+    /// ones; Service Bus is not asked). Empty when the count fails: a gauge, not an alarm.
+    pub async fn backlog(&self) -> Vec<(&'static str, u64)> {
+        let Some(embedded) = &self.embedded else {
+            return Vec::new();
+        };
+        match (
+            embedded.observations.depth().await,
+            embedded.summaries.depth().await,
+        ) {
+            (Ok(observations), Ok(summaries)) => BACKLOG_QUEUES
+                .into_iter()
+                .zip([observations.active, summaries.active])
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
     /// Queue depths, counters and quarantine size, as `/api/status` shows them.
     pub async fn status(&self) -> PortResult<Status> {
         let (queues, quarantine, schema_version) = match &self.embedded {
@@ -210,6 +243,13 @@ impl App {
             queues,
             quarantine,
             counters: self.pipeline.metrics.snapshot(),
+            histograms: self
+                .pipeline
+                .metrics
+                .histograms()
+                .into_iter()
+                .map(|(name, histogram)| (name, histogram.snapshot()))
+                .collect(),
             schema_version,
         })
     }
@@ -240,6 +280,8 @@ pub struct Status {
     /// Entries in the embedded quarantine table.
     pub quarantine: Option<u64>,
     pub counters: std::collections::BTreeMap<&'static str, u64>,
+    /// Durations in seconds, bucketed by `pipeline::metrics::BUCKET_BOUNDS`.
+    pub histograms: std::collections::BTreeMap<&'static str, HistogramSnapshot>,
     /// The embedded file's schema version.
     pub schema_version: Option<i64>,
 }

@@ -18,6 +18,7 @@ use crate::adapters::sql::mssql::{self, Auth, EntraAuth, MssqlSink, Target};
 use crate::adapters::sql::postgres::PostgresSink;
 use crate::adapters::sql::sqlite::SqliteSink;
 use crate::domain::calendar::Calendar;
+use crate::pipeline::metrics::AdapterCounters;
 use crate::pipeline::ports::{
     Clock, IdempotencyKeys, MessageReceiver, MessageSender, Quarantine, SeriesDayStore, SummarySink,
 };
@@ -37,6 +38,8 @@ pub struct DayClock {
 pub struct OpenedStore {
     pub store: Arc<dyn SeriesDayStore>,
     pub keys: Arc<dyn IdempotencyKeys>,
+    /// The store's own counters (Cosmos DB request units), when it keeps some.
+    pub counters: Option<Arc<dyn AdapterCounters>>,
 }
 
 /// The series-day store; a Cosmos DB store counts its documents' retention on `clock` from
@@ -54,6 +57,7 @@ pub async fn store(
             Ok(OpenedStore {
                 store: Arc::new(embedded.store.clone()),
                 keys: Arc::new(embedded.keys.clone()),
+                counters: None,
             })
         }
         StoreBackend::Cosmos => {
@@ -67,6 +71,7 @@ pub async fn store(
                 .with_expiry(days.calendar, days.clock);
             let store = Arc::new(store);
             Ok(OpenedStore {
+                counters: Some(store.stats().clone()),
                 store: store.clone(),
                 keys: store,
             })

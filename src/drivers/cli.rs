@@ -165,8 +165,11 @@ async fn serve_until_stopped(
 ) -> anyhow::Result<()> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let server = Server::launch(config, driver, clock).await?;
-    let interval = std::time::Duration::from_millis(settings.metric_export_interval_ms);
-    telemetry.observe(server.app.pipeline.metrics.clone(), interval);
+    telemetry.observe(
+        server.app.pipeline.metrics.clone(),
+        Arc::new(server.app.clone()),
+        settings,
+    );
     tracing::info!(
         telemetry = Telemetry::describe(settings),
         "telemetry is exported"

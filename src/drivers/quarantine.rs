@@ -101,6 +101,7 @@ impl Resubmit for ToItsQueue<'_> {
             session_id: None,
             body: entry.body.clone(),
             scheduled_at: None,
+            trace_context: None,
         };
         queue.send(vec![message]).await?;
         Ok(Resubmission::Sent)

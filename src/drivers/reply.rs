@@ -17,9 +17,13 @@ use crate::domain::parse::{BodyFormat, SUPPORTED_CONTENT_TYPES};
 use crate::pipeline::Pipeline;
 use crate::pipeline::ingest::{IngestError, IngestRequest};
 use crate::pipeline::ports::{ErrorKind, PortError};
+use crate::telemetry::TraceContext;
 
 /// The header a retrying client names its request with (IETF httpapi draft).
 pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
+
+/// The W3C trace-context request header ingest continues a trace from.
+pub const TRACEPARENT: &str = "traceparent";
 
 /// Seconds a client is asked to wait before retrying after a transient failure.
 pub const RETRY_AFTER_SECONDS: u32 = 5;
@@ -173,6 +177,9 @@ pub struct IngestHeaders<'a> {
     pub content_type: &'a str,
     /// `Idempotency-Key`, when the client sent one.
     pub idempotency_key: Option<&'a str>,
+    /// `traceparent`, when the caller sent one; an invalid value is ignored (a new trace
+    /// starts), as the W3C recommendation says.
+    pub traceparent: Option<&'a str>,
 }
 
 /// Ingests one request body: 200 with the per-item report, 422 when no item was accepted or
@@ -191,10 +198,12 @@ pub async fn ingest(
         .map(IdempotencyKey::parse)
         .transpose()
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let parent = headers.traceparent.and_then(TraceContext::parse);
     let request = IngestRequest {
         format,
         body,
         key: key.as_ref(),
+        parent: parent.as_ref(),
     };
     let report = pipeline.ingest_request(request).await?;
     let status = if report.accepted == 0 && report.rejected_count > 0 {

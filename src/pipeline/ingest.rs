@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use chrono::{DateTime, Utc};
+use tracing::Instrument as _;
 
 use crate::domain::idempotency::{IdempotencyKey, fingerprint};
 use crate::domain::message::{SeriesGroups, chunk_groups};
@@ -23,6 +24,7 @@ use crate::domain::parse::{
 };
 use crate::domain::series::SeriesId;
 use crate::domain::series_day::stamp_at;
+use crate::telemetry::{TraceContext, adopt_or_link};
 
 use super::Pipeline;
 use super::metrics::Metrics;
@@ -44,6 +46,9 @@ pub struct IngestRequest<'a> {
     pub body: &'a [u8],
     /// The client's name for the request, the same on every retry of it.
     pub key: Option<&'a IdempotencyKey>,
+    /// The caller's trace context (its `traceparent` header): the request's span continues
+    /// that trace.
+    pub parent: Option<&'a TraceContext>,
 }
 
 /// What happened to one ingest request.
@@ -108,14 +113,24 @@ impl Pipeline {
             format,
             body,
             key: None,
+            parent: None,
         })
         .await
     }
 
-    /// One span per request (a request in Application Insights); its counts are attributes,
-    /// never its series or days.
-    #[tracing::instrument(name = "ingest", skip_all, fields(otel.kind = "server", bytes = request.body.len()))]
+    /// One span per request (a request in Application Insights), a child of the caller's
+    /// trace context when it sent one; its counts are attributes, never its series or days.
+    /// Every message it sends carries the span's context.
     pub async fn ingest_request(
+        &self,
+        request: IngestRequest<'_>,
+    ) -> Result<IngestReport, IngestError> {
+        let span = tracing::info_span!("ingest", otel.kind = "server", bytes = request.body.len());
+        adopt_or_link(&span, request.parent);
+        self.ingest_in_span(request).instrument(span).await
+    }
+
+    async fn ingest_in_span(
         &self,
         request: IngestRequest<'_>,
     ) -> Result<IngestReport, IngestError> {
@@ -138,6 +153,7 @@ impl Pipeline {
         }
         let chunks = chunk_groups(groups, stamp, self.settings.max_chunk_bytes);
         let messages = chunks.len();
+        let trace_context = TraceContext::current();
         let outgoing = chunks
             .into_iter()
             .map(|chunk| OutgoingMessage {
@@ -145,13 +161,16 @@ impl Pipeline {
                 session_id: Some(chunk.series.into()),
                 body: chunk.body,
                 scheduled_at: None,
+                trace_context: trace_context.clone(),
             })
             .collect();
         if messages > 0 {
             self.ports.observations.send(outgoing).await?;
         }
         Metrics::add(&self.metrics.observations_accepted, accepted);
-        Metrics::add(&self.metrics.observations_rejected, parsed.rejections.total);
+        for (class, rejected) in &parsed.rejections.by_class {
+            self.metrics.reject(class, *rejected);
+        }
         Metrics::add(&self.metrics.chunks_sent, messages);
         Ok(IngestReport {
             accepted,

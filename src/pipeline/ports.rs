@@ -12,6 +12,7 @@ use crate::domain::series::SeriesId;
 use crate::domain::series_day::{DayState, Point, SeriesDayKey};
 use crate::domain::stats::SummaryRow;
 use crate::pipeline::retry::Verdict;
+use crate::telemetry::TraceContext;
 
 /// Whether retrying can help.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +93,8 @@ pub struct OutgoingMessage {
     pub body: Vec<u8>,
     /// Not visible to receivers before this instant.
     pub scheduled_at: Option<DateTime<Utc>>,
+    /// The span that sent it, for the receiver's span to follow (only when exporting).
+    pub trace_context: Option<TraceContext>,
 }
 
 /// A message received under a peek-lock.
@@ -105,6 +108,8 @@ pub struct ReceivedMessage {
     pub lock_token: String,
     /// When the lock expires unless renewed, by the queue's clock.
     pub locked_until: DateTime<Utc>,
+    /// The sender's span, when the message carried a valid one.
+    pub trace_context: Option<TraceContext>,
 }
 
 /// Sends messages to one queue.

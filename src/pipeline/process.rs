@@ -26,9 +26,11 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use sha2::{Digest, Sha256};
+use tracing::Instrument as _;
 
 use crate::domain::message::{SeriesPoints, TimedValue, decode_observations_message, public_form};
 use crate::domain::series_day::{Point, SeriesDayKey, check_stamp, normalize, revision, stamp_at};
+use crate::telemetry::{TraceContext, adopt_or_link};
 
 use super::Pipeline;
 use super::metrics::Metrics;
@@ -50,6 +52,8 @@ pub struct InboundMessage {
     /// When the broker accepted the message; orders corrections from producers that do not
     /// stamp their messages.
     pub enqueued_at: Option<DateTime<Utc>>,
+    /// The sender's trace context, when the message carried one.
+    pub trace_context: Option<TraceContext>,
 }
 
 impl From<&ReceivedMessage> for InboundMessage {
@@ -59,6 +63,7 @@ impl From<&ReceivedMessage> for InboundMessage {
             message_id: Some(message.message_id.clone()),
             body: message.body.clone(),
             enqueued_at: Some(message.enqueued_at),
+            trace_context: message.trace_context.clone(),
         }
     }
 }
@@ -173,7 +178,8 @@ impl Pipeline {
         if !quarantine.is_empty() {
             self.ports.quarantine.put(&quarantine).await?;
             report.quarantined = quarantine.len();
-            Metrics::add(&self.metrics.quarantined, quarantine.len());
+            self.metrics
+                .quarantine(&self.metrics.quarantined_process, quarantine.len());
         }
         let days: Vec<DayPoints> = groups
             .into_iter()
@@ -184,6 +190,12 @@ impl Pipeline {
             })
             .collect();
         report.series_days_changed = self.merge_days(days).await?;
+        let merged_at = self.ports.clock.now();
+        for enqueued_at in batch.iter().filter_map(|m| m.enqueued_at) {
+            self.metrics
+                .ingest_to_merged_seconds
+                .observe_lag(enqueued_at, merged_at);
+        }
         Metrics::add(&self.metrics.messages_processed, batch.len());
         Metrics::add(&self.metrics.points_merged, report.points);
         Metrics::add(
@@ -199,8 +211,27 @@ impl Pipeline {
     /// will, and redelivering it would only use up the broker's delivery count and dead-letter
     /// it without a reason; so its messages are quarantined with the reason, for an operator to
     /// replay after a fix, and the batch counts as handled.
-    #[tracing::instrument(name = "process", skip_all, fields(otel.kind = "consumer", messages = batch.len()))]
+    ///
+    /// One span per delivery: the child of the sending request's span when the batch is one
+    /// message, linked to the senders' spans otherwise. Summarize messages it sends carry it.
     pub async fn process_delivery(&self, batch: &[InboundMessage]) -> PortResult<ProcessReport> {
+        let span = tracing::info_span!("process", otel.kind = "consumer", messages = batch.len());
+        adopt_or_link(&span, batch.iter().filter_map(|m| m.trace_context.as_ref()));
+        let started = std::time::Instant::now();
+        let outcome = self
+            .process_delivery_patiently(batch)
+            .instrument(span)
+            .await;
+        self.metrics
+            .process_batch_seconds
+            .observe(started.elapsed());
+        outcome
+    }
+
+    async fn process_delivery_patiently(
+        &self,
+        batch: &[InboundMessage],
+    ) -> PortResult<ProcessReport> {
         let deadline = self.patience_deadline();
         let error = match self.patiently(deadline, || self.process(batch)).await {
             Err(e) if e.kind == ErrorKind::Permanent => e,
@@ -217,7 +248,8 @@ impl Pipeline {
             })
             .collect();
         self.ports.quarantine.put(&entries).await?;
-        Metrics::add(&self.metrics.quarantined, entries.len());
+        self.metrics
+            .quarantine(&self.metrics.quarantined_process, entries.len());
         Ok(ProcessReport {
             messages: batch.len(),
             quarantined: entries.len(),

@@ -13,6 +13,7 @@ use crate::domain::series_day::{DayState, SeriesDayKey};
 use super::Pipeline;
 use super::metrics::Metrics;
 use super::ports::{OutgoingMessage, PortResult, StateWrite, Versioned, WriteOutcome};
+use crate::telemetry::TraceContext;
 
 /// A day whose next summarize epoch is to be opened.
 pub(super) struct EpochOpening {
@@ -44,6 +45,8 @@ impl Pipeline {
         let sent = days.len();
         let mut messages = Vec::with_capacity(sent);
         let mut writes = Vec::with_capacity(days.len());
+        // The summary of each day follows the invocation that opened its epoch.
+        let trace_context = TraceContext::current();
         for EpochOpening {
             key,
             previous,
@@ -57,6 +60,7 @@ impl Pipeline {
                 session_id: Some(key.series.to_string()),
                 body: request.to_body(),
                 scheduled_at: Some(due_at),
+                trace_context: trace_context.clone(),
             });
             writes.push(StateWrite {
                 key,

@@ -9,16 +9,17 @@
 //! line by line: it is counted, so the exported volume is flat with the message volume (see
 //! docs/telemetry.md for the figures).
 
+mod context;
 mod destination;
 mod mirror;
 pub mod prometheus;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use opentelemetry::KeyValue;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::resource::EnvResourceDetector;
 use opentelemetry_sdk::trace::Sampler;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::Layer as _;
@@ -28,8 +29,10 @@ use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::app::config::TelemetryConfig;
 use crate::pipeline::metrics::Metrics;
-pub use destination::Destination;
+pub use context::{TraceContext, adopt_or_link, link};
 use destination::Providers;
+pub use destination::{APP_INSIGHTS_METRIC_INTERVAL, Destination, OTLP_METRIC_INTERVAL};
+pub use mirror::Backlog;
 use mirror::Mirror;
 
 /// The instrumentation scope of every span, log record and metric Eventide exports.
@@ -98,10 +101,17 @@ impl Telemetry {
         Destination::from_config(config).name()
     }
 
-    /// Starts exporting `metrics` (nothing happens when no destination is configured).
-    pub fn observe(&mut self, metrics: Arc<Metrics>, interval: Duration) {
+    /// Starts exporting `metrics` and the queues' `backlog` (nothing happens when no
+    /// destination is configured).
+    pub fn observe(
+        &mut self,
+        metrics: Arc<Metrics>,
+        backlog: Arc<dyn Backlog>,
+        config: &TelemetryConfig,
+    ) {
         if let Some(providers) = &self.providers {
-            self.mirror = Some(Mirror::start(&providers.meter, metrics, interval));
+            let interval = Destination::from_config(config).metric_export_interval(config);
+            self.mirror = Some(Mirror::start(&providers.meter, metrics, backlog, interval));
         }
     }
 
@@ -122,10 +132,13 @@ fn filter(setting: &str, directives: &str) -> anyhow::Result<EnvFilter> {
     EnvFilter::try_new(directives).map_err(|e| anyhow::anyhow!("{setting}: {e}"))
 }
 
-/// The resource every item carries: the service name (Application Insights' cloud role) and
-/// whatever `OTEL_RESOURCE_ATTRIBUTES` adds (the SDK reads it).
+/// The resource every item carries: the service name (Application Insights' cloud role), the
+/// version and whatever `OTEL_RESOURCE_ATTRIBUTES` adds. Not the SDK's `telemetry.sdk.*`
+/// attributes: Application Insights copies the resource into every metric item, where those
+/// three constants would be a third of its bytes (the exporter names itself in a tag anyway).
 fn resource(config: &TelemetryConfig) -> Resource {
-    Resource::builder()
+    Resource::builder_empty()
+        .with_detector(Box::new(EnvResourceDetector::new()))
         .with_service_name(config.service_name.clone())
         .with_attribute(KeyValue::new(
             "service.version",

@@ -17,11 +17,10 @@
 //! a leaf for 127.0.0.1 it signed). A child process trusts it through `SSL_CERT_FILE`
 //! ([`FakeAppInsights::CA_FILE`]), which the TLS stack's native root store honours.
 
-use std::fs::File;
 use std::io::Read;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -101,29 +100,17 @@ impl FakeAppInsights {
         )
     }
 
-    /// `binary` with no command yet, configured to export to this stand-in at the default
-    /// telemetry settings (the counters every minute, 1% of traces, warnings and errors), on the
-    /// embedded file `{name}.db` in `dir`, summarizing every second with no grace and keeping
-    /// every day open; its standard error goes to `{name}.log` in `dir`. The tests and the
+    /// `binary` with no command yet, exporting to this stand-in with the runtime settings every
+    /// exporting test shares (see [`crate::exporting_command`]); the tests and the
     /// `telemetry_bytes` report start their runtimes from this one command.
     pub fn exporting_command(&self, binary: &Path, dir: &Path, name: &str) -> Command {
-        let mut command = crate::command(binary);
+        let mut command = crate::exporting_command(binary, dir, name);
         command
-            .env_clear()
-            .env("EVENTIDE_DB", dir.join(format!("{name}.db")))
-            .env("EVENTIDE_SUMMARIZE_SCHEDULE", "* * * * * *")
-            .env("EVENTIDE_GRACE", "0s")
-            .env("EVENTIDE_SETTLE", "0s")
-            .env("EVENTIDE_MAX_LATENESS", "3000d")
-            .env("EVENTIDE_RETENTION_DAYS", "3650")
-            .env("EVENTIDE_LOG", "warn")
             .env(
                 "APPLICATIONINSIGHTS_CONNECTION_STRING",
                 self.connection_string(INSTRUMENTATION_KEY),
             )
-            .env("SSL_CERT_FILE", Self::CA_FILE)
-            .stdout(Stdio::null())
-            .stderr(File::create(dir.join(format!("{name}.log"))).unwrap());
+            .env("SSL_CERT_FILE", Self::CA_FILE);
         command
     }
 
@@ -147,8 +134,23 @@ impl FakeAppInsights {
 
     /// The sum of every exported value of the metric `name` (the exporter sends deltas).
     pub fn metric_total(&self, name: &str) -> f64 {
+        self.metrics_named(name)
+            .map(|m| m["value"].as_f64().unwrap_or_default())
+            .sum()
+    }
+
+    /// The number of observations behind every exported value of the metric `name` (a
+    /// histogram's `count`; 1 per item for a counter).
+    pub fn metric_count(&self, name: &str) -> f64 {
+        self.metrics_named(name)
+            .map(|m| m["count"].as_f64().unwrap_or(1.0))
+            .sum()
+    }
+
+    fn metrics_named(&self, name: &str) -> impl Iterator<Item = Value> {
+        let name = name.to_string();
         self.envelopes()
-            .iter()
+            .into_iter()
             .filter(|e| e["data"]["baseType"] == "MetricData")
             .flat_map(|e| {
                 e["data"]["baseData"]["metrics"]
@@ -156,9 +158,7 @@ impl FakeAppInsights {
                     .cloned()
                     .unwrap_or_default()
             })
-            .filter(|m| m["name"] == name)
-            .map(|m| m["value"].as_f64().unwrap_or_default())
-            .sum()
+            .filter(move |m| m["name"] == name)
     }
 
     /// Ingestion bytes on the wire and decompressed, over every request so far.

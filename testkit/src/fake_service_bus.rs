@@ -18,6 +18,10 @@
 //!   documentation says a dead-letter queue cannot dead-letter); [`FakeServiceBus::dead_letter`]
 //!   models a client that dead-letters a message explicitly with its own reason (AMQP can, REST
 //!   cannot);
+//! - custom properties: on a single send every request header that is not a standard HTTP
+//!   or Service Bus header, on a batch send each entry's `UserProperties` object; kept with the
+//!   message and returned on peek-lock as one header each (a string in double quotes), as
+//!   "Message headers and properties" documents;
 //! - complete (`DELETE` lock URI), unlock (`PUT`), renew (`POST`); 404 for a lost lock;
 //! - 64-bit sequence numbers (they start above `i32::MAX`, as on partitioned entities);
 //! - SAS (`SharedAccessSignature sr&sig&se&skn`, checked against the key) or a configured
@@ -35,7 +39,7 @@ use std::time::{Duration as StdDuration, Instant, SystemTime, UNIX_EPOCH};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use base64::Engine as _;
@@ -44,7 +48,7 @@ use eventide::pipeline::ports::Clock;
 use hmac::{Hmac, Mac};
 use rand::Rng;
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 use sha2::Sha256;
 use tokio::sync::{Notify, oneshot};
 
@@ -114,6 +118,8 @@ struct Message {
     lock: Option<(String, DateTime<Utc>)>,
     /// Set when the message was dead-lettered.
     dead_letter: Option<DeadLetterCause>,
+    /// Custom properties, name and header value (a string value in double quotes).
+    custom: Vec<(String, String)>,
 }
 
 /// Why a message was dead-lettered: its `DeadLetterReason` and `DeadLetterErrorDescription`.
@@ -496,6 +502,57 @@ struct BatchItem {
     body: String,
     #[serde(default)]
     broker_properties: Option<SendProps>,
+    #[serde(default)]
+    user_properties: BTreeMap<String, Value>,
+}
+
+/// One message of a send request, as sent.
+struct Sent {
+    props: SendProps,
+    body: Vec<u8>,
+    /// Custom properties, name and header value.
+    custom: Vec<(String, String)>,
+}
+
+/// Request headers that are not custom properties: HTTP's own and the REST API's.
+const NOT_CUSTOM: &[&str] = &[
+    "authorization",
+    "brokerproperties",
+    "content-type",
+    "content-length",
+    "content-encoding",
+    "host",
+    "accept",
+    "accept-encoding",
+    "user-agent",
+    "connection",
+    "transfer-encoding",
+    "expect",
+];
+
+/// The custom properties of a single send: its non-standard headers, as sent.
+fn custom_headers(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .filter(|(name, _)| {
+            !NOT_CUSTOM.contains(&name.as_str()) && !name.as_str().starts_with("x-ms-")
+        })
+        .filter_map(|(name, value)| Some((name.to_string(), value.to_str().ok()?.to_string())))
+        .collect()
+}
+
+/// The custom properties of a batch entry, as headers would carry them.
+fn custom_values(properties: BTreeMap<String, Value>) -> Vec<(String, String)> {
+    properties
+        .into_iter()
+        .map(|(name, value)| {
+            let text = match value {
+                Value::String(text) => format!("\"{text}\""),
+                other => other.to_string(),
+            };
+            (name, text)
+        })
+        .collect()
 }
 
 fn parse_gmt(text: &str) -> Option<DateTime<Utc>> {
@@ -518,7 +575,7 @@ async fn send(
         .get("content-type")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let items: Vec<(SendProps, Vec<u8>)> =
+    let items: Vec<Sent> =
         if content_type.as_deref() == Some("application/vnd.microsoft.servicebus.json") {
             match serde_json::from_slice::<Vec<BatchItem>>(&body) {
                 Ok(items) => items
@@ -529,7 +586,11 @@ async fn send(
                             session_id: None,
                             scheduled_enqueue_time_utc: None,
                         });
-                        (props, i.body.into_bytes())
+                        Sent {
+                            props,
+                            body: i.body.into_bytes(),
+                            custom: custom_values(i.user_properties),
+                        }
                     })
                     .collect(),
                 Err(e) => return error(StatusCode::BAD_REQUEST, &format!("bad batch: {e}")),
@@ -551,13 +612,22 @@ async fn send(
                     scheduled_enqueue_time_utc: None,
                 },
             };
-            vec![(props, body.to_vec())]
+            vec![Sent {
+                props,
+                body: body.to_vec(),
+                custom: custom_headers(&headers),
+            }]
         };
     let mut inner = shared.inner.lock().unwrap();
     let now = inner.clock.now();
     // Validate everything first: a bad request stores nothing.
     let mut parsed = Vec::with_capacity(items.len());
-    for (props, body) in items {
+    for Sent {
+        props,
+        body,
+        custom,
+    } in items
+    {
         let visible_at = match props.scheduled_enqueue_time_utc.as_deref() {
             None => now,
             Some(text) => match parse_gmt(text) {
@@ -570,12 +640,12 @@ async fn send(
                 }
             },
         };
-        parsed.push((props, body, visible_at));
+        parsed.push((props, body, visible_at, custom));
     }
     let mut seq = inner.next_seq;
     let q = inner.queues.get_mut(&queue).unwrap();
     q.stats.send_requests += 1;
-    for (props, body, visible_at) in parsed {
+    for (props, body, visible_at, custom) in parsed {
         q.stats.messages_sent += 1;
         if props.scheduled_enqueue_time_utc.is_some() {
             q.stats.messages_scheduled += 1;
@@ -607,6 +677,7 @@ async fn send(
                 delivery_count: 0,
                 lock: None,
                 dead_letter: None,
+                custom,
             },
         );
         q.stats.enqueued += 1;
@@ -740,6 +811,14 @@ fn try_lock(shared: &Shared, queue: &str, sub: SubQueue, host: &str) -> Option<R
             h.insert("content-type", HeaderValue::from_str(ct).unwrap());
         }
         // Custom properties: one header each, string values in double quotes.
+        for (name, value) in &message.custom {
+            if let (Ok(name), Ok(value)) = (
+                HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_str(value),
+            ) {
+                h.insert(name, value);
+            }
+        }
         if let Some(cause) = &message.dead_letter {
             for (name, value) in [
                 ("DeadLetterReason", &cause.reason),

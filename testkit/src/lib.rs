@@ -9,6 +9,8 @@
 //!   starts it;
 //! - [`fake_app_insights`]: `FakeAppInsights`, a loopback STAND-IN for the Application Insights
 //!   ingestion and Live Metrics endpoints, recording what the exporter sends;
+//! - [`fake_otlp`]: `FakeOtlp`, a loopback STAND-IN for an OpenTelemetry collector's OTLP/HTTP
+//!   receiver, decoding the protobuf the exporter sends;
 //! - [`fake_service_bus`]: `FakeServiceBus`, a loopback FAKE of the Service Bus REST contract;
 //! - [`azure_mode`]: the pipeline with both queues on that fake, through the real REST client;
 //! - [`functions_host`]: `FunctionsHost`, a host-like STAND-IN driver for the Functions host
@@ -26,6 +28,7 @@ pub mod azure_stack;
 pub mod child;
 pub mod cosmos;
 pub mod fake_app_insights;
+pub mod fake_otlp;
 pub mod fake_service_bus;
 pub mod functions_host;
 
@@ -81,6 +84,30 @@ pub fn every_port_embedded(config: &mut Config) {
 /// settings, the Functions host's (whose port makes the binary act as a custom handler), and
 /// the telemetry exporters' (which would send a test's telemetry somewhere).
 const AMBIENT_PREFIXES: [&str; 4] = ["EVENTIDE_", "FUNCTIONS_", "OTEL_", "APPLICATIONINSIGHTS_"];
+
+/// `binary` with no command yet and no exporter chosen, with the settings every exporting
+/// test and the `telemetry_bytes` report share (the stand-ins add their endpoint): the default
+/// telemetry settings, on the embedded file `{name}.db` in `dir`, summarizing every second with
+/// no grace and keeping every day open; its standard error goes to `{name}.log` in `dir`.
+pub fn exporting_command(
+    binary: &std::path::Path,
+    dir: &std::path::Path,
+    name: &str,
+) -> std::process::Command {
+    let mut command = crate::command(binary);
+    command
+        .env_clear()
+        .env("EVENTIDE_DB", dir.join(format!("{name}.db")))
+        .env("EVENTIDE_SUMMARIZE_SCHEDULE", "* * * * * *")
+        .env("EVENTIDE_GRACE", "0s")
+        .env("EVENTIDE_SETTLE", "0s")
+        .env("EVENTIDE_MAX_LATENESS", "3000d")
+        .env("EVENTIDE_RETENTION_DAYS", "3650")
+        .env("EVENTIDE_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.join(format!("{name}.log"))).unwrap());
+    command
+}
 
 /// A command for `program` that inherits the caller's environment except every `EVENTIDE_*`,
 /// `FUNCTIONS_*`, `OTEL_*` and `APPLICATIONINSIGHTS_*` variable, so only what the caller sets on it configures the child.

@@ -89,6 +89,7 @@ async fn poison_messages_are_quarantined_and_do_not_block_the_queue() {
         session_id: None,
         body: body.as_bytes().to_vec(),
         scheduled_at: None,
+        trace_context: None,
     };
     // Any producer may use the observations queue: one observation, an array, the wrapper.
     t.embedded()
@@ -134,6 +135,7 @@ async fn poison_messages_are_quarantined_and_do_not_block_the_queue() {
         message_id: Some("poison-1".into()),
         body: b"<xml>not json</xml>".to_vec(),
         enqueued_at: None,
+        trace_context: None,
     };
     let report = t.app.pipeline.process(&[redelivered]).await.unwrap();
     assert_eq!(report.quarantined, 1);

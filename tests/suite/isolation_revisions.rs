@@ -39,6 +39,7 @@ fn stamped(id: &str, stamp: i64, value: f64) -> InboundMessage {
         message_id: Some(id.into()),
         body: body.into_bytes(),
         enqueued_at: None,
+        trace_context: None,
     }
 }
 

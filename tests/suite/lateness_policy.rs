@@ -139,6 +139,7 @@ async fn the_queue_quarantines_data_for_a_closed_day_with_the_reason() {
         session_id: None,
         body: body.to_string().into_bytes(),
         scheduled_at: None,
+        trace_context: None,
     };
     h.app.observations.sender.send(vec![message]).await.unwrap();
     h.drain().await;
@@ -185,6 +186,7 @@ async fn late_data_never_rebuilds_a_day_the_store_forgot() {
         session_id: None,
         body: body.to_string().into_bytes(),
         scheduled_at: None,
+        trace_context: None,
     };
     h.app.observations.sender.send(vec![message]).await.unwrap();
     h.drain().await;

@@ -50,3 +50,5 @@ mod servicebus_pipeline;
 mod sink_contract;
 mod start_up_settings;
 mod telemetry_app_insights;
+mod telemetry_otlp;
+mod telemetry_traces;

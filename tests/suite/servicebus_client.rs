@@ -49,6 +49,7 @@ fn message(id: &str, scheduled_at: Option<chrono::DateTime<Utc>>) -> OutgoingMes
         session_id: Some("plant-1/temp".into()),
         body: format!("{{\"id\":\"{id}\"}}").into_bytes(),
         scheduled_at,
+        trace_context: None,
     }
 }
 

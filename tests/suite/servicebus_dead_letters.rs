@@ -213,6 +213,7 @@ async fn replay_by_id_takes_one_dead_letter_queue_message_and_names_unknown_ids(
         session_id: None,
         body: body.as_bytes().to_vec(),
         scheduled_at: None,
+        trace_context: None,
     };
     // One message on each queue, dead-lettered explicitly by a client with its own reasons.
     h.client
@@ -330,6 +331,7 @@ async fn a_pass_whose_locks_expire_ends_without_repeats_or_losses() {
                     session_id: None,
                     body: b"{}".to_vec(),
                     scheduled_at: None,
+                    trace_context: None,
                 },
             )
             .await

@@ -36,6 +36,7 @@ fn message(id: &str, body: &str, scheduled_in: Option<Duration>) -> OutgoingMess
         session_id: Some("live-ünïcode".into()),
         body: body.as_bytes().to_vec(),
         scheduled_at: scheduled_in.map(|d| Utc::now() + d),
+        trace_context: None,
     }
 }
 

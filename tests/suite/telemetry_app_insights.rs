@@ -9,6 +9,9 @@ use std::path::Path;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
+use std::collections::BTreeSet;
+
+use eventide::pipeline::metrics::{BACKLOG_QUEUES, Export, Metrics};
 use eventide_testkit::child::free_port;
 use eventide_testkit::child::wait_ready;
 use eventide_testkit::fake_app_insights::{FakeAppInsights, INSTRUMENTATION_KEY};
@@ -22,15 +25,15 @@ const SERVICE_BUS_KEY: &str = "c2VjcmV0LXNlcnZpY2UtYnVzLWtleS1odW50ZXIy";
 /// The day every workload writes (kept open by the lateness setting below).
 const DAY: &str = "2026-01-10";
 
-struct Runtime {
+pub(crate) struct Runtime {
     child: Child,
-    base: String,
+    pub(crate) base: String,
 }
 
 /// Starts `eventide local` exporting to `fake` (see [`FakeAppInsights::local_command`]), with
 /// the queues explicitly embedded beside a Service Bus connection string that must never be
 /// exported, and the telemetry settings in `telemetry` on top of the defaults.
-async fn start(
+pub(crate) async fn start(
     dir: &std::path::Path,
     fake: &FakeAppInsights,
     telemetry: &[(&str, &str)],
@@ -54,6 +57,11 @@ async fn start(
 }
 
 impl Runtime {
+    /// A runtime started elsewhere (the Functions driver), answering at `base`.
+    pub(crate) fn new(child: Child, base: String) -> Self {
+        Self { child, base }
+    }
+
     async fn counters(&self) -> Value {
         let status: Value = reqwest::get(format!("{}/api/status", self.base))
             .await
@@ -65,7 +73,7 @@ impl Runtime {
     }
 
     /// Waits until `counter` reaches `value` (the workers and the timer run in the child).
-    async fn wait_for(&self, counter: &str, value: u64) {
+    pub(crate) async fn wait_for(&self, counter: &str, value: u64) {
         let started = Instant::now();
         loop {
             let counters = self.counters().await;
@@ -81,7 +89,7 @@ impl Runtime {
     }
 
     /// SIGTERM, then waits for the exit that flushes the exporters.
-    fn stop(mut self) {
+    pub(crate) fn stop(mut self) {
         let status = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
@@ -141,12 +149,12 @@ async fn workload(runtime: Runtime, series: usize) -> Sent {
     Sent { counters, ..sent }
 }
 
-fn binary() -> &'static Path {
+pub(crate) fn binary() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_eventide"))
 }
 
 /// What the children wrote to standard error.
-fn child_log(dir: &std::path::Path) -> String {
+pub(crate) fn child_log(dir: &std::path::Path) -> String {
     std::fs::read_dir(dir)
         .unwrap()
         .flatten()
@@ -167,6 +175,59 @@ fn unsampled_items(fake: &FakeAppInsights) -> usize {
             )
         })
         .count()
+}
+
+/// The resource attributes the exporter copies onto metric items: constants of the process.
+const RESOURCE_KEYS: [&str; 2] = ["service.name", "service.version"];
+
+/// Every exported metric's attributes are keys and values `pipeline::metrics` names as
+/// literals — never a series, message id or day — and the breakdowns and histograms add up.
+fn assert_bounded_dimensions(fake: &FakeAppInsights, sent: &Sent) {
+    let allowed: BTreeSet<(&str, &str)> = Metrics::counters()
+        .filter_map(|counter| match counter.export {
+            Export::Grouped { key, value, .. } => Some((key, value)),
+            _ => None,
+        })
+        .chain(BACKLOG_QUEUES.map(|queue| ("queue", queue)))
+        .collect();
+    assert!(allowed.len() <= 32, "a small fixed set: {allowed:?}");
+    let mut seen = BTreeSet::new();
+    for envelope in fake.envelopes() {
+        if envelope["data"]["baseType"] != "MetricData" {
+            continue;
+        }
+        let properties = envelope["data"]["baseData"]["properties"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        for (key, value) in properties {
+            let value = value.as_str().unwrap_or_default().to_string();
+            // The resource's attributes (process constants) ride on every item.
+            if RESOURCE_KEYS.contains(&key.as_str()) {
+                continue;
+            }
+            assert!(
+                allowed.contains(&(key.as_str(), value.as_str())),
+                "exported attribute {key}={value} is not one of {allowed:?}"
+            );
+            seen.insert((key, value));
+        }
+    }
+    // The broken lines lack a value: all rejections are of that class.
+    assert!(
+        seen.contains(&("class".to_string(), "value".to_string())),
+        "{seen:?}"
+    );
+    assert_eq!(
+        fake.metric_total("eventide.observations_rejected"),
+        sent.rejected as f64
+    );
+    // One lag per message; one sink write at least.
+    assert_eq!(
+        fake.metric_count("eventide.ingest_to_merged_seconds"),
+        sent.messages as f64
+    );
+    assert!(fake.metric_count("eventide.sink_write_seconds") >= 1.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -218,6 +279,7 @@ async fn exported_counters_equal_the_workload_and_their_items_are_flat_with_volu
                 "{counter} at /api/status"
             );
         }
+        assert_bounded_dimensions(&fake, &sent);
         items.push((series, unsampled_items(&fake), fake.track_bytes()));
     }
     let (small, large) = (&items[0], &items[1]);
@@ -298,10 +360,7 @@ async fn a_failed_invocation_is_exported_as_an_error_with_its_context() {
     }
     let child = command.spawn().expect("the eventide binary starts");
     wait_ready(port, Instant::now());
-    let runtime = Runtime {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-    };
+    let runtime = Runtime::new(child, format!("http://127.0.0.1:{port}"));
     // The injected failure: a process invocation whose envelope is not JSON.
     let reply = reqwest::Client::new()
         .post(format!("{}/process", runtime.base))

@@ -5,6 +5,8 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::pipeline::metrics::AdapterCounters;
+
 /// Counters of one store.
 #[derive(Debug, Default)]
 pub struct CosmosStats {
@@ -70,6 +72,17 @@ pub struct OperationCharge {
     pub request_units: f64,
     /// Attempts answered (a query counts its pages).
     pub requests: u64,
+}
+
+impl AdapterCounters for CosmosStats {
+    fn read(&self) -> Vec<(&'static str, u64)> {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        vec![
+            ("cosmos_request_units", get(&self.request_centiunits) / 100),
+            ("cosmos_throttled", get(&self.throttled)),
+            ("cosmos_retries", get(&self.retries)),
+        ]
+    }
 }
 
 impl CosmosStats {

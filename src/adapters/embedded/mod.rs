@@ -150,6 +150,10 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX daily_summary_day ON daily_summary (day);
     ALTER TABLE day_state ADD COLUMN summarized_revision_low INTEGER;
     "#,
+    // 4: the W3C `traceparent` of the span that sent a message (NULL when not exporting).
+    r#"
+    ALTER TABLE queue_body ADD COLUMN trace_context TEXT;
+    "#,
 ];
 
 /// A shared handle on the embedded database file.

@@ -17,6 +17,7 @@ use crate::pipeline::ports::{
     Clock, MessageReceiver, MessageSender, OutgoingMessage, PortResult, QuarantineEntry,
     ReceivedMessage,
 };
+use crate::telemetry::TraceContext;
 
 /// How one queue behaves.
 #[derive(Debug, Clone)]
@@ -167,8 +168,9 @@ impl MessageSender for EmbeddedQueue {
                          VALUES (?1, ?2, ?3, ?4, ?5)",
                     )?
                     .execute(params![name, message.message_id, message.session_id, now_ms, visible_at])?;
-                    tx.prepare_cached("INSERT INTO queue_body (seq, body) VALUES (?1, ?2)")?
-                        .execute(params![tx.last_insert_rowid(), message.body])?;
+                    let trace_context = message.trace_context.as_ref().map(TraceContext::as_str);
+                    tx.prepare_cached("INSERT INTO queue_body (seq, body, trace_context) VALUES (?1, ?2, ?3)")?
+                        .execute(params![tx.last_insert_rowid(), message.body, trace_context])?;
                 }
                 tx.commit()
             })
@@ -187,19 +189,19 @@ impl MessageReceiver for EmbeddedQueue {
             .call("receiving from embedded queue", move |c| {
                 let tx = c.transaction()?;
                 let now_ms = millis(now);
-                let candidates: Vec<(i64, String, Vec<u8>, i64, u32)> = tx
+                let candidates: Vec<(i64, String, Vec<u8>, i64, u32, Option<String>)> = tx
                     .prepare_cached(
-                        "SELECT m.seq, m.message_id, b.body, m.enqueued_at, m.delivery_count
+                        "SELECT m.seq, m.message_id, b.body, m.enqueued_at, m.delivery_count, b.trace_context
                          FROM queue_message m JOIN queue_body b ON b.seq = m.seq
                          WHERE m.queue = ?1 AND m.visible_at <= ?2 ORDER BY m.visible_at, m.seq LIMIT ?3",
                     )?
                     .query_map(params![name, now_ms, max as i64], |r| {
-                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
                     })?
                     .collect::<rusqlite::Result<_>>()?;
                 let mut received = Vec::with_capacity(candidates.len());
                 let mut rng = rand::rng();
-                for (seq, message_id, body, enqueued_at, delivery_count) in candidates {
+                for (seq, message_id, body, enqueued_at, delivery_count, trace_context) in candidates {
                     if delivery_count >= settings.max_deliveries {
                         quarantine::insert(
                             &tx,
@@ -232,6 +234,7 @@ impl MessageReceiver for EmbeddedQueue {
                         delivery_count: delivery_count + 1,
                         lock_token,
                         locked_until,
+                        trace_context: trace_context.as_deref().and_then(TraceContext::parse),
                     });
                 }
                 tx.commit()?;
@@ -332,7 +335,28 @@ mod tests {
             session_id: None,
             body: id.as_bytes().to_vec(),
             scheduled_at: scheduled_in.map(|s| clock.now() + Duration::seconds(s)),
+            trace_context: None,
         }
+    }
+
+    #[tokio::test]
+    async fn messages_keep_the_trace_context_they_were_sent_with() {
+        let (q, clock, _dir) = queue(QueueSettings::default());
+        let context =
+            TraceContext::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+        let traced = OutgoingMessage {
+            trace_context: context.clone(),
+            ..msg("traced", None, &clock)
+        };
+        q.send(vec![traced, msg("plain", None, &clock)])
+            .await
+            .unwrap();
+        let received = q.receive(10).await.unwrap();
+        let contexts: Vec<_> = received
+            .iter()
+            .map(|m| (m.message_id.as_str(), m.trace_context.clone()))
+            .collect();
+        assert_eq!(contexts, vec![("traced", context), ("plain", None)]);
     }
 
     #[tokio::test]

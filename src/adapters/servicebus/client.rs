@@ -11,6 +11,8 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -22,9 +24,12 @@ use super::auth::{AuthError, ConnectionString, Credential};
 use super::wire::{
     BATCH_CONTENT_TYPE, BODY_CONTENT_TYPE, BatchEntry, DEAD_LETTER_DESCRIPTION, DEAD_LETTER_REASON,
     DEAD_LETTER_SUFFIX, LockedProperties, SendProperties, custom_property_text, parse_rfc1123,
+    trace_properties,
 };
+use crate::pipeline::metrics::AdapterCounters;
 use crate::pipeline::ports::{ErrorKind, OutgoingMessage, PortError};
 use crate::pipeline::retry::{RetryPolicy, Verdict};
+use crate::telemetry::TraceContext;
 
 /// The request and response header carrying broker properties.
 const BROKER_PROPERTIES: HeaderName = HeaderName::from_static("brokerproperties");
@@ -178,6 +183,8 @@ pub struct LockedMessage {
     pub locked_until: Option<DateTime<Utc>>,
     /// Why the broker dead-lettered it; empty for a message that was not dead-lettered.
     pub dead_letter: DeadLetterCause,
+    /// The sender's trace context (custom property `traceparent` or `Diagnostic-Id`).
+    pub trace_context: Option<TraceContext>,
     pub body: Vec<u8>,
 }
 
@@ -213,6 +220,40 @@ pub struct ServiceBusClient {
     endpoint: String,
     credential: Credential,
     options: ClientOptions,
+    calls: Arc<Calls>,
+}
+
+/// The REST operations this client makes and the counter each is reported as (see
+/// `pipeline::metrics::ADAPTER_COUNTERS`).
+const OPERATIONS: [(&str, &str); 6] = [
+    ("send", "servicebus_send"),
+    ("batch send", "servicebus_batch_send"),
+    ("peek-lock", "servicebus_peek_lock"),
+    ("complete", "servicebus_complete"),
+    ("abandon", "servicebus_abandon"),
+    ("renew lock", "servicebus_renew_lock"),
+];
+
+/// Calls made, by operation (one per call, whatever its retries).
+#[derive(Debug, Default)]
+pub struct Calls([AtomicU64; OPERATIONS.len()]);
+
+impl Calls {
+    fn count(&self, operation: &str) {
+        if let Some(i) = OPERATIONS.iter().position(|(op, _)| *op == operation) {
+            self.0[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl AdapterCounters for Calls {
+    fn read(&self) -> Vec<(&'static str, u64)> {
+        OPERATIONS
+            .iter()
+            .zip(&self.0)
+            .map(|((_, counter), calls)| (*counter, calls.load(Ordering::Relaxed)))
+            .collect()
+    }
 }
 
 impl fmt::Debug for ServiceBusClient {
@@ -248,6 +289,7 @@ impl ServiceBusClient {
             endpoint,
             credential,
             options,
+            calls: Arc::default(),
         })
     }
 
@@ -291,6 +333,11 @@ impl ServiceBusClient {
         &self.options
     }
 
+    /// The calls this client made, by operation, for the pipeline's metrics.
+    pub fn calls(&self) -> Arc<Calls> {
+        self.calls.clone()
+    }
+
     /// Sends one message (any body bytes).
     pub async fn send(
         &self,
@@ -301,15 +348,21 @@ impl ServiceBusClient {
             &serde_json::to_string(&SendProperties::of(message)).expect("properties serialize"),
         );
         let url = format!("{}/messages", self.entity_url(queue)?);
+        let mut headers = vec![
+            (BROKER_PROPERTIES, properties),
+            (CONTENT_TYPE, BODY_CONTENT_TYPE.to_string()),
+        ];
+        // Custom properties are headers of their own; a string value goes in double quotes.
+        for (name, value) in trace_properties(message) {
+            let name = HeaderName::from_bytes(name.as_bytes()).expect("a valid header name");
+            headers.push((name, format!("\"{value}\"")));
+        }
         self.call(
             "send",
             queue,
             Method::POST,
             url,
-            vec![
-                (BROKER_PROPERTIES, properties),
-                (CONTENT_TYPE, BODY_CONTENT_TYPE.to_string()),
-            ],
+            headers,
             message.body.clone(),
             self.options.call_timeout,
         )
@@ -462,6 +515,9 @@ impl ServiceBusClient {
                 reason: custom_property(&reply.headers, DEAD_LETTER_REASON),
                 description: custom_property(&reply.headers, DEAD_LETTER_DESCRIPTION),
             },
+            trace_context: TraceContext::from_properties(|name| {
+                custom_property(&reply.headers, name)
+            }),
             body: reply.body,
         }))
     }
@@ -558,6 +614,7 @@ impl ServiceBusClient {
         timeout: Duration,
     ) -> Result<Reply, ServiceBusError> {
         let resource = format!("{}/{entity}", self.endpoint);
+        self.calls.count(operation);
         self.options
             .retry
             .run(
@@ -653,6 +710,10 @@ fn batch_entry(message: &OutgoingMessage) -> Option<String> {
         serde_json::to_string(&BatchEntry {
             body: body.to_string(),
             broker_properties: SendProperties::of(message),
+            user_properties: trace_properties(message)
+                .into_iter()
+                .map(|(name, value)| (name.to_string(), value))
+                .collect(),
         })
         .expect("batch entries serialize"),
     )
@@ -769,6 +830,7 @@ mod tests {
             session_id: None,
             body,
             scheduled_at: None,
+            trace_context: None,
         };
         let messages = vec![
             message("a", b"{}".to_vec()),

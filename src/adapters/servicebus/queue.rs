@@ -117,6 +117,7 @@ impl From<LockedMessage> for ReceivedMessage {
             locked_until: message
                 .locked_until
                 .unwrap_or_else(|| Utc::now() + ASSUMED_LOCK_LEFT),
+            trace_context: message.trace_context,
         }
     }
 }

@@ -4,7 +4,10 @@
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use std::collections::BTreeMap;
+
 use crate::pipeline::ports::OutgoingMessage;
+use crate::telemetry::TraceContext;
 
 /// Content type of a batch send: a JSON array of messages (send-message-batch).
 pub const BATCH_CONTENT_TYPE: &str = "application/vnd.microsoft.servicebus.json";
@@ -97,6 +100,16 @@ pub fn custom_property_text(header: &[u8]) -> String {
         .to_string()
 }
 
+/// The custom properties of a sent message: its trace context, when it has one.
+pub fn trace_properties(message: &OutgoingMessage) -> Vec<(&'static str, String)> {
+    message
+        .trace_context
+        .iter()
+        .flat_map(TraceContext::as_properties)
+        .map(|(name, value)| (name, value.to_string()))
+        .collect()
+}
+
 /// One element of a batch-send body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -104,6 +117,9 @@ pub struct BatchEntry {
     /// The body as text: the batch format carries bodies as JSON strings.
     pub body: String,
     pub broker_properties: SendProperties,
+    /// Custom properties (the batch format's `UserProperties` object); absent when none.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub user_properties: BTreeMap<String, String>,
 }
 
 #[cfg(test)]
@@ -128,12 +144,40 @@ mod tests {
             session_id: Some("s".into()),
             body: b"{}".to_vec(),
             scheduled_at: Some("2026-11-25T00:10:00Z".parse().unwrap()),
+            trace_context: None,
         };
         let json = serde_json::to_string(&SendProperties::of(&message)).unwrap();
         assert_eq!(
             json,
             r#"{"MessageId":"summarize:s:2026-11-24:1","SessionId":"s","ScheduledEnqueueTimeUtc":"Wed, 25 Nov 2026 00:10:00 GMT"}"#
         );
+    }
+
+    #[test]
+    fn trace_context_travels_as_custom_properties() {
+        let context =
+            TraceContext::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+        let message = OutgoingMessage {
+            message_id: "m".into(),
+            session_id: None,
+            body: Vec::new(),
+            scheduled_at: None,
+            trace_context: context.clone(),
+        };
+        let sent: BTreeMap<_, _> = trace_properties(&message).into_iter().collect();
+        assert_eq!(
+            sent.keys().copied().collect::<Vec<_>>(),
+            ["Diagnostic-Id", "traceparent"]
+        );
+        assert_eq!(
+            TraceContext::from_properties(|name| sent.get(name).cloned()),
+            context
+        );
+        let none = OutgoingMessage {
+            trace_context: None,
+            ..message
+        };
+        assert!(trace_properties(&none).is_empty());
     }
 
     #[test]

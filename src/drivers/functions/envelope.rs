@@ -20,6 +20,7 @@ use serde_json::{Map, Value, json};
 
 use crate::drivers::reply::Reply;
 use crate::pipeline::process::InboundMessage;
+use crate::telemetry::TraceContext;
 
 /// `{"Data": {...}, "Metadata": {...}}` as POSTed by the host.
 #[derive(Debug, Default, Deserialize)]
@@ -170,6 +171,10 @@ impl Invocation {
                 message_id: None,
                 body: unquote(text).into_bytes(),
                 enqueued_at: None,
+                trace_context: self
+                    .metadata
+                    .get("ApplicationProperties")
+                    .and_then(trace_context_of),
             }),
             other => Err(malformed(
                 binding,
@@ -188,10 +193,11 @@ impl Invocation {
             .ok_or_else(|| malformed(binding, "expected a JSON array of bodies"))?;
         let ids = self.metadata_array("MessageIdArray");
         let enqueued = self.metadata_array("EnqueuedTimeUtcArray");
+        let properties = self.metadata_array("ApplicationPropertiesArray");
         let aligned = |column: &Option<Vec<Value>>| {
             column.as_ref().filter(|c| c.len() == bodies.len()).cloned()
         };
-        let (ids, enqueued) = (aligned(&ids), aligned(&enqueued));
+        let (ids, enqueued, properties) = (aligned(&ids), aligned(&enqueued), aligned(&properties));
         Ok(bodies
             .iter()
             .enumerate()
@@ -206,6 +212,7 @@ impl Invocation {
                 enqueued_at: enqueued
                     .as_ref()
                     .and_then(|e| e[i].as_str().and_then(parse_host_utc)),
+                trace_context: properties.as_ref().and_then(|p| trace_context_of(&p[i])),
             })
             .collect())
     }
@@ -227,6 +234,12 @@ impl Invocation {
             .and_then(Value::as_bool)
             .unwrap_or(false))
     }
+}
+
+/// The sender's trace context among a message's application properties (an object, as the
+/// host passes them).
+fn trace_context_of(properties: &Value) -> Option<TraceContext> {
+    TraceContext::from_properties(|name| properties.get(name)?.as_str().map(str::to_string))
 }
 
 /// Host dates without a zone are UTC (`EnqueuedTimeUtc`); dates with an offset are honoured.
@@ -318,6 +331,30 @@ mod tests {
                 .unwrap_err(),
             EnvelopeError::MissingBinding("req".into())
         );
+    }
+
+    #[test]
+    fn batch_messages_carry_the_trace_context_of_their_application_properties() {
+        let traced = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let sdk = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00";
+        let properties = serde_json::to_string(&json!([
+            {"traceparent": traced, "Diagnostic-Id": traced},
+            {"Diagnostic-Id": sdk, "source": "gateway-9"},
+            {"traceparent": "not one"},
+        ]))
+        .unwrap();
+        let envelope = json!({
+            "Data": {"messages": "[\"a\",\"b\",\"c\"]"},
+            "Metadata": {"ApplicationPropertiesArray": properties},
+        });
+        let invocation: Invocation = serde_json::from_value(envelope).unwrap();
+        let contexts: Vec<Option<String>> = invocation
+            .service_bus_batch("messages")
+            .unwrap()
+            .into_iter()
+            .map(|m| m.trace_context.map(|c| c.to_string()))
+            .collect();
+        assert_eq!(contexts, [Some(traced.into()), Some(sdk.into()), None]);
     }
 
     #[test]

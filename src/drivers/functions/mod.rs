@@ -19,7 +19,7 @@ use axum::routing::{get, post};
 use serde_json::json;
 
 use crate::app::App;
-use crate::drivers::reply::{self, ApiError, IDEMPOTENCY_KEY, IngestHeaders, Reply};
+use crate::drivers::reply::{self, ApiError, IDEMPOTENCY_KEY, IngestHeaders, Reply, TRACEPARENT};
 use envelope::{HttpInvocation, Invocation, InvocationReply};
 
 /// Binding names, as in `functions/*/function.json`.
@@ -183,9 +183,12 @@ async fn ingest(
         .map_err(|e| InvocationError::envelope("ingest", e))?;
     let content_type = request.header("Content-Type").unwrap_or_default();
     let idempotency_key = request.header(IDEMPOTENCY_KEY);
+    // The caller's trace context, which the host forwards among the request's headers.
+    let traceparent = request.header(TRACEPARENT);
     let headers = IngestHeaders {
         content_type: &content_type,
         idempotency_key: idempotency_key.as_deref(),
+        traceparent: traceparent.as_deref(),
     };
     let body = request
         .body()

@@ -21,7 +21,7 @@ use azure_core::credentials::Secret;
 use super::{api_key, openapi};
 use crate::app::App;
 use crate::domain::series::SeriesId;
-use crate::drivers::reply::{self, ApiError, IDEMPOTENCY_KEY, IngestHeaders, Reply};
+use crate::drivers::reply::{self, ApiError, IDEMPOTENCY_KEY, IngestHeaders, Reply, TRACEPARENT};
 use crate::telemetry::prometheus;
 
 #[derive(Clone)]
@@ -92,6 +92,7 @@ async fn ingest(
     let ingest_headers = IngestHeaders {
         content_type: text(header::CONTENT_TYPE.as_str()).unwrap_or(""),
         idempotency_key: text(IDEMPOTENCY_KEY),
+        traceparent: text(TRACEPARENT),
     };
     let body = reply::read_body(request.into_body(), state.max_body_bytes).await?;
     reply::ingest(&state.app.pipeline, ingest_headers, &body).await
@@ -138,7 +139,7 @@ async fn status(State(state): State<ApiState>) -> Result<Response, ApiError> {
 async fn prometheus_metrics(State(state): State<ApiState>) -> Response {
     (
         [(header::CONTENT_TYPE, prometheus::CONTENT_TYPE)],
-        prometheus::render(&state.app.pipeline.metrics),
+        prometheus::render(&state.app.pipeline.metrics, &state.app.backlog().await),
     )
         .into_response()
 }

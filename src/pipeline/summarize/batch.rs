@@ -242,7 +242,8 @@ impl Pipeline {
         self.patiently(deadline, || self.ports.quarantine.put(entries))
             .await?;
         report.quarantined += entries.len();
-        Metrics::add(&self.metrics.quarantined, entries.len());
+        self.metrics
+            .quarantine(&self.metrics.quarantined_summarize, entries.len());
         Ok(())
     }
 

@@ -75,8 +75,22 @@ impl Pipeline {
             }
         }
         let batch: Vec<SummaryRow> = storable.iter().map(|&i| rows[i].clone()).collect();
-        outcome.written = match self.ports.sink.upsert(&batch).await {
-            Ok(written) => written,
+        let write_started = std::time::Instant::now();
+        let written = self.ports.sink.upsert(&batch).await;
+        self.metrics
+            .sink_write_seconds
+            .observe(write_started.elapsed());
+        outcome.written = match written {
+            Ok(written) => {
+                let stored_at = self.ports.clock.now();
+                for row in &batch {
+                    let day_end = self.settings.calendar.end_of(row.day);
+                    self.metrics
+                        .day_end_to_row_seconds
+                        .observe_lag(day_end, stored_at);
+                }
+                written
+            }
             Err(e) if e.kind == ErrorKind::Permanent => {
                 tracing::warn!(error = %e, rows = batch.len(), "summarize: the sink refused a batch; writing its rows one by one");
                 let mut written = 0;

@@ -22,10 +22,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
+use tracing::Instrument as _;
 
 use super::Pipeline;
 use super::metrics::Metrics;
 use super::renewal::HeldLocks;
+use crate::telemetry::link;
 pub use day::{DaySummaryReport, RefusedDay};
 
 /// What one tick did.
@@ -125,11 +127,23 @@ impl Pipeline {
             let locks = HeldLocks::of(&messages);
             // A batch waits out a dependency's outage for the patience, but not past the tick.
             let deadline = self.patience_deadline().min(started + budget);
-            let batch = self.summarize_batch(messages, deadline, &mut report, &mut failed);
-            if let Err(e) = self
+            // A span per batch, in the tick's trace, linked to the spans that opened the epochs.
+            let span = tracing::info_span!("summarize batch", messages = messages.len());
+            link(
+                &span,
+                messages.iter().filter_map(|m| m.trace_context.as_ref()),
+            );
+            let batch = self
+                .summarize_batch(messages, deadline, &mut report, &mut failed)
+                .instrument(span);
+            let batch_started = Instant::now();
+            let outcome = self
                 .keeping_locks(&*self.ports.due_summaries, locks, batch)
-                .await
-            {
+                .await;
+            self.metrics
+                .summarize_batch_seconds
+                .observe(batch_started.elapsed());
+            if let Err(e) = outcome {
                 tracing::error!(error = %e, "summarize: batch failed, its messages return on a later tick");
                 Metrics::add(&self.metrics.transient_failures, 1);
                 report.error = Some(e.to_string());

@@ -58,6 +58,7 @@ async fn r9_a_b_a_and_equal_stamps(peers: Peers) {
                 )
                 .into_bytes(),
                 enqueued_at: None,
+                trace_context: None,
             };
             rig.deliver(vec![message], 1, 0).await;
             rig.summarize_all().await;

@@ -33,6 +33,7 @@ async fn send_late(rig: &Rig, late: &Workload, round: usize) -> (usize, u64) {
         message_id: Some(format!("late-producer-{round}")),
         body: format!("[{first}]").into_bytes(),
         enqueued_at: None,
+        trace_context: None,
     };
     rig.deliver(vec![message], 1, 0).await;
     (refused, 1)
