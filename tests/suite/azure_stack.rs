@@ -99,6 +99,7 @@ async fn a_small_w1_through_the_emulated_azure_stack_gives_the_exact_statistics(
             session_id: None,
             body: b"{not json".to_vec(),
             scheduled_at: None,
+            trace_context: None,
         }])
         .await
         .unwrap();
