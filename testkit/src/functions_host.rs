@@ -388,6 +388,17 @@ pub fn batch_envelope(messages: &[ReceivedMessage]) -> Value {
             "MessageIdArray": column(&|m| json!(m.message_id)),
             "DeliveryCountArray": column(&|m| json!(m.delivery_count)),
             "LockTokenArray": column(&|m| json!(m.lock_token)),
+            // Each message's application properties, where its trace context travels.
+            "ApplicationPropertiesArray": column(&|m| match &m.trace_context {
+                Some(context) => Value::Object(
+                    context
+                        .as_properties()
+                        .into_iter()
+                        .map(|(name, value)| (name.to_string(), json!(value)))
+                        .collect(),
+                ),
+                None => json!({}),
+            }),
             // The host's form: UTC without a zone.
             "EnqueuedTimeUtcArray": column(&|m| json!(m.enqueued_at.naive_utc().format("%Y-%m-%dT%H:%M:%S%.3f").to_string())),
             "sys": sys("process"),
