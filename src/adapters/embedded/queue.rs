@@ -26,6 +26,10 @@ use crate::pipeline::ports::{
     ReceivedMessage,
 };
 
+/// Bodies one receive returns at most, in bytes (at least one message, whatever its size): a
+/// batch of many small messages merges best, and this keeps a batch of large ones in bounds.
+pub const RECEIVE_BYTES: usize = 16 * 1024 * 1024;
+
 /// How one queue behaves.
 #[derive(Debug, Clone)]
 pub struct QueueSettings {
@@ -189,16 +193,22 @@ impl MessageReceiver for EmbeddedQueue {
             .call("receiving from embedded queue", move |c| {
                 let tx = c.transaction()?;
                 let now_ms = millis(now);
-                let candidates: Vec<(i64, String, Vec<u8>, i64, u32)> = tx
-                    .prepare_cached(
+                let mut candidates: Vec<(i64, String, Vec<u8>, i64, u32)> = Vec::new();
+                {
+                    let mut select = tx.prepare_cached(
                         "SELECT m.seq, m.message_id, b.body, m.enqueued_at, m.delivery_count
                          FROM queue_message m JOIN queue_body b ON b.seq = m.seq
                          WHERE m.queue = ?1 AND m.visible_at <= ?2 ORDER BY m.visible_at, m.seq LIMIT ?3",
-                    )?
-                    .query_map(params![name, now_ms, max as i64], |r| {
-                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-                    })?
-                    .collect::<rusqlite::Result<_>>()?;
+                    )?;
+                    let mut rows = select.query(params![name, now_ms, max as i64])?;
+                    let mut bytes = 0;
+                    while bytes < RECEIVE_BYTES {
+                        let Some(r) = rows.next()? else { break };
+                        let body: Vec<u8> = r.get(2)?;
+                        bytes += body.len();
+                        candidates.push((r.get(0)?, r.get(1)?, body, r.get(3)?, r.get(4)?));
+                    }
+                }
                 let mut received = Vec::with_capacity(candidates.len());
                 // One random part per delivery: a message's token is `seq:random`, unique by its
                 // seq, and a later delivery of it gets another.
@@ -462,6 +472,22 @@ mod tests {
             .map(|m| m.message_id)
             .collect();
         assert_eq!(left, ["c", "d"]);
+    }
+
+    #[tokio::test]
+    async fn a_receive_stops_after_its_byte_budget() {
+        let (q, clock, _dir) = queue(QueueSettings::default());
+        let big = |id: &str| OutgoingMessage {
+            body: vec![b'x'; RECEIVE_BYTES / 2],
+            ..msg(id, None, &clock)
+        };
+        q.send(vec![big("a"), big("b"), big("c")]).await.unwrap();
+        assert_eq!(
+            q.receive(10).await.unwrap().len(),
+            2,
+            "the second fills the budget"
+        );
+        assert_eq!(q.receive(10).await.unwrap().len(), 1);
     }
 
     #[tokio::test]
