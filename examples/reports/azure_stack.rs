@@ -102,6 +102,8 @@ fn loadgen_args(target: String, series: usize, points: usize, concurrency: usize
         series: Some(series),
         points: Some(points),
         points_per_message: Some(10),
+        // One message per request, the shape the figures in docs/loadgen.md were measured with.
+        series_per_request: Some(1),
         day: Some(day()),
         seed: 1,
         rate: None,

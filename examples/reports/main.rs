@@ -7,9 +7,10 @@
 //! cargo run --release --example reports -- servicebus_ops [--series N]  # Service Bus operations
 //! cargo run --release --example reports -- sink_bench [SERIES POINTS]   # the SQL sinks
 //! cargo run --release --example reports -- telemetry_bytes [SERIES...]  # telemetry per message
+//! cargo run --release --example reports -- w1_vs_batch [--series N ...] # W1 vs the batch design
 //! ```
 //!
-//! One example binary rather than five: each links the whole crate with the Azure SDKs, and
+//! One example binary rather than six: each links the whole crate with the Azure SDKs, and
 //! `cargo test --all-targets` builds every example on a two-core CI. Each report keeps its own
 //! module, flags and runtime.
 
@@ -19,6 +20,7 @@ mod handler_figures;
 mod servicebus_ops;
 mod sink_bench;
 mod telemetry_bytes;
+mod w1_vs_batch;
 
 fn main() -> anyhow::Result<()> {
     let mut argv = std::env::args().skip(1);
@@ -31,6 +33,7 @@ fn main() -> anyhow::Result<()> {
         Some("servicebus_ops") => servicebus_ops::run(rest),
         Some("sink_bench") => sink_bench::run(rest)?,
         Some("telemetry_bytes") => telemetry_bytes::run(rest),
+        Some("w1_vs_batch") => w1_vs_batch::run(rest)?,
         Some(other) => usage(&format!("no report {other:?}")),
         None => usage("no report named"),
     }
@@ -40,7 +43,7 @@ fn main() -> anyhow::Result<()> {
 fn usage(problem: &str) -> ! {
     eprintln!("{problem}: cargo run --release --example reports -- REPORT [ARGS]");
     eprintln!(
-        "reports: azure_stack, cosmos_ru, handler_figures, servicebus_ops, sink_bench, telemetry_bytes"
+        "reports: azure_stack, cosmos_ru, handler_figures, servicebus_ops, sink_bench, telemetry_bytes, w1_vs_batch"
     );
     std::process::exit(2)
 }

@@ -193,9 +193,9 @@ pub struct RuntimeConfig {
           value_parser = clap::value_parser!(u16).range(1..=256))]
     pub workers: u16,
     /// Messages per process batch of the in-process workers (the Functions host batches by
-    /// host.json instead).
-    #[arg(long, env = "EVENTIDE_PROCESS_BATCH", default_value_t = 256,
-          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    /// host.json instead); an embedded queue also stops a batch at 16 MiB of bodies.
+    #[arg(long, env = "EVENTIDE_PROCESS_BATCH", default_value_t = 16_384,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub process_batch: u32,
     /// Largest accepted ingest body, in bytes (at most 1 GiB).
     #[arg(long, env = "EVENTIDE_MAX_BODY_BYTES", default_value_t = 32 * 1024 * 1024,
@@ -550,7 +550,7 @@ mod tests {
         assert_eq!(config.backends.series_day_store, None);
         assert_eq!(config.backends.summary_sink, None);
         assert!(!config.backends.servicebus.is_configured());
-        assert_eq!(config.runtime.process_batch, 256);
+        assert_eq!(config.runtime.process_batch, 16_384);
         assert_eq!(config.pipeline.summarize_batch, 256);
         assert_eq!(config.identity.kind, CredentialKind::ManagedIdentity);
     }

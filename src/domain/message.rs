@@ -157,10 +157,13 @@ fn seal(series: &SeriesId, head: &[u8], items: &[u8], count: usize) -> Chunk {
 
 /// The first 20 bytes of a SHA-256 digest in hex: 40 characters that name a content.
 fn digest_hex(content: &[u8]) -> String {
-    Sha256::digest(content)[..20]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut hex = String::with_capacity(40);
+    for b in &Sha256::digest(content)[..20] {
+        hex.push(char::from(HEX[usize::from(b >> 4)]));
+        hex.push(char::from(HEX[usize::from(b & 0xf)]));
+    }
+    hex
 }
 
 /// The longest MessageId Service Bus accepts, in characters.

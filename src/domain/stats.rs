@@ -173,13 +173,34 @@ impl CompensatedSum {
     }
 }
 
-/// `PERCENTILE_CONT(p)` over ascending `sorted` values (non-empty).
-pub fn percentile_cont(sorted: &[f64], p: f64) -> f64 {
-    let rank = p * (sorted.len() - 1) as f64;
-    let lower = rank.floor() as usize;
-    let upper = rank.ceil() as usize;
-    let (a, b) = (sorted[lower], sorted[upper]);
-    let fraction = rank - lower as f64;
+/// `PERCENTILE_CONT` of non-empty `values` at each of `ps` (ascending), by selection instead of
+/// a full sort: only the order statistics the percentiles fall between are put in place, each
+/// in the part of `values` above the one before (the end of day computes three percentiles of
+/// 1,440 values per series-day; sorting them all was most of its arithmetic). Reorders `values`.
+fn percentiles_cont<const N: usize>(values: &mut [f64], ps: [f64; N]) -> [f64; N] {
+    let last_index = values.len() - 1;
+    // Everything before `start` is in place or below what is: ranks only grow, so an index
+    // asked for again below `start` is one already put in place.
+    let mut start = 0;
+    let mut order_statistic = |k: usize| -> f64 {
+        if k < start {
+            return values[k];
+        }
+        let (_, value, _) = values[start..].select_nth_unstable_by(k - start, f64::total_cmp);
+        start = k + 1;
+        *value
+    };
+    ps.map(|p| {
+        let rank = p * last_index as f64;
+        let lower = rank.floor() as usize;
+        let a = order_statistic(lower);
+        let b = order_statistic(rank.ceil() as usize);
+        interpolate(a, b, rank - lower as f64)
+    })
+}
+
+/// The value `fraction` of the way from `a` to `b` (`a <= b`).
+fn interpolate(a: f64, b: f64, fraction: f64) -> f64 {
     let spread = b - a;
     if spread.is_finite() {
         a + fraction * spread
@@ -265,9 +286,10 @@ impl DailyStats {
         let first = points.first()?;
         let last = points.last()?;
         let count = points.len();
-        let mut sorted: Vec<f64> = points.iter().map(|p| p.value).collect();
-        sorted.sort_unstable_by(f64::total_cmp);
-        let (min, max) = (sorted[0], sorted[count - 1]);
+        let mut values: Vec<f64> = points.iter().map(|p| p.value).collect();
+        let min = values.iter().copied().min_by(f64::total_cmp)?;
+        let max = values.iter().copied().max_by(f64::total_cmp)?;
+        let [p50, p90, p99] = percentiles_cont(&mut values, [0.5, 0.9, 0.99]);
         let Moments { sum, mean, stddev } = Moments::compute(points, min, max);
         Some(DailyStats {
             count: count as u64,
@@ -280,9 +302,9 @@ impl DailyStats {
             first_ts: first.ts,
             last_value: last.value,
             last_ts: last.ts,
-            p50: percentile_cont(&sorted, 0.5),
-            p90: percentile_cont(&sorted, 0.9),
-            p99: percentile_cont(&sorted, 0.99),
+            p50,
+            p90,
+            p99,
         })
     }
 

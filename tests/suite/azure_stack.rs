@@ -48,6 +48,8 @@ fn workload(target: String) -> LoadgenArgs {
         series: Some(20),
         points: Some(60),
         points_per_message: Some(10),
+        // One message per request, the shape the figures in docs/loadgen.md were measured with.
+        series_per_request: Some(1),
         day: Some(day()),
         seed: 5,
         rate: None,

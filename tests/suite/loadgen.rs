@@ -21,7 +21,8 @@ fn day() -> NaiveDate {
     NaiveDate::from_ymd_opt(2026, 11, 19).unwrap()
 }
 
-/// A small workload (4 series × 60 points, 10 per request) against `base`, no trouble.
+/// A small workload (4 series × 60 points, 10 per message, every series in each request)
+/// against `base`, no trouble.
 fn args(base: &str) -> LoadgenArgs {
     LoadgenArgs {
         target: base.to_string(),
@@ -30,6 +31,7 @@ fn args(base: &str) -> LoadgenArgs {
         series: Some(4),
         points: Some(60),
         points_per_message: Some(10),
+        series_per_request: None,
         day: Some(day()),
         seed: 3,
         rate: None,
@@ -78,11 +80,15 @@ async fn run(app: &TestApp, args: LoadgenArgs) -> Report {
     let counted = |name: &str| settled.counters.get(name).copied().unwrap_or(0);
     assert_eq!(report.accepted, counted("observations_accepted"));
     assert_eq!(report.rejected, counted("observations_rejected"));
-    assert_eq!(report.accepted, counted("points_merged"));
+    assert_eq!(counted("messages_processed"), counted("chunks_sent"));
+    // A batch that holds a point and its repetition merges it once.
+    let repeated = report.sent.duplicates + report.sent.corrections;
+    assert!(counted("points_merged") <= report.accepted);
+    assert!(counted("points_merged") >= report.accepted - repeated);
     assert_eq!(
-        report.requests,
+        report.sent.messages,
         counted("chunks_sent"),
-        "one message per request"
+        "one message per series of a request"
     );
     report
 }
@@ -127,7 +133,8 @@ async fn a_clean_run_sends_every_point_once_and_the_table_equals_the_workload() 
     let app = spawn().await;
     let args = args(&app.base);
     let report = run(&app, args.clone()).await;
-    assert_eq!(report.requests, 4 * 6);
+    assert_eq!(report.requests, 6, "every series in each request");
+    assert_eq!(report.sent.messages, 4 * 6);
     assert_eq!(report.sent.items, 240);
     assert_eq!((report.accepted, report.rejected), (240, 0));
     assert_eq!(report.segments.len(), 1);
@@ -226,16 +233,20 @@ async fn the_size_knobs_shape_the_requests_and_the_rate_paces_them() {
         series: Some(3),
         points: Some(48),
         points_per_message: Some(7),
+        series_per_request: Some(2),
         rate: Some(1_000.0),
         concurrency: 2,
         ..args(&app.base)
     };
     let report = run(&app, args.clone()).await;
-    assert_eq!(report.requests, 3 * 48usize.div_ceil(7) as u64);
+    let runs = 48usize.div_ceil(7) as u64;
+    assert_eq!(report.requests, 2 * runs, "series 1-2, then series 3");
+    assert_eq!(report.sent.messages, 3 * runs);
     assert_eq!(report.sent.items, 3 * 48);
     assert_eq!(report.segments[0].offered_rate, Some(1_000.0));
     assert!((report.offered_rate.unwrap() - 1_000.0).abs() < 1e-6);
-    // Pacing: the last request is not due before the items ahead of it had their time.
+    // Pacing: the last request (series 3 alone) is not due before the items ahead of it had
+    // their time.
     let last_request_items = (48 % 7) as f64;
     assert!(report.elapsed_s >= (144.0 - last_request_items) / 1_000.0);
     assert_ground_truth(&args.shape(), &summaries(&app).await);
@@ -298,6 +309,6 @@ async fn the_function_key_is_sent_and_a_target_without_status_reports_no_settlin
     assert_eq!(unkeyed.unanswered, 240);
     assert_eq!(
         unkeyed.errors,
-        BTreeMap::from([("http 401".to_string(), 24)])
+        BTreeMap::from([("http 401".to_string(), 6)])
     );
 }

@@ -2,13 +2,21 @@
 //! visibility, peek-lock with lock expiry, a delivery count with a maximum after which the
 //! message goes to quarantine (the dead-letter of the embedded mode), and MessageId duplicate
 //! detection over a window fixed from the first sighting.
+//!
+//! Every call is one transaction, whatever the number of messages, and the steps a batch takes
+//! together are set-based: a receive locks all its messages with one `UPDATE`, a complete
+//! deletes them with one `DELETE` per table (the keys bound as one `rarray` parameter). What
+//! stays per message is what differs per message: its duplicate check and its rows on send, and
+//! the quarantine of one that ran out of deliveries.
 
+use std::rc::Rc;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::Duration;
 use rand::Rng;
-use rusqlite::{OptionalExtension, params};
+use rusqlite::params;
+use rusqlite::types::Value;
 use serde::Serialize;
 use tokio::sync::Notify;
 
@@ -18,6 +26,10 @@ use crate::pipeline::ports::{
     ReceivedMessage,
 };
 use crate::telemetry::TraceContext;
+
+/// Bodies one receive returns at most, in bytes (at least one message, whatever its size): a
+/// batch of many small messages merges best, and this keeps a batch of large ones in bounds.
+pub const RECEIVE_BYTES: usize = 16 * 1024 * 1024;
 
 /// How one queue behaves.
 #[derive(Debug, Clone)]
@@ -47,6 +59,17 @@ pub struct QueueDepth {
     pub active: u64,
     /// Visible later (scheduled, or locked by a receiver).
     pub deferred: u64,
+}
+
+/// A deliverable message as a receive reads it, before it is locked or quarantined.
+struct Candidate {
+    seq: i64,
+    message_id: String,
+    body: Vec<u8>,
+    enqueued_at: i64,
+    delivery_count: u32,
+    /// The `traceparent` stored with the message, read back as it was written.
+    trace_context: Option<String>,
 }
 
 /// One named queue in the embedded database.
@@ -123,19 +146,13 @@ fn parse_lock(token: &str) -> Option<i64> {
     token.split_once(':')?.0.parse().ok()
 }
 
-/// Deletes a message and its body; with a lock token, only while that lock is held. Returns
-/// whether the message was deleted.
-fn remove(tx: &rusqlite::Connection, seq: i64, lock_token: Option<&str>) -> rusqlite::Result<bool> {
-    let deleted = tx
-        .prepare_cached(
-            "DELETE FROM queue_message WHERE seq = ?1 AND (?2 IS NULL OR lock_token = ?2)",
-        )?
-        .execute(params![seq, lock_token])?;
-    if deleted > 0 {
-        tx.prepare_cached("DELETE FROM queue_body WHERE seq = ?1")?
-            .execute([seq])?;
-    }
-    Ok(deleted > 0)
+/// Deletes a message and its body, whatever its lock.
+fn remove(tx: &rusqlite::Connection, seq: i64) -> rusqlite::Result<()> {
+    tx.prepare_cached("DELETE FROM queue_message WHERE seq = ?1")?
+        .execute([seq])?;
+    tx.prepare_cached("DELETE FROM queue_body WHERE seq = ?1")?
+        .execute([seq])?;
+    Ok(())
 }
 
 #[async_trait]
@@ -148,19 +165,19 @@ impl MessageSender for EmbeddedQueue {
                 let tx = c.transaction()?;
                 let now_ms = millis(now);
                 for message in &messages {
+                    // One statement remembers the id, or renews one whose window has passed;
+                    // it changes no row for an id seen within the window: a duplicate.
                     if window > Duration::zero() {
-                        let seen: Option<i64> = tx
-                            .prepare_cached("SELECT expires_at FROM queue_dedup WHERE queue = ?1 AND message_id = ?2")?
-                            .query_row(params![name, message.message_id], |r| r.get(0))
-                            .optional()?;
-                        if seen.is_some_and(|expires| expires > now_ms) {
+                        let first_sighting = tx
+                            .prepare_cached(
+                                "INSERT INTO queue_dedup (queue, message_id, expires_at) VALUES (?1, ?2, ?3)
+                                 ON CONFLICT DO UPDATE SET expires_at = excluded.expires_at
+                                 WHERE expires_at <= ?4",
+                            )?
+                            .execute(params![name, message.message_id, millis(now + window), now_ms])?;
+                        if first_sighting == 0 {
                             continue;
                         }
-                        tx.prepare_cached(
-                            "INSERT INTO queue_dedup (queue, message_id, expires_at) VALUES (?1, ?2, ?3)
-                             ON CONFLICT DO UPDATE SET expires_at = excluded.expires_at",
-                        )?
-                        .execute(params![name, message.message_id, millis(now + window)])?;
                     }
                     let visible_at = message.scheduled_at.map_or(now_ms, |at| millis(at).max(now_ms));
                     tx.prepare_cached(
@@ -189,19 +206,44 @@ impl MessageReceiver for EmbeddedQueue {
             .call("receiving from embedded queue", move |c| {
                 let tx = c.transaction()?;
                 let now_ms = millis(now);
-                let candidates: Vec<(i64, String, Vec<u8>, i64, u32, Option<String>)> = tx
-                    .prepare_cached(
+                let mut candidates: Vec<Candidate> = Vec::new();
+                {
+                    let mut select = tx.prepare_cached(
                         "SELECT m.seq, m.message_id, b.body, m.enqueued_at, m.delivery_count, b.trace_context
                          FROM queue_message m JOIN queue_body b ON b.seq = m.seq
                          WHERE m.queue = ?1 AND m.visible_at <= ?2 ORDER BY m.visible_at, m.seq LIMIT ?3",
-                    )?
-                    .query_map(params![name, now_ms, max as i64], |r| {
-                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
-                    })?
-                    .collect::<rusqlite::Result<_>>()?;
+                    )?;
+                    let mut rows = select.query(params![name, now_ms, max as i64])?;
+                    let mut bytes = 0;
+                    while bytes < RECEIVE_BYTES {
+                        let Some(r) = rows.next()? else { break };
+                        let candidate = Candidate {
+                            seq: r.get(0)?,
+                            message_id: r.get(1)?,
+                            body: r.get(2)?,
+                            enqueued_at: r.get(3)?,
+                            delivery_count: r.get(4)?,
+                            trace_context: r.get(5)?,
+                        };
+                        bytes += candidate.body.len();
+                        candidates.push(candidate);
+                    }
+                }
                 let mut received = Vec::with_capacity(candidates.len());
-                let mut rng = rand::rng();
-                for (seq, message_id, body, enqueued_at, delivery_count, trace_context) in candidates {
+                // One random part per delivery: a message's token is `seq:random`, unique by its
+                // seq, and a later delivery of it gets another.
+                let lock = format!("{:016x}", rand::rng().random::<u64>());
+                let locked_until = now + settings.lock_duration;
+                let mut locked: Vec<Value> = Vec::with_capacity(candidates.len());
+                for Candidate {
+                    seq,
+                    message_id,
+                    body,
+                    enqueued_at,
+                    delivery_count,
+                    trace_context,
+                } in candidates
+                {
                     if delivery_count >= settings.max_deliveries {
                         quarantine::insert(
                             &tx,
@@ -217,26 +259,25 @@ impl MessageReceiver for EmbeddedQueue {
                                 body,
                             },
                         )?;
-                        remove(&tx, seq, None)?;
+                        remove(&tx, seq)?;
                         continue;
                     }
-                    let lock_token = format!("{seq}:{:016x}", rng.random::<u64>());
-                    let locked_until = now + settings.lock_duration;
-                    tx.prepare_cached(
-                        "UPDATE queue_message SET delivery_count = delivery_count + 1, lock_token = ?2,
-                         visible_at = ?3 WHERE seq = ?1",
-                    )?
-                    .execute(params![seq, lock_token, millis(locked_until)])?;
+                    locked.push(Value::Integer(seq));
                     received.push(ReceivedMessage {
                         message_id,
                         body,
                         enqueued_at: from_millis(enqueued_at),
                         delivery_count: delivery_count + 1,
-                        lock_token,
+                        lock_token: format!("{seq}:{lock}"),
                         locked_until,
                         trace_context: trace_context.as_deref().and_then(TraceContext::parse),
                     });
                 }
+                tx.prepare_cached(
+                    "UPDATE queue_message SET delivery_count = delivery_count + 1,
+                     lock_token = seq || ':' || ?2, visible_at = ?3 WHERE seq IN rarray(?1)",
+                )?
+                .execute(params![Rc::new(locked), lock, millis(locked_until)])?;
                 tx.commit()?;
                 Ok(received)
             })
@@ -249,12 +290,26 @@ impl MessageReceiver for EmbeddedQueue {
             .db
             .call("completing embedded queue messages", move |c| {
                 let tx = c.transaction()?;
-                let mut lost = 0;
-                for token in &tokens {
-                    if !remove(&tx, parse_lock(token).unwrap_or(-1), Some(token))? {
-                        lost += 1;
-                    }
-                }
+                // A token names its seq, so `seq IN … AND lock_token IN …` deletes exactly the
+                // messages whose lock is still the one given.
+                let seqs: Vec<Value> = tokens
+                    .iter()
+                    .filter_map(|t| parse_lock(t))
+                    .map(Value::Integer)
+                    .collect();
+                let held: Vec<Value> = tokens.iter().cloned().map(Value::Text).collect();
+                let deleted: Vec<Value> = tx
+                    .prepare_cached(
+                        "DELETE FROM queue_message WHERE seq IN rarray(?1) AND lock_token IN rarray(?2)
+                         RETURNING seq",
+                    )?
+                    .query_map(params![Rc::new(seqs), Rc::new(held)], |r| {
+                        r.get::<_, i64>(0).map(Value::Integer)
+                    })?
+                    .collect::<rusqlite::Result<_>>()?;
+                let lost = tokens.len().saturating_sub(deleted.len());
+                tx.prepare_cached("DELETE FROM queue_body WHERE seq IN rarray(?1)")?
+                    .execute([Rc::new(deleted)])?;
                 tx.commit()?;
                 Ok(lost)
             })
@@ -420,6 +475,69 @@ mod tests {
             kept[0].reason
         );
         assert_eq!(kept[0].body, b"poison");
+    }
+
+    #[tokio::test]
+    async fn a_batch_is_locked_and_completed_as_one_but_each_lock_counts_alone() {
+        let settings = QueueSettings {
+            lock_duration: Duration::seconds(30),
+            ..QueueSettings::default()
+        };
+        let (q, clock, _dir) = queue(settings);
+        let ids = ["a", "b", "c", "d"];
+        q.send(ids.iter().map(|id| msg(id, None, &clock)).collect())
+            .await
+            .unwrap();
+        let first = q.receive(10).await.unwrap();
+        assert_eq!(first.len(), 4);
+        let tokens: std::collections::HashSet<&str> =
+            first.iter().map(|m| m.lock_token.as_str()).collect();
+        assert_eq!(tokens.len(), 4, "one token per message");
+        // "a" and "b" complete under their lock; "c" is delivered again before its lock is used.
+        clock.advance(Duration::seconds(31));
+        let again = q.receive(10).await.unwrap();
+        assert_eq!(again.len(), 4, "every lock expired");
+        let c_again = again.iter().find(|m| m.message_id == "c").unwrap();
+        let c_first = first.iter().find(|m| m.message_id == "c").unwrap();
+        assert_ne!(c_again.lock_token, c_first.lock_token);
+        let mut completing: Vec<String> = again
+            .iter()
+            .filter(|m| m.message_id == "a" || m.message_id == "b")
+            .map(|m| m.lock_token.clone())
+            .collect();
+        completing.push(c_first.lock_token.clone()); // lost: "c" stays
+        completing.push("not-a-token".into());
+        q.complete(&completing).await.unwrap();
+        assert_eq!(
+            q.depth().await.unwrap().deferred,
+            2,
+            "c and d are still locked"
+        );
+        clock.advance(Duration::seconds(31));
+        let left: Vec<String> = q
+            .receive(10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.message_id)
+            .collect();
+        assert_eq!(left, ["c", "d"]);
+    }
+
+    #[tokio::test]
+    async fn a_receive_stops_after_its_byte_budget() {
+        let (q, clock, _dir) = queue(QueueSettings::default());
+        let big = |id: &str| OutgoingMessage {
+            body: vec![b'x'; RECEIVE_BYTES / 2],
+            ..msg(id, None, &clock)
+        };
+        q.send(vec![big("a"), big("b"), big("c")]).await.unwrap();
+        assert_eq!(
+            q.receive(10).await.unwrap().len(),
+            2,
+            "the second fills the budget"
+        );
+        assert_eq!(q.receive(10).await.unwrap().len(), 1);
     }
 
     #[tokio::test]

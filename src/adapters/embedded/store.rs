@@ -193,7 +193,7 @@ fn prepare_one(tx: &Connection, day: &DayPoints) -> rusqlite::Result<PreparedMer
 /// Writes all hours of one merge or none of them.
 fn commit_one(tx: &Transaction<'_>, merge: &DayWrites, now: i64) -> rusqlite::Result<WriteOutcome> {
     let day = merge.key.day.to_string();
-    tx.execute_batch("SAVEPOINT merge_one")?;
+    tx.prepare_cached("SAVEPOINT merge_one")?.execute([])?;
     for write in &merge.hours {
         let blob = codec::encode(&write.points);
         let applied = match write.expected_version {
@@ -222,7 +222,7 @@ fn commit_one(tx: &Transaction<'_>, merge: &DayWrites, now: i64) -> rusqlite::Re
             return Ok(WriteOutcome::Conflict);
         }
     }
-    tx.execute_batch("RELEASE merge_one")?;
+    tx.prepare_cached("RELEASE merge_one")?.execute([])?;
     Ok(WriteOutcome::Written)
 }
 

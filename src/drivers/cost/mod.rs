@@ -35,9 +35,13 @@ pub struct CostArgs {
     /// Service Bus operations per observation (docs/backends.md: 0.2014 on W1).
     #[arg(long, default_value_t = 0.20)]
     pub servicebus_ops_per_observation: f64,
-    /// Observations per ingest request (W1: 10).
+    /// Observations per ingest request (10: a request per message; W1 as loadgen sends it now
+    /// carries 1,000 series × 10 points).
     #[arg(long, default_value_t = 10.0)]
     pub observations_per_request: f64,
+    /// Observations per queue message (W1: 10).
+    #[arg(long, default_value_t = 10.0)]
+    pub observations_per_message: f64,
     /// Queue messages per `process` execution (host.json `maxMessageBatchSize`: 100).
     #[arg(long, default_value_t = 100.0)]
     pub messages_per_batch: f64,
@@ -92,6 +96,12 @@ impl CostArgs {
             .with_context(|| format!("{} is not a loadgen --json report", path.display()))?;
         anyhow::ensure!(report.accepted > 0, "the report accepted no observation");
         self.observations_per_request = report.accepted as f64 / report.requests.max(1) as f64;
+        // Reports written before messages were counted had one message per request.
+        let messages = match report.sent.messages {
+            0 => report.requests,
+            n => n,
+        };
+        self.observations_per_message = report.accepted as f64 / messages.max(1) as f64;
         if let Some(settled) = &report.settled {
             let count = |name: &str| settled.counters.get(name).copied().unwrap_or(0) as f64;
             // Sends (observation chunks, summarize schedules) and receives (observation
@@ -115,14 +125,15 @@ impl CostArgs {
         }
     }
 
-    /// Eventide: an ingest execution per request, a process execution per batch of messages
-    /// (one message per request), the measured RU and Service Bus operations.
+    /// Eventide: an ingest execution per request, a process execution per batch of messages,
+    /// the measured RU and Service Bus operations.
     fn eventide(&self) -> Usage {
         let per_request = 1.0 / self.observations_per_request;
+        let per_message = 1.0 / self.observations_per_message;
         Usage {
             request_units: self.ru_per_observation,
             servicebus_operations: self.servicebus_ops_per_observation,
-            executions: per_request + per_request / self.messages_per_batch,
+            executions: per_request + per_message / self.messages_per_batch,
             seconds_per_execution: self.ms_per_execution / 1000.0,
             instance_memory_gb: self.instance_memory_gb,
             telemetry_rows_per_execution: EVENTIDE_ROWS_PER_EXECUTION,
@@ -149,9 +160,10 @@ pub fn estimate(args: CostArgs) -> anyhow::Result<Estimate> {
     let args = args.measured()?;
     anyhow::ensure!(
         args.observations_per_request > 0.0
+            && args.observations_per_message > 0.0
             && args.messages_per_batch > 0.0
             && args.observations_per_month > 0.0,
-        "--observations-per-request, --messages-per-batch and --observations-per-month must be positive"
+        "--observations-per-request, --observations-per-message, --messages-per-batch and --observations-per-month must be positive"
     );
     let scale = args.scale();
     let eventide = model::bill("eventide", args.eventide(), &scale);

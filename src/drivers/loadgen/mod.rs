@@ -41,9 +41,14 @@ pub struct LoadgenArgs {
     /// Points per series over the day, evenly spaced (W1: 1,440).
     #[arg(long)]
     pub points: Option<usize>,
-    /// Points of one series per request, hence per queue message (W1: 10).
+    /// Points of one series per queue message: ingest packs a request's points per series
+    /// (W1: 10).
     #[arg(long)]
     pub points_per_message: Option<usize>,
+    /// Series whose messages one request carries (W1: every series, as one source reporting
+    /// all its series at once sends them; 1: a request per series and message).
+    #[arg(long)]
+    pub series_per_request: Option<usize>,
     /// The UTC day the points belong to (default: today).
     #[arg(long)]
     pub day: Option<NaiveDate>,
@@ -89,10 +94,12 @@ pub struct LoadgenArgs {
 impl LoadgenArgs {
     /// The workload's shape: the named workload's, changed by the options given.
     pub fn shape(&self) -> Shape {
+        let series = self.series.unwrap_or(1_000);
         Shape {
-            series: self.series.unwrap_or(1_000),
+            series,
             points: self.points.unwrap_or(1_440),
             points_per_message: self.points_per_message.unwrap_or(10),
+            series_per_request: self.series_per_request.unwrap_or(series),
             day: self.day.unwrap_or_else(|| Utc::now().date_naive()),
             seed: self.seed,
             bad_ratio: self.bad_ratio,

@@ -149,18 +149,23 @@ impl fmt::Display for Report {
         let shape = &self.shape;
         writeln!(
             f,
-            "eventide loadgen {:?} → {}: {} series × {} points on {}, {} per request, seed {}, {} in flight",
+            "eventide loadgen {:?} → {}: {} series × {} points on {}, {} per message, {} series per request, seed {}, {} in flight",
             self.workload,
             self.target,
             shape.series,
             shape.points,
             shape.day,
             shape.points_per_message,
+            shape.series_per_request,
             shape.seed,
             self.concurrency
         )?;
         let sent = &self.sent;
-        writeln!(f, "  requests                 {:>12}", self.requests)?;
+        writeln!(
+            f,
+            "  requests                 {:>12}  ({} queue messages)",
+            self.requests, sent.messages
+        )?;
         writeln!(
             f,
             "  items sent               {:>12}  (valid {}, bad {}, late {}, duplicates {}, corrections {})",

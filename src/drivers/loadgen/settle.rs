@@ -66,7 +66,7 @@ impl StatusProbe {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Settled {
     /// Seconds from the first request until the observations queue was empty and the target had
-    /// merged as many points as were accepted; `None` when that did not happen in time.
+    /// processed every message it sent to it; `None` when that did not happen in time.
     pub merged_after_s: Option<f64>,
     /// Seconds from the first request until, in addition, every summarize message was handled
     /// and the summaries queue was empty; `None` when not awaited or not reached in time.
@@ -77,7 +77,7 @@ pub struct Settled {
 
 /// What to wait for, and for how long.
 pub struct Goal {
-    /// Points the replies accepted: the target must merge as many.
+    /// Points the replies accepted: when any, the target must have sent messages for them.
     pub accepted: u64,
     pub await_summaries: bool,
     pub timeout: Duration,
@@ -105,9 +105,12 @@ pub async fn settle(
         let count = |name: &str| settled.counters.get(name).copied().unwrap_or(0);
         let depth =
             |pick: fn(&Queues) -> Depth| status.queues.as_ref().map_or(0, |q| pick(q).total());
+        // Messages, not points: a batch holding a point and its correction (or its duplicate)
+        // merges one point, so `points_merged` may stay below what was accepted.
         if settled.merged_after_s.is_none()
             && depth(|q| q.observations) == 0
-            && count("points_merged") >= goal.accepted
+            && (goal.accepted == 0 || count("chunks_sent") > 0)
+            && count("messages_processed") >= count("chunks_sent")
         {
             settled.merged_after_s = Some(started.elapsed().as_secs_f64());
         }

@@ -1,15 +1,16 @@
 //! The workloads `eventide loadgen` sends: what each request holds, derived from a seed so that
 //! every run of the same workload sends the same bytes.
 //!
-//! A workload is `series` × `points` evenly spaced observations over one UTC day. Each request
-//! carries `points_per_message` consecutive points of ONE series, so at ingest it becomes one
-//! message on the observations queue (ingest packs a request's points per series). The requests
-//! go out in time order: the first points of every series, then the next, as sources that report
-//! together would send them.
+//! A workload is `series` × `points` evenly spaced observations over one UTC day, cut into
+//! *messages*: `points_per_message` consecutive points of ONE series, which ingest packs into one
+//! message on the observations queue (it packs a request's points per series). A request carries
+//! the messages of `series_per_request` series for the same stretch of time — W1 all of them, as
+//! a source that reports every series every ten minutes sends them. The requests go out in time
+//! order: the first points of every series, then the next.
 //!
 //! Trouble is mixed in per item, drawn from a random generator seeded by the run's seed and the
-//! request's index (so any request can be rebuilt alone, in any order, without holding the
-//! workload in memory):
+//! message's index (so any message can be rebuilt alone, in any order, whatever the requests it
+//! is grouped into, without holding the workload in memory):
 //! - **bad** items carry a value that is not a number: ingest rejects them as invalid;
 //! - **late** items are stamped [`LATE_BY_DAYS`] days before the workload's day, a day long
 //!   closed under the default `EVENTIDE_MAX_LATENESS`: ingest refuses them as closed;
@@ -40,8 +41,8 @@ const NANOS_PER_DAY: i64 = 86_400_000_000_000;
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Named {
-    /// W1: 1,000 series × 1,440 points (one a minute), 10 points per request, sent as fast as
-    /// the concurrency allows (or at `--rate`).
+    /// W1: 1,000 series × 1,440 points (one a minute), 10 points per queue message, every
+    /// series in each request, sent as fast as the concurrency allows (or at `--rate`).
     W1,
     /// W1's volume with a burst: the first and last thirds at the base rate (`--rate`, default
     /// [`BURST_BASE_RATE`] observations/s), the middle third at ten times that.
@@ -60,6 +61,9 @@ pub struct Shape {
     pub series: usize,
     pub points: usize,
     pub points_per_message: usize,
+    /// Series whose messages one request carries (reports written before this knob: 1).
+    #[serde(default = "one_series")]
+    pub series_per_request: usize,
     /// The UTC day the points belong to.
     pub day: NaiveDate,
     pub seed: u64,
@@ -71,6 +75,10 @@ pub struct Shape {
     pub duplicate_ratio: f64,
     /// Share of valid points sent a second time with a new value (0–1).
     pub correction_ratio: f64,
+}
+
+fn one_series() -> usize {
+    1
 }
 
 /// What one item of a first-pass request turned out to be.
@@ -126,6 +134,10 @@ pub struct ItemCounts {
     pub late: u64,
     pub duplicates: u64,
     pub corrections: u64,
+    /// Queue messages the acceptable items make: one per series of a request that has any
+    /// (reports written before this count: 0).
+    #[serde(default)]
+    pub messages: u64,
 }
 
 impl ItemCounts {
@@ -146,6 +158,7 @@ impl ItemCounts {
         self.late += other.late;
         self.duplicates += other.duplicates;
         self.corrections += other.corrections;
+        self.messages += other.messages;
     }
 }
 
@@ -153,8 +166,11 @@ impl Shape {
     /// Checks the knobs before anything is sent.
     pub fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(
-            self.series > 0 && self.points > 0 && self.points_per_message > 0,
-            "--series, --points and --points-per-message must be positive"
+            self.series > 0
+                && self.points > 0
+                && self.points_per_message > 0
+                && self.series_per_request > 0,
+            "--series, --points, --points-per-message and --series-per-request must be positive"
         );
         anyhow::ensure!(
             self.points <= 86_400,
@@ -182,9 +198,29 @@ impl Shape {
         Ok(())
     }
 
-    /// Requests per pass: one per series and run of `points_per_message` points.
+    /// Requests per pass: one per run of `points_per_message` points and group of
+    /// `series_per_request` series.
     pub fn requests(&self) -> usize {
-        self.series * self.points.div_ceil(self.points_per_message)
+        self.series.div_ceil(self.series_per_request) * self.runs()
+    }
+
+    /// Messages of the first pass: one per series and run of `points_per_message` points.
+    pub fn messages(&self) -> usize {
+        self.series * self.runs()
+    }
+
+    /// Runs of `points_per_message` points in a series' day.
+    fn runs(&self) -> usize {
+        self.points.div_ceil(self.points_per_message)
+    }
+
+    /// The messages request `index` carries: the same run of every series of its group.
+    fn messages_of(&self, index: usize) -> std::ops::Range<usize> {
+        let groups = self.series.div_ceil(self.series_per_request);
+        let (run, group) = (index / groups, index % groups);
+        let first = group * self.series_per_request;
+        let last = (first + self.series_per_request).min(self.series);
+        run * self.series + first..run * self.series + last
     }
 
     /// Every observation of the first pass (the second pass's size is only known once drawn).
@@ -195,7 +231,19 @@ impl Shape {
     /// Request `index` of `pass`; `None` for a second-pass request with nothing to repeat.
     pub fn request(&self, pass: Pass, index: usize) -> Option<Request> {
         let mut request = Request::default();
-        for item in self.draw(index) {
+        for message in self.messages_of(index) {
+            let acceptable_before = request.items.acceptable();
+            self.write_message(pass, message, &mut request);
+            if request.items.acceptable() > acceptable_before {
+                request.items.messages += 1;
+            }
+        }
+        (request.items.items > 0).then_some(request)
+    }
+
+    /// Appends the items of message `message` of `pass` to `request`.
+    fn write_message(&self, pass: Pass, message: usize, request: &mut Request) {
+        for item in self.draw(message) {
             let value = match (pass, item.repeat) {
                 (Pass::First, _) => item.value,
                 (Pass::Second, Repeat::None) => continue,
@@ -225,15 +273,14 @@ impl Shape {
                 )
             };
         }
-        (request.items.items > 0).then_some(request)
     }
 
     /// The points the target must hold once everything was merged, by series and timestamp (UTC
     /// nanoseconds): the ground truth a run is compared with.
     pub fn expected_points(&self) -> BTreeMap<String, BTreeMap<i64, f64>> {
         let mut points: BTreeMap<String, BTreeMap<i64, f64>> = BTreeMap::new();
-        for index in 0..self.requests() {
-            for item in self.draw(index) {
+        for message in 0..self.messages() {
+            for item in self.draw(message) {
                 if item.kind != Kind::Valid {
                     continue;
                 }
@@ -250,14 +297,13 @@ impl Shape {
         points
     }
 
-    /// The items of first-pass request `index`, drawn from the seed and the index alone.
+    /// The items of first-pass message `index`, drawn from the seed and the index alone.
     fn draw(&self, index: usize) -> Vec<Item> {
-        let runs = self.points.div_ceil(self.points_per_message);
         // Time order: run 0 of every series, then run 1, …
         let (run, series) = (index / self.series, index % self.series);
         let first = run * self.points_per_message;
         let last = (first + self.points_per_message).min(self.points);
-        debug_assert!(run < runs, "request {index} is beyond the workload");
+        debug_assert!(run < self.runs(), "message {index} is beyond the workload");
         let mut rng = StdRng::seed_from_u64(mix(self.seed, index as u64));
         (first..last)
             .map(|point| {
@@ -335,6 +381,7 @@ mod tests {
             series: 3,
             points: 50,
             points_per_message: 10,
+            series_per_request: 1,
             day: NaiveDate::from_ymd_opt(2026, 11, 19).unwrap(),
             seed: 7,
             bad_ratio: 0.1,
@@ -408,6 +455,41 @@ mod tests {
     }
 
     #[test]
+    fn grouping_series_into_requests_sends_the_same_messages_in_fewer_requests() {
+        let single = shape();
+        let grouped = Shape {
+            series_per_request: 2,
+            ..shape()
+        };
+        assert_eq!(single.requests(), 15);
+        assert_eq!(grouped.requests(), 10, "two groups (2 + 1 series) per run");
+        let bodies = |s: &Shape| -> String {
+            (0..s.requests())
+                .filter_map(|i| s.request(Pass::First, i))
+                .map(|r| r.body)
+                .collect()
+        };
+        assert_eq!(
+            bodies(&single),
+            bodies(&grouped),
+            "the same bytes, in the same order"
+        );
+        let first = grouped.request(Pass::First, 0).unwrap();
+        assert!(first.body.contains("loadgen-00000") && first.body.contains("loadgen-00001"));
+        assert!(!first.body.contains("loadgen-00002"));
+        let clean = Shape {
+            bad_ratio: 0.0,
+            late_ratio: 0.0,
+            ..grouped.clone()
+        };
+        assert_eq!(
+            totals(&clean, Pass::First).messages,
+            clean.messages() as u64
+        );
+        assert_eq!(single.expected_points(), grouped.expected_points());
+    }
+
+    #[test]
     fn bad_knobs_are_refused() {
         assert!(
             Shape {
@@ -420,6 +502,14 @@ mod tests {
         assert!(
             Shape {
                 points_per_message: 0,
+                ..shape()
+            }
+            .validate()
+            .is_err()
+        );
+        assert!(
+            Shape {
+                series_per_request: 0,
                 ..shape()
             }
             .validate()
