@@ -21,10 +21,10 @@
 //! Telemetry bytes are not measured here: the Application Insights exporter is set up once per
 //! process by the binary; `telemetry_bytes` measures it on the real binary.
 
+use crate::flags::{self, Flag};
 use std::time::{Duration as StdDuration, Instant};
 
 use chrono::{Duration, NaiveDate, TimeZone, Utc};
-use eventide::drivers::loadgen::workload::Named;
 use eventide::drivers::loadgen::{self, LoadgenArgs};
 use eventide_testkit::azure_stack::{AzureStack, StackOptions};
 use eventide_testkit::functions_host::{HostCounters, TriggerSettings};
@@ -47,21 +47,17 @@ fn args(argv: Vec<String>) -> Args {
         partitions: 4,
         concurrency: 8,
     };
-    let mut it = argv.into_iter();
-    while let Some(flag) = it.next() {
-        let value: u64 = it
-            .next()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("{flag} needs a number"));
-        match flag.as_str() {
+    for Flag { name, value } in flags::numbers(argv) {
+        match name.as_str() {
             "--series" => a.series = value as usize,
             "--points" => a.points = value as usize,
             "--eod-series" => a.eod_series = value as usize,
             "--provisioned" => a.provisioned = value,
             "--partitions" => a.partitions = value as u32,
             "--concurrency" => a.concurrency = value as usize,
-            other => panic!(
-                "unknown flag {other} (--series, --points, --eod-series, --provisioned, --partitions, --concurrency)"
+            other => flags::unknown(
+                other,
+                "--series, --points, --eod-series, --provisioned, --partitions, --concurrency",
             ),
         }
     }
@@ -96,27 +92,15 @@ async fn stack(args: &Args, phase: &str) -> AzureStack {
 
 fn loadgen_args(target: String, series: usize, points: usize, concurrency: usize) -> LoadgenArgs {
     LoadgenArgs {
-        target,
-        functions_key: None,
-        workload: Named::W1,
         series: Some(series),
         points: Some(points),
         points_per_message: Some(10),
         // One message per request, the shape the figures in docs/loadgen.md were measured with.
         series_per_request: Some(1),
         day: Some(day()),
-        seed: 1,
-        rate: None,
-        duration: None,
         concurrency,
-        bad_ratio: 0.0,
-        late_ratio: 0.0,
-        duplicate_ratio: 0.0,
-        correction_ratio: 0.0,
-        await_summaries: false,
-        settle_timeout: 600,
         request_timeout: 120,
-        json: false,
+        ..LoadgenArgs::against(target)
     }
 }
 

@@ -16,6 +16,7 @@
 //! With fewer series the per-observation figures are the same in expectation: every series-day
 //! costs the same, and a batch still holds 100 distinct series while N ≥ 100.
 
+use crate::flags::{self, Flag};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -50,21 +51,18 @@ fn args(argv: Vec<String>) -> Args {
         goodput_series: 1000,
         ru: 1,
     };
-    for pair in argv.chunks(2) {
-        let value = pair.get(1).and_then(|v| v.parse().ok()).unwrap_or_else(|| {
-            eprintln!("usage: cosmos_ru [--series N] [--seed-series N] [--goodput-batches N] [--goodput-series N]");
-            std::process::exit(2)
-        });
-        match pair[0].as_str() {
+    for Flag { name, value } in flags::numbers(argv) {
+        let value = value as usize;
+        match name.as_str() {
             "--series" => a.series = value,
             "--seed-series" => a.seed_series = value,
             "--goodput-batches" => a.goodput_batches = value,
             "--goodput-series" => a.goodput_series = value,
             "--ru" => a.ru = value,
-            _ => {
-                eprintln!("unknown flag {}", pair[0]);
-                std::process::exit(2)
-            }
+            other => flags::unknown(
+                other,
+                "--series, --seed-series, --goodput-batches, --goodput-series, --ru",
+            ),
         }
     }
     a

@@ -16,6 +16,7 @@
 
 mod azure_stack;
 mod cosmos_ru;
+mod flags;
 mod handler_figures;
 mod servicebus_ops;
 mod sink_bench;

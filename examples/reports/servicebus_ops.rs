@@ -12,6 +12,7 @@
 //! Every count is per series (a series' 1,440 points make 144 messages and one summary
 //! whatever the other series do), so a run with fewer series gives the same ratio exactly.
 
+use crate::flags::{self, Flag};
 use std::sync::Arc;
 use std::time::{Duration as StdDuration, Instant};
 
@@ -35,20 +36,14 @@ fn args(argv: Vec<String>) -> Args {
         per_message: 10,
         workers: 4,
     };
-    let mut it = argv.into_iter();
-    while let Some(flag) = it.next() {
-        let value: usize = it
-            .next()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("{flag} needs a number"));
-        match flag.as_str() {
+    for Flag { name, value } in flags::numbers(argv) {
+        let value = value as usize;
+        match name.as_str() {
             "--series" => args.series = value,
             "--points" => args.points = value,
             "--points-per-message" => args.per_message = value,
             "--workers" => args.workers = value,
-            other => {
-                panic!("unknown flag {other} (--series, --points, --points-per-message, --workers)")
-            }
+            other => flags::unknown(other, "--series, --points, --points-per-message, --workers"),
         }
     }
     args

@@ -19,6 +19,7 @@
 //!    standard deviation, first/last values and percentiles, so the comparison flatters the
 //!    batch design.
 
+use crate::flags::{self, Flag};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
@@ -27,7 +28,6 @@ use anyhow::Context;
 use chrono::Utc;
 use eventide::app::{Config, Driver};
 use eventide::drivers::loadgen::report::Report;
-use eventide::drivers::loadgen::workload::Named;
 use eventide::drivers::loadgen::{self, LoadgenArgs};
 use eventide::drivers::server::Server;
 use eventide::pipeline::clock::SystemClock;
@@ -45,18 +45,13 @@ fn options(argv: Vec<String>) -> anyhow::Result<Options> {
         points: 1_440,
         concurrency: 4,
     };
-    let mut args = argv.into_iter();
-    while let Some(flag) = args.next() {
-        let value: usize = args
-            .next()
-            .with_context(|| format!("{flag} needs a value"))?
-            .parse()
-            .with_context(|| format!("{flag} takes a number"))?;
-        match flag.as_str() {
+    for Flag { name, value } in flags::numbers(argv) {
+        let value = value as usize;
+        match name.as_str() {
             "--series" => options.series = value,
             "--points" => options.points = value,
             "--concurrency" => options.concurrency = value,
-            other => anyhow::bail!("unknown option {other}"),
+            other => flags::unknown(other, "--series, --points, --concurrency"),
         }
     }
     Ok(options)
@@ -127,26 +122,13 @@ async fn pipeline_run(options: &Options, points_per_message: usize) -> anyhow::R
     config.runtime.summarize_schedule = Some("0 0 0 1 1 *".into());
     let server = Server::launch(&config, Driver::Local, Arc::new(SystemClock)).await?;
     let args = LoadgenArgs {
-        target: format!("http://{}", server.addr),
-        functions_key: None,
-        workload: Named::W1,
         series: Some(options.series),
         points: Some(options.points),
         points_per_message: Some(points_per_message),
-        series_per_request: None,
         day: Some(Utc::now().date_naive()),
-        seed: 1,
-        rate: None,
-        duration: None,
         concurrency: options.concurrency,
-        bad_ratio: 0.0,
-        late_ratio: 0.0,
-        duplicate_ratio: 0.0,
-        correction_ratio: 0.0,
-        await_summaries: false,
-        settle_timeout: 600,
         request_timeout: 120,
-        json: false,
+        ..LoadgenArgs::against(format!("http://{}", server.addr))
     };
     let report = loadgen::execute(&args).await?;
     server.shutdown().await;

@@ -18,7 +18,7 @@ use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
-use opentelemetry_proto::tonic::metrics::v1::{metric, number_data_point};
+use opentelemetry_proto::tonic::metrics::v1::{Gauge, Sum, metric, number_data_point};
 use prost::Message as _;
 use tokio::sync::oneshot;
 
@@ -74,16 +74,7 @@ impl FakeOtlp {
             let recorded = shared.clone();
             async move { receive(&recorded, uri, headers, body) }
         });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.await;
-                })
-                .await;
-        });
+        let (addr, stop) = crate::serve_on_loopback(app).await;
         Self {
             addr,
             recorded,
@@ -164,18 +155,11 @@ impl FakeOtlp {
             .filter(|metric| metric.name == name)
         {
             match &metric.data {
-                Some(metric::Data::Sum(sum)) => {
-                    for point in &sum.data_points {
-                        let value = match point.value {
-                            Some(number_data_point::Value::AsInt(v)) => v as f64,
-                            Some(number_data_point::Value::AsDouble(v)) => v,
-                            None => 0.0,
-                        };
-                        points.push((pairs(&point.attributes), value));
-                    }
-                }
-                Some(metric::Data::Gauge(gauge)) => {
-                    for point in &gauge.data_points {
+                Some(
+                    metric::Data::Sum(Sum { data_points, .. })
+                    | metric::Data::Gauge(Gauge { data_points, .. }),
+                ) => {
+                    for point in data_points {
                         let value = match point.value {
                             Some(number_data_point::Value::AsInt(v)) => v as f64,
                             Some(number_data_point::Value::AsDouble(v)) => v,

@@ -132,16 +132,7 @@ impl FunctionsHost {
             .route("/api/ingest", post(front_ingest))
             .fallback(|| async { StatusCode::NOT_FOUND })
             .with_state(front_state);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let front = listener.local_addr().unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.await;
-                })
-                .await;
-        });
+        let (front, stop) = crate::serve_on_loopback(app).await;
         let stopping = Arc::new(AtomicBool::new(false));
         let busy = Arc::new(AtomicU64::new(0));
         let loops = (0..trigger.max_concurrent_calls.max(1))

@@ -33,6 +33,7 @@ pub mod fake_service_bus;
 pub mod functions_host;
 
 use std::ffi::OsStr;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use eventide::app::Config;
@@ -120,4 +121,22 @@ pub fn command(program: impl AsRef<OsStr>) -> std::process::Command {
         }
     }
     command
+}
+
+/// Serves `app` on a free port of 127.0.0.1, on the calling tokio runtime, until the returned
+/// sender is dropped: the loopback stand-ins' and fakes' one way to listen.
+pub async fn serve_on_loopback(
+    app: axum::Router,
+) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            })
+            .await;
+    });
+    (addr, stop)
 }

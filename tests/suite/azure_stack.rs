@@ -12,7 +12,6 @@
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
-use eventide::drivers::loadgen::workload::Named;
 use eventide::drivers::loadgen::{self, LoadgenArgs};
 use eventide::pipeline::ports::OutgoingMessage;
 use eventide_testkit::azure_stack::{AzureStack, OBSERVATIONS, StackOptions};
@@ -42,9 +41,6 @@ fn peers() -> Option<(String, String)> {
 /// 20 series × 60 points, 10 per request, with duplicates, corrections and bad items.
 fn workload(target: String) -> LoadgenArgs {
     LoadgenArgs {
-        target,
-        functions_key: None,
-        workload: Named::W1,
         series: Some(20),
         points: Some(60),
         points_per_message: Some(10),
@@ -52,17 +48,13 @@ fn workload(target: String) -> LoadgenArgs {
         series_per_request: Some(1),
         day: Some(day()),
         seed: 5,
-        rate: None,
-        duration: None,
         concurrency: 4,
         bad_ratio: 0.05,
-        late_ratio: 0.0,
         duplicate_ratio: 0.1,
         correction_ratio: 0.1,
-        await_summaries: false,
         settle_timeout: 60,
         request_timeout: 60,
-        json: false,
+        ..LoadgenArgs::against(target)
     }
 }
 

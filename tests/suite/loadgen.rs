@@ -25,26 +25,16 @@ fn day() -> NaiveDate {
 /// against `base`, no trouble.
 fn args(base: &str) -> LoadgenArgs {
     LoadgenArgs {
-        target: base.to_string(),
-        functions_key: None,
-        workload: Named::W1,
         series: Some(4),
         points: Some(60),
         points_per_message: Some(10),
-        series_per_request: None,
         day: Some(day()),
         seed: 3,
-        rate: None,
-        duration: None,
         concurrency: 4,
-        bad_ratio: 0.0,
-        late_ratio: 0.0,
-        duplicate_ratio: 0.0,
-        correction_ratio: 0.0,
         await_summaries: true,
         settle_timeout: 60,
         request_timeout: 30,
-        json: false,
+        ..LoadgenArgs::against(base)
     }
 }
 

@@ -149,6 +149,27 @@ async fn workload(runtime: Runtime, series: usize) -> Sent {
     Sent { counters, ..sent }
 }
 
+/// `command` as the Functions host starts the handler (`serve` on a free port), every port
+/// chosen embedded, once it answers.
+pub(crate) fn start_embedded_handler(mut command: Command) -> Runtime {
+    let port = free_port();
+    command
+        .arg("serve")
+        .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string());
+    for name in [
+        "EVENTIDE_SERIES_DAY_STORE",
+        "EVENTIDE_OBSERVATIONS_BACKEND",
+        "EVENTIDE_SUMMARIES_BACKEND",
+        "EVENTIDE_SUMMARY_SINK",
+        "EVENTIDE_QUARANTINE",
+    ] {
+        command.env(name, "embedded");
+    }
+    let child = command.spawn().expect("the eventide binary starts");
+    wait_ready(port, Instant::now());
+    Runtime::new(child, format!("http://127.0.0.1:{port}"))
+}
+
 pub(crate) fn binary() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_eventide"))
 }
@@ -343,24 +364,8 @@ async fn live_metrics_post_while_watched_and_no_payload_holds_a_secret() {
 async fn a_failed_invocation_is_exported_as_an_error_with_its_context() {
     let dir = tempfile::tempdir().unwrap();
     let fake = FakeAppInsights::start().await;
-    let port = free_port();
     // The Functions driver, as the host starts it, with every port embedded.
-    let mut command = fake.exporting_command(binary(), dir.path(), "handler");
-    command
-        .arg("serve")
-        .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string());
-    for name in [
-        "EVENTIDE_SERIES_DAY_STORE",
-        "EVENTIDE_OBSERVATIONS_BACKEND",
-        "EVENTIDE_SUMMARIES_BACKEND",
-        "EVENTIDE_SUMMARY_SINK",
-        "EVENTIDE_QUARANTINE",
-    ] {
-        command.env(name, "embedded");
-    }
-    let child = command.spawn().expect("the eventide binary starts");
-    wait_ready(port, Instant::now());
-    let runtime = Runtime::new(child, format!("http://127.0.0.1:{port}"));
+    let runtime = start_embedded_handler(fake.exporting_command(binary(), dir.path(), "handler"));
     // The injected failure: a process invocation whose envelope is not JSON.
     let reply = reqwest::Client::new()
         .post(format!("{}/process", runtime.base))

@@ -2,14 +2,11 @@
 //! (`opentelemetry-otlp`, HTTP + protobuf) of the real binary, against `FakeOtlp` — a loopback
 //! STAND-IN for a collector's OTLP/HTTP receiver that decodes the protobuf it is sent.
 
-use std::time::Instant;
-
 use eventide::pipeline::metrics::{BACKLOG_QUEUES, Export, Metrics};
-use eventide_testkit::child::{free_port, wait_ready};
 use eventide_testkit::fake_otlp::FakeOtlp;
 use serde_json::json;
 
-use crate::telemetry_app_insights::{Runtime, binary, child_log};
+use crate::telemetry_app_insights::{binary, child_log, start_embedded_handler};
 
 /// A Service Bus key in the child's settings that no exported payload may contain.
 const SERVICE_BUS_KEY: &str = "c2VjcmV0LXNlcnZpY2UtYnVzLWtleS1odW50ZXIy";
@@ -18,29 +15,15 @@ const SERVICE_BUS_KEY: &str = "c2VjcmV0LXNlcnZpY2UtYnVzLWtleS1odW50ZXIy";
 async fn metrics_a_trace_and_an_error_arrive_over_otlp_without_secrets() {
     let dir = tempfile::tempdir().unwrap();
     let fake = FakeOtlp::start().await;
-    let port = free_port();
     // The Functions driver, as the host starts it, with every port embedded.
     let mut command = fake.exporting_command(binary(), dir.path(), "otlp");
-    command
-        .arg("serve")
-        .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
-        .env("OTEL_TRACES_SAMPLER", "always_on")
-        .env(
-            "EVENTIDE_SERVICEBUS",
-            format!("Endpoint=sb://unused.example/;SharedAccessKeyName=k;SharedAccessKey={SERVICE_BUS_KEY}"),
-        );
-    for name in [
-        "EVENTIDE_SERIES_DAY_STORE",
-        "EVENTIDE_OBSERVATIONS_BACKEND",
-        "EVENTIDE_SUMMARIES_BACKEND",
-        "EVENTIDE_SUMMARY_SINK",
-        "EVENTIDE_QUARANTINE",
-    ] {
-        command.env(name, "embedded");
-    }
-    let child = command.spawn().expect("the eventide binary starts");
-    wait_ready(port, Instant::now());
-    let runtime = Runtime::new(child, format!("http://127.0.0.1:{port}"));
+    command.env("OTEL_TRACES_SAMPLER", "always_on").env(
+        "EVENTIDE_SERVICEBUS",
+        format!(
+            "Endpoint=sb://unused.example/;SharedAccessKeyName=k;SharedAccessKey={SERVICE_BUS_KEY}"
+        ),
+    );
+    let runtime = start_embedded_handler(command);
     let client = reqwest::Client::new();
     // An ingest invocation: three observations and one without a value.
     let body = "{\"series\":\"otlp/temp\",\"ts\":\"2026-01-10T00:00:00Z\",\"value\":1}\n\

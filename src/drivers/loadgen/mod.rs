@@ -92,6 +92,22 @@ pub struct LoadgenArgs {
 }
 
 impl LoadgenArgs {
+    /// `eventide loadgen --target TARGET` with every other option at the command's default and
+    /// no function key (the environment's `EVENTIDE_LOADGEN_FUNCTIONS_KEY` is for the command
+    /// line only): the one place reports and tests start from, so a new option's default
+    /// reaches them too.
+    pub fn against(target: impl Into<String>) -> Self {
+        #[derive(clap::Parser)]
+        struct Command {
+            #[command(flatten)]
+            args: LoadgenArgs,
+        }
+        let mut args = <Command as clap::Parser>::parse_from(["loadgen"]).args;
+        args.target = target.into();
+        args.functions_key = None;
+        args
+    }
+
     /// The workload's shape: the named workload's, changed by the options given.
     pub fn shape(&self) -> Shape {
         let series = self.series.unwrap_or(1_000);
