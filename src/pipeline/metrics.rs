@@ -85,6 +85,14 @@ macro_rules! metrics {
             pub fn histograms(&self) -> Vec<(&'static str, &Histogram)> {
                 vec![$((stringify!($histogram), &self.$histogram),)*]
             }
+
+            /// The counter declared as `name`.
+            fn counter(&self, name: &str) -> Option<&AtomicU64> {
+                match name {
+                    $(stringify!($name) => Some(&self.$name),)*
+                    _ => None,
+                }
+            }
         }
     };
 }
@@ -245,23 +253,23 @@ impl Metrics {
     }
 
     /// Counts rejected observations of one class (the classes of `domain::parse` and
-    /// `pipeline::ingest`; any other lands in `other`).
+    /// `pipeline::ingest`, as declared above; any other lands in `other`).
     pub fn reject(&self, class: &str, n: usize) {
-        let counter = match class {
-            "not_an_object" => &self.rejected_not_an_object,
-            "undecodable" => &self.rejected_undecodable,
-            "series" => &self.rejected_series,
-            "ts" => &self.rejected_ts,
-            "value" => &self.rejected_value,
-            "source" => &self.rejected_source,
-            "unit" => &self.rejected_unit,
-            "tags" => &self.rejected_tags,
-            "closed_day" => &self.rejected_closed_day,
-            "series_limit" => &self.rejected_series_limit,
-            _ => &self.rejected_other,
-        };
+        let counter = self
+            .breakdown("observations_rejected", class)
+            .unwrap_or(&self.rejected_other);
         Self::add(counter, n);
         Self::add(&self.observations_rejected, n);
+    }
+
+    /// The counter exported as one value of a breakdown, `instrument{…=value}`: the declaration
+    /// above is the one list of a breakdown's values.
+    fn breakdown(&self, instrument: &str, value: &str) -> Option<&AtomicU64> {
+        let declared = Self::DESCRIPTIONS.iter().find(|counter| {
+            matches!(counter.export, Export::Grouped { instrument: i, value: v, .. }
+                if i == instrument && v == value)
+        })?;
+        self.counter(declared.name)
     }
 
     /// Counts items put in quarantine by one function (`by_function` is one of the
