@@ -117,14 +117,7 @@ async fn a_small_w1_through_the_emulated_azure_stack_gives_the_exact_statistics(
             })
         })
         .collect();
-    let rows: Vec<serde_json::Value> = stack
-        .sink
-        .read(None, None)
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| serde_json::to_value(row).unwrap())
-        .collect();
+    let rows = kit::sink_rows(stack.sink.as_ref()).await;
     kit::assert_rows_match(&rows, &kit::expected(&clean));
 
     let quarantined = stack.app.pipeline.ports.quarantine.list(10).await.unwrap();

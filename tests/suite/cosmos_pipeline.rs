@@ -191,10 +191,7 @@ impl Harness {
     }
 
     async fn rows(&self) -> Vec<serde_json::Value> {
-        let rows = self.pipeline.ports.sink.read(None, None).await.unwrap();
-        rows.iter()
-            .map(|r| serde_json::to_value(r).unwrap())
-            .collect()
+        crate::kit::sink_rows(self.pipeline.ports.sink.as_ref()).await
     }
 
     /// The stored documents equal the clean data: every point once, with its last value.

@@ -19,10 +19,9 @@ use eventide::domain::parse::BodyFormat;
 use eventide::drivers::server::Server;
 use eventide::pipeline::clock::ManualClock;
 use eventide::pipeline::ingest::IngestError;
-use eventide::pipeline::ports::{MessageReceiver, QuarantineEntry, SummarySink};
+use eventide::pipeline::ports::{MessageReceiver, QuarantineEntry};
 use eventide::pipeline::process::InboundMessage;
 use eventide_testkit::cosmos::{Emulator, settings as cosmos_settings};
-use serde_json::Value;
 
 use super::faults::{Faults, FaultyQueue, FaultySink, FaultyStore};
 use super::{Figures, Workload};
@@ -285,14 +284,7 @@ impl Rig {
         deliveries: u64,
         bad: impl Fn(&QuarantineEntry) -> bool,
     ) -> Figures {
-        let rows: Vec<Value> = self
-            .sink
-            .read(None, None)
-            .await
-            .unwrap()
-            .iter()
-            .map(|row| serde_json::to_value(row).unwrap())
-            .collect();
+        let rows = crate::kit::sink_rows(self.sink.as_ref()).await;
         let differences = table_differences(&rows, expected);
         let lost = differences
             .iter()

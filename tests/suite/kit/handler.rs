@@ -79,10 +79,7 @@ impl TestApp {
                 break;
             }
         }
-        let rows = self.app.pipeline.ports.sink.read(None, None).await.unwrap();
-        rows.iter()
-            .map(|r| serde_json::to_value(r).unwrap())
-            .collect()
+        super::sink_rows(self.app.pipeline.ports.sink.as_ref()).await
     }
 }
 

@@ -487,6 +487,14 @@ pub fn table_differences(
     differences
 }
 
+/// Every row `sink` holds, as the JSON the comparisons above read.
+pub async fn sink_rows(sink: &dyn eventide::pipeline::ports::SummarySink) -> Vec<Value> {
+    let rows = sink.read(None, None).await.unwrap();
+    rows.iter()
+        .map(|row| serde_json::to_value(row).unwrap())
+        .collect()
+}
+
 /// Asserts that summary rows (as the API returns them) equal the expected statistics.
 pub fn assert_rows_match(rows: &[Value], expected: &BTreeMap<(String, NaiveDate), Expected>) {
     let differences = table_differences(rows, expected);
