@@ -154,6 +154,39 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE queue_body ADD COLUMN trace_context TEXT;
     "#,
+    // 5: a send's messages travel as one envelope (`queue::EmbeddedQueue` says why): visibility,
+    // lock and delivery count per envelope, one item row per message, an envelope's items one
+    // range of item ids. Each message already queued becomes an envelope of its own; a lock
+    // held across the upgrade is dropped, and its message is delivered again when it expires.
+    r#"
+    CREATE TABLE queue_envelope (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        queue TEXT NOT NULL,
+        enqueued_at INTEGER NOT NULL,
+        visible_at INTEGER NOT NULL,
+        delivery_count INTEGER NOT NULL DEFAULT 0,
+        lock_token TEXT,
+        first_item INTEGER NOT NULL,
+        last_item INTEGER NOT NULL,
+        messages INTEGER NOT NULL
+    );
+    CREATE INDEX queue_envelope_visible ON queue_envelope (queue, visible_at, seq);
+    CREATE TABLE queue_item (
+        item INTEGER PRIMARY KEY,
+        message_id TEXT NOT NULL,
+        trace_context TEXT,
+        body BLOB NOT NULL
+    );
+    INSERT INTO queue_envelope
+        (seq, queue, enqueued_at, visible_at, delivery_count, first_item, last_item, messages)
+        SELECT seq, queue, enqueued_at, visible_at, delivery_count, seq << 16, seq << 16, 1
+        FROM queue_message;
+    INSERT INTO queue_item (item, message_id, trace_context, body)
+        SELECT m.seq << 16, m.message_id, b.trace_context, b.body
+        FROM queue_message m JOIN queue_body b ON b.seq = m.seq;
+    DROP TABLE queue_message;
+    DROP TABLE queue_body;
+    "#,
 ];
 
 /// Prepared statements kept per connection.
@@ -332,6 +365,44 @@ fn from_millis(ms: i64) -> chrono::DateTime<chrono::Utc> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn migrating_keeps_queued_messages_deliverable() {
+        use crate::pipeline::ports::MessageReceiver;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v4.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            for sql in &MIGRATIONS[..4] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 4).unwrap();
+            conn.execute_batch(
+                "INSERT INTO queue_message (seq, queue, message_id, enqueued_at, visible_at, delivery_count)
+                 VALUES (7, 'observations', 'obs-7', 1000, 1000, 2);
+                 INSERT INTO queue_body (seq, body, trace_context) VALUES (7, x'6869', NULL);",
+            )
+            .unwrap();
+        }
+        let db = EmbeddedDb::open(&path).unwrap();
+        let clock = Arc::new(crate::pipeline::clock::ManualClock::new(
+            "2026-11-25T00:00:00Z".parse().unwrap(),
+        ));
+        let queue = EmbeddedQueue::new(db, "observations", QueueSettings::default(), clock);
+        let received = queue.receive(10).await.unwrap();
+        assert_eq!(received.len(), 1);
+        assert_eq!(received[0].message_id, "obs-7");
+        assert_eq!(received[0].body, b"hi");
+        assert_eq!(
+            received[0].delivery_count, 3,
+            "its deliveries so far are kept"
+        );
+        queue
+            .complete(&[received[0].lock_token.clone()])
+            .await
+            .unwrap();
+        assert_eq!(queue.depth().await.unwrap(), queue::QueueDepth::default());
+    }
 
     #[test]
     fn migrating_keeps_the_summary_rows_with_their_revisions_and_lets_a_sum_be_null() {

@@ -3,20 +3,33 @@
 //! message goes to quarantine (the dead-letter of the embedded mode), and MessageId duplicate
 //! detection over a window fixed from the first sighting.
 //!
-//! Every call is one transaction, whatever the number of messages, and the steps a batch takes
-//! together are set-based: a receive locks all its messages with one `UPDATE`, a complete
-//! deletes them with one `DELETE` per table (the keys bound as one `rarray` parameter). What
-//! stays per message is what differs per message: its duplicate check and its rows on send, and
-//! the quarantine of one that ran out of deliveries.
+//! **A send travels as one envelope.** The messages of one send that become visible at the same
+//! instant share a `queue_envelope` row — their visibility, lock and delivery count — and each
+//! has a `queue_item` row with its id, body and trace context. A receive locks whole envelopes
+//! with one `UPDATE`, and completing a whole envelope deletes one row and one range of items:
+//! a message costs its item row and its duplicate check, and nothing else grows with the number
+//! of messages. (With a lock row per message, ingest's ten-point messages cost 2.5 times what
+//! sixty-point ones did for the same observations.)
+//!
+//! Item ids are `envelope << 16 | position`. AUTOINCREMENT never reuses an envelope's number, so
+//! no item id is ever reused, and an envelope names its items as one range of ids
+//! (`first_item..=last_item`, which may have holes). Settling part of an envelope is the rare
+//! path, and pays for itself:
+//! * a receive that fills up inside an envelope locks the part it read as a new envelope over the
+//!   head of the range, and the envelope keeps the unread tail (and its place in the queue);
+//! * completing some of an envelope's messages deletes their items and lowers its count;
+//! * abandoning some of them moves their items into a new envelope, visible at once, while the
+//!   rest stay locked.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use rand::Rng;
-use rusqlite::params;
 use rusqlite::types::Value;
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use tokio::sync::Notify;
 
@@ -30,6 +43,11 @@ use crate::telemetry::TraceContext;
 /// Bodies one receive returns at most, in bytes (at least one message, whatever its size): a
 /// batch of many small messages merges best, and this keeps a batch of large ones in bounds.
 pub const RECEIVE_BYTES: usize = 16 * 1024 * 1024;
+
+/// Bits of an item id that number the item within its envelope.
+const POSITION_BITS: u32 = 16;
+/// Messages one envelope holds at most; a larger send is several envelopes.
+const ENVELOPE_MESSAGES: usize = 1 << POSITION_BITS;
 
 /// How one queue behaves.
 #[derive(Debug, Clone)]
@@ -61,15 +79,132 @@ pub struct QueueDepth {
     pub deferred: u64,
 }
 
-/// A deliverable message as a receive reads it, before it is locked or quarantined.
-struct Candidate {
+/// A deliverable envelope as a receive reads it, before it is locked or quarantined.
+struct Envelope {
     seq: i64,
-    message_id: String,
-    body: Vec<u8>,
     enqueued_at: i64,
     delivery_count: u32,
+    first_item: i64,
+    last_item: i64,
+    /// Items left in the range.
+    messages: i64,
+}
+
+/// One queued message as stored.
+struct Item {
+    item: i64,
+    message_id: String,
+    body: Vec<u8>,
     /// The `traceparent` stored with the message, read back as it was written.
     trace_context: Option<String>,
+}
+
+/// What a lock token names: the envelope, the message's item and the delivery's lock. A token is
+/// `envelope:item:lock`, unique per message and delivery.
+#[derive(Debug, Clone, Copy)]
+struct Token<'a> {
+    envelope: i64,
+    lock: &'a str,
+    item: i64,
+}
+
+impl<'a> Token<'a> {
+    fn parse(token: &'a str) -> Option<Self> {
+        let mut parts = token.splitn(3, ':');
+        let envelope = parts.next()?.parse().ok()?;
+        let item = parts.next()?.parse().ok()?;
+        let lock = parts.next()?;
+        Some(Self {
+            envelope,
+            lock,
+            item,
+        })
+    }
+
+    fn format(envelope: i64, item: i64, lock: &str) -> String {
+        format!("{envelope}:{item}:{lock}")
+    }
+}
+
+/// The items tokens name, per envelope and lock; tokens that name nothing are counted apart.
+struct HeldLocks<'a> {
+    by_envelope: BTreeMap<(i64, &'a str), BTreeSet<i64>>,
+    unparsable: usize,
+}
+
+impl<'a> HeldLocks<'a> {
+    fn of(tokens: &'a [String]) -> Self {
+        let mut held = Self {
+            by_envelope: BTreeMap::new(),
+            unparsable: 0,
+        };
+        for token in tokens {
+            match Token::parse(token) {
+                Some(t) => {
+                    held.by_envelope
+                        .entry((t.envelope, t.lock))
+                        .or_default()
+                        .insert(t.item);
+                }
+                None => held.unparsable += 1,
+            }
+        }
+        held
+    }
+}
+
+/// A locked envelope's range and count, when `lock` still holds it.
+struct Held {
+    first_item: i64,
+    last_item: i64,
+    messages: i64,
+}
+
+impl Held {
+    fn read(tx: &Connection, envelope: i64, lock: &str) -> rusqlite::Result<Option<Self>> {
+        tx.prepare_cached(
+            "SELECT first_item, last_item, messages FROM queue_envelope
+             WHERE seq = ?1 AND lock_token = ?2",
+        )?
+        .query_row(params![envelope, lock], |r| {
+            Ok(Self {
+                first_item: r.get(0)?,
+                last_item: r.get(1)?,
+                messages: r.get(2)?,
+            })
+        })
+        .optional()
+    }
+
+    fn has_holes(&self) -> bool {
+        self.messages != self.last_item - self.first_item + 1
+    }
+
+    fn in_range(&self, item: i64) -> bool {
+        (self.first_item..=self.last_item).contains(&item)
+    }
+
+    /// Whether `items` are all of the envelope's messages: its range has no holes and they fill it.
+    fn is_all(&self, items: &BTreeSet<i64>) -> bool {
+        !self.has_holes()
+            && items.len() as i64 == self.messages
+            && items.iter().all(|&i| self.in_range(i))
+    }
+
+    /// How many of `items` are still messages of this envelope (those completed or moved away
+    /// left holes in its range).
+    fn still_held(&self, tx: &Connection, items: &BTreeSet<i64>) -> rusqlite::Result<usize> {
+        let mut held = 0;
+        for &item in items.iter().filter(|&&i| self.in_range(i)) {
+            held += usize::from(
+                !self.has_holes()
+                    || tx
+                        .prepare_cached("SELECT 1 FROM queue_item WHERE item = ?1")?
+                        .exists([item])?,
+            );
+        }
+        Ok(held)
+    }
 }
 
 /// One named queue in the embedded database.
@@ -113,8 +248,9 @@ impl EmbeddedQueue {
         self.db
             .call("measuring queue depth", move |c| {
                 c.query_row(
-                    "SELECT COALESCE(SUM(visible_at <= ?2), 0), COALESCE(SUM(visible_at > ?2), 0)
-                     FROM queue_message WHERE queue = ?1",
+                    "SELECT COALESCE(SUM(CASE WHEN visible_at <= ?2 THEN messages END), 0),
+                            COALESCE(SUM(CASE WHEN visible_at > ?2 THEN messages END), 0)
+                     FROM queue_envelope WHERE queue = ?1",
                     params![name, now],
                     |r| {
                         Ok(QueueDepth {
@@ -141,18 +277,125 @@ impl EmbeddedQueue {
     }
 }
 
-/// Splits a lock token into the message's sequence number and the lock's random part.
-fn parse_lock(token: &str) -> Option<i64> {
-    token.split_once(':')?.0.parse().ok()
+/// A new envelope of `messages` items over `first_item..=last_item`, or over its own id space
+/// when no range is given (the items are then inserted by the caller); returns its number.
+fn insert_envelope(
+    tx: &Connection,
+    queue: &str,
+    enqueued_at: i64,
+    visible_at: i64,
+    delivery_count: u32,
+    range: Option<(i64, i64)>,
+    messages: i64,
+) -> rusqlite::Result<i64> {
+    let seq: i64 = tx
+        .prepare_cached(
+            "INSERT INTO queue_envelope
+                 (queue, enqueued_at, visible_at, delivery_count, first_item, last_item, messages)
+             VALUES (?1, ?2, ?3, ?4, 0, 0, ?5) RETURNING seq",
+        )?
+        .query_row(
+            params![queue, enqueued_at, visible_at, delivery_count, messages],
+            |r| r.get(0),
+        )?;
+    let (first, last) =
+        range.unwrap_or((seq << POSITION_BITS, (seq << POSITION_BITS) + messages - 1));
+    tx.prepare_cached("UPDATE queue_envelope SET first_item = ?2, last_item = ?3 WHERE seq = ?1")?
+        .execute(params![seq, first, last])?;
+    Ok(seq)
 }
 
-/// Deletes a message and its body, whatever its lock.
-fn remove(tx: &rusqlite::Connection, seq: i64) -> rusqlite::Result<()> {
-    tx.prepare_cached("DELETE FROM queue_message WHERE seq = ?1")?
+fn insert_item(
+    tx: &Connection,
+    item: i64,
+    message_id: &str,
+    trace_context: Option<&str>,
+    body: &[u8],
+) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO queue_item (item, message_id, trace_context, body) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![item, message_id, trace_context, body])?;
+    Ok(())
+}
+
+/// Deletes an envelope and every item in its range.
+fn remove_envelope(
+    tx: &Connection,
+    seq: i64,
+    first_item: i64,
+    last_item: i64,
+) -> rusqlite::Result<()> {
+    tx.prepare_cached("DELETE FROM queue_envelope WHERE seq = ?1")?
         .execute([seq])?;
-    tx.prepare_cached("DELETE FROM queue_body WHERE seq = ?1")?
+    tx.prepare_cached("DELETE FROM queue_item WHERE item BETWEEN ?1 AND ?2")?
+        .execute([first_item, last_item])?;
+    Ok(())
+}
+
+/// Lowers an envelope's count by `gone` items, deleting it when none is left.
+fn shrink_envelope(tx: &Connection, seq: i64, gone: i64) -> rusqlite::Result<()> {
+    tx.prepare_cached("UPDATE queue_envelope SET messages = messages - ?2 WHERE seq = ?1")?
+        .execute([seq, gone])?;
+    tx.prepare_cached("DELETE FROM queue_envelope WHERE seq = ?1 AND messages <= 0")?
         .execute([seq])?;
     Ok(())
+}
+
+/// Reads the items of `first..=last` in order, as long as `more` says so after each.
+fn read_items(
+    tx: &Connection,
+    first: i64,
+    last: i64,
+    mut more: impl FnMut(&Item) -> bool,
+) -> rusqlite::Result<Vec<Item>> {
+    let mut select = tx.prepare_cached(
+        "SELECT item, message_id, body, trace_context FROM queue_item
+         WHERE item BETWEEN ?1 AND ?2 ORDER BY item",
+    )?;
+    let mut rows = select.query([first, last])?;
+    let mut items = Vec::new();
+    while let Some(r) = rows.next()? {
+        let item = Item {
+            item: r.get(0)?,
+            message_id: r.get(1)?,
+            body: r.get(2)?,
+            trace_context: r.get(3)?,
+        };
+        let go_on = more(&item);
+        items.push(item);
+        if !go_on {
+            break;
+        }
+    }
+    Ok(items)
+}
+
+/// Moves an exhausted envelope's messages to the quarantine, each with the reason.
+fn quarantine_envelope(
+    tx: &Connection,
+    name: &str,
+    envelope: &Envelope,
+    max_deliveries: u32,
+    now: DateTime<Utc>,
+) -> rusqlite::Result<()> {
+    for item in read_items(tx, envelope.first_item, envelope.last_item, |_| true)? {
+        quarantine::insert(
+            tx,
+            &QuarantineEntry {
+                id: format!("{name}:{}:max-deliveries", item.item),
+                at: now,
+                function: name.to_string(),
+                source: item.message_id,
+                reason: format!(
+                    "delivered {} times without being completed (max {max_deliveries})",
+                    envelope.delivery_count
+                ),
+                body: item.body,
+            },
+        )?;
+    }
+    remove_envelope(tx, envelope.seq, envelope.first_item, envelope.last_item)
 }
 
 #[async_trait]
@@ -164,6 +407,8 @@ impl MessageSender for EmbeddedQueue {
             .call("sending to embedded queue", move |c| {
                 let tx = c.transaction()?;
                 let now_ms = millis(now);
+                // The messages that are not duplicates, per instant they become visible.
+                let mut due: BTreeMap<i64, Vec<&OutgoingMessage>> = BTreeMap::new();
                 for message in &messages {
                     // One statement remembers the id, or renews one whose window has passed;
                     // it changes no row for an id seen within the window: a duplicate.
@@ -180,14 +425,22 @@ impl MessageSender for EmbeddedQueue {
                         }
                     }
                     let visible_at = message.scheduled_at.map_or(now_ms, |at| millis(at).max(now_ms));
-                    tx.prepare_cached(
-                        "INSERT INTO queue_message (queue, message_id, session_id, enqueued_at, visible_at)
-                         VALUES (?1, ?2, ?3, ?4, ?5)",
-                    )?
-                    .execute(params![name, message.message_id, message.session_id, now_ms, visible_at])?;
-                    let trace_context = message.trace_context.as_ref().map(TraceContext::as_str);
-                    tx.prepare_cached("INSERT INTO queue_body (seq, body, trace_context) VALUES (?1, ?2, ?3)")?
-                        .execute(params![tx.last_insert_rowid(), message.body, trace_context])?;
+                    due.entry(visible_at).or_default().push(message);
+                }
+                for (visible_at, messages) in due {
+                    for envelope in messages.chunks(ENVELOPE_MESSAGES) {
+                        let seq = insert_envelope(&tx, name, now_ms, visible_at, 0, None, envelope.len() as i64)?;
+                        for (position, message) in (0..).zip(envelope) {
+                            let trace_context = message.trace_context.as_ref().map(TraceContext::as_str);
+                            insert_item(
+                                &tx,
+                                (seq << POSITION_BITS) + position,
+                                &message.message_id,
+                                trace_context,
+                                &message.body,
+                            )?;
+                        }
+                    }
                 }
                 tx.commit()
             })
@@ -206,76 +459,82 @@ impl MessageReceiver for EmbeddedQueue {
             .call("receiving from embedded queue", move |c| {
                 let tx = c.transaction()?;
                 let now_ms = millis(now);
-                let mut candidates: Vec<Candidate> = Vec::new();
-                {
-                    let mut select = tx.prepare_cached(
-                        "SELECT m.seq, m.message_id, b.body, m.enqueued_at, m.delivery_count, b.trace_context
-                         FROM queue_message m JOIN queue_body b ON b.seq = m.seq
-                         WHERE m.queue = ?1 AND m.visible_at <= ?2 ORDER BY m.visible_at, m.seq LIMIT ?3",
-                    )?;
-                    let mut rows = select.query(params![name, now_ms, max as i64])?;
-                    let mut bytes = 0;
-                    while bytes < RECEIVE_BYTES {
-                        let Some(r) = rows.next()? else { break };
-                        let candidate = Candidate {
+                let envelopes: Vec<Envelope> = tx
+                    .prepare_cached(
+                        "SELECT seq, enqueued_at, delivery_count, first_item, last_item, messages
+                         FROM queue_envelope WHERE queue = ?1 AND visible_at <= ?2
+                         ORDER BY visible_at, seq LIMIT ?3",
+                    )?
+                    .query_map(params![name, now_ms, max as i64], |r| {
+                        Ok(Envelope {
                             seq: r.get(0)?,
-                            message_id: r.get(1)?,
-                            body: r.get(2)?,
-                            enqueued_at: r.get(3)?,
-                            delivery_count: r.get(4)?,
-                            trace_context: r.get(5)?,
-                        };
-                        bytes += candidate.body.len();
-                        candidates.push(candidate);
-                    }
-                }
-                let mut received = Vec::with_capacity(candidates.len());
-                // One random part per delivery: a message's token is `seq:random`, unique by its
-                // seq, and a later delivery of it gets another.
+                            enqueued_at: r.get(1)?,
+                            delivery_count: r.get(2)?,
+                            first_item: r.get(3)?,
+                            last_item: r.get(4)?,
+                            messages: r.get(5)?,
+                        })
+                    })?
+                    .collect::<rusqlite::Result<_>>()?;
+                // One random part per delivery: a message's token is `envelope:item:random`,
+                // unique by its item, and a later delivery of it gets another.
                 let lock = format!("{:016x}", rand::rng().random::<u64>());
                 let locked_until = now + settings.lock_duration;
-                let mut locked: Vec<Value> = Vec::with_capacity(candidates.len());
-                for Candidate {
-                    seq,
-                    message_id,
-                    body,
-                    enqueued_at,
-                    delivery_count,
-                    trace_context,
-                } in candidates
-                {
-                    if delivery_count >= settings.max_deliveries {
-                        quarantine::insert(
-                            &tx,
-                            &QuarantineEntry {
-                                id: format!("{name}:{seq}:max-deliveries"),
-                                at: now,
-                                function: name.to_string(),
-                                source: message_id,
-                                reason: format!(
-                                    "delivered {delivery_count} times without being completed (max {})",
-                                    settings.max_deliveries
-                                ),
-                                body,
-                            },
-                        )?;
-                        remove(&tx, seq)?;
+                let mut received: Vec<ReceivedMessage> = Vec::new();
+                let mut locked: Vec<Value> = Vec::new();
+                let mut bytes = 0;
+                for envelope in envelopes {
+                    if received.len() >= max || bytes >= RECEIVE_BYTES {
+                        break;
+                    }
+                    if envelope.delivery_count >= settings.max_deliveries {
+                        quarantine_envelope(&tx, name, &envelope, settings.max_deliveries, now)?;
                         continue;
                     }
+                    let room = max - received.len();
+                    let mut taken = 0;
+                    let items = read_items(&tx, envelope.first_item, envelope.last_item, |item| {
+                        taken += 1;
+                        bytes += item.body.len();
+                        taken < room && bytes < RECEIVE_BYTES
+                    })?;
+                    let read = items.len() as i64;
+                    // A receive that filled up inside the envelope locks the head it read as an
+                    // envelope of its own; this one keeps the tail and its place.
+                    let seq = match items.last() {
+                        Some(last) if read < envelope.messages => {
+                            let head = insert_envelope(
+                                &tx,
+                                name,
+                                envelope.enqueued_at,
+                                now_ms,
+                                envelope.delivery_count,
+                                Some((envelope.first_item, last.item)),
+                                read,
+                            )?;
+                            tx.prepare_cached(
+                                "UPDATE queue_envelope SET first_item = ?2, messages = messages - ?3
+                                 WHERE seq = ?1",
+                            )?
+                            .execute(params![envelope.seq, last.item + 1, read])?;
+                            head
+                        }
+                        _ => envelope.seq,
+                    };
                     locked.push(Value::Integer(seq));
-                    received.push(ReceivedMessage {
-                        message_id,
-                        body,
-                        enqueued_at: from_millis(enqueued_at),
-                        delivery_count: delivery_count + 1,
-                        lock_token: format!("{seq}:{lock}"),
+                    received.extend(items.into_iter().map(|item| ReceivedMessage {
+                        message_id: item.message_id,
+                        body: item.body,
+                        enqueued_at: from_millis(envelope.enqueued_at),
+                        delivery_count: envelope.delivery_count + 1,
+                        lock_token: Token::format(seq, item.item, &lock),
                         locked_until,
-                        trace_context: trace_context.as_deref().and_then(TraceContext::parse),
-                    });
+                        trace_context: item.trace_context.as_deref().and_then(TraceContext::parse),
+                    }));
                 }
                 tx.prepare_cached(
-                    "UPDATE queue_message SET delivery_count = delivery_count + 1,
-                     lock_token = seq || ':' || ?2, visible_at = ?3 WHERE seq IN rarray(?1)",
+                    "UPDATE queue_envelope SET delivery_count = delivery_count + 1,
+                     lock_token = ?2, visible_at = ?3 WHERE seq IN rarray(?1)",
                 )?
                 .execute(params![Rc::new(locked), lock, millis(locked_until)])?;
                 tx.commit()?;
@@ -290,26 +549,33 @@ impl MessageReceiver for EmbeddedQueue {
             .db
             .call("completing embedded queue messages", move |c| {
                 let tx = c.transaction()?;
-                // A token names its seq, so `seq IN … AND lock_token IN …` deletes exactly the
-                // messages whose lock is still the one given.
-                let seqs: Vec<Value> = tokens
-                    .iter()
-                    .filter_map(|t| parse_lock(t))
-                    .map(Value::Integer)
-                    .collect();
-                let held: Vec<Value> = tokens.iter().cloned().map(Value::Text).collect();
-                let deleted: Vec<Value> = tx
-                    .prepare_cached(
-                        "DELETE FROM queue_message WHERE seq IN rarray(?1) AND lock_token IN rarray(?2)
-                         RETURNING seq",
-                    )?
-                    .query_map(params![Rc::new(seqs), Rc::new(held)], |r| {
-                        r.get::<_, i64>(0).map(Value::Integer)
-                    })?
-                    .collect::<rusqlite::Result<_>>()?;
-                let lost = tokens.len().saturating_sub(deleted.len());
-                tx.prepare_cached("DELETE FROM queue_body WHERE seq IN rarray(?1)")?
-                    .execute([Rc::new(deleted)])?;
+                let held = HeldLocks::of(&tokens);
+                let mut lost = held.unparsable;
+                for (&(envelope, lock), items) in &held.by_envelope {
+                    let Some(envelope_held) = Held::read(&tx, envelope, lock)? else {
+                        lost += items.len();
+                        continue;
+                    };
+                    if envelope_held.is_all(items) {
+                        remove_envelope(
+                            &tx,
+                            envelope,
+                            envelope_held.first_item,
+                            envelope_held.last_item,
+                        )?;
+                        continue;
+                    }
+                    let mut deleted = 0;
+                    for &item in items {
+                        if envelope_held.in_range(item) {
+                            deleted += tx
+                                .prepare_cached("DELETE FROM queue_item WHERE item = ?1")?
+                                .execute([item])?;
+                        }
+                    }
+                    lost += items.len() - deleted;
+                    shrink_envelope(&tx, envelope, deleted as i64)?;
+                }
                 tx.commit()?;
                 Ok(lost)
             })
@@ -326,15 +592,40 @@ impl MessageReceiver for EmbeddedQueue {
 
     async fn abandon(&self, lock_tokens: &[String]) -> PortResult<()> {
         let tokens = lock_tokens.to_vec();
-        let now = millis(self.clock.now());
+        let (name, now) = (self.name, millis(self.clock.now()));
         self.db
             .call("abandoning embedded queue messages", move |c| {
                 let tx = c.transaction()?;
-                for token in &tokens {
-                    tx.prepare_cached(
-                        "UPDATE queue_message SET lock_token = NULL, visible_at = ?3 WHERE seq = ?1 AND lock_token = ?2",
-                    )?
-                    .execute(params![parse_lock(token), token, now])?;
+                for (&(envelope, lock), items) in &HeldLocks::of(&tokens).by_envelope {
+                    let Some(envelope_held) = Held::read(&tx, envelope, lock)? else {
+                        continue;
+                    };
+                    if envelope_held.is_all(items) {
+                        tx.prepare_cached(
+                            "UPDATE queue_envelope SET lock_token = NULL, visible_at = ?2 WHERE seq = ?1",
+                        )?
+                        .execute(params![envelope, now])?;
+                        continue;
+                    }
+                    // Some of a locked envelope: their items move to a new, visible envelope.
+                    let (enqueued_at, delivery_count): (i64, u32) = tx
+                        .prepare_cached("SELECT enqueued_at, delivery_count FROM queue_envelope WHERE seq = ?1")?
+                        .query_row([envelope], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                    let moving: Vec<i64> = items
+                        .iter()
+                        .copied()
+                        .filter(|&i| envelope_held.in_range(i))
+                        .collect();
+                    let moved = insert_envelope(&tx, name, enqueued_at, now, delivery_count, None, moving.len() as i64)?;
+                    // A token of a message already completed moves nothing.
+                    let mut count = 0;
+                    for (position, item) in (0..).zip(&moving) {
+                        count += tx
+                            .prepare_cached("UPDATE queue_item SET item = ?2 WHERE item = ?1")?
+                            .execute([*item, (moved << POSITION_BITS) + position])?;
+                    }
+                    shrink_envelope(&tx, moved, (moving.len() - count) as i64)?;
+                    shrink_envelope(&tx, envelope, count as i64)?;
                 }
                 tx.commit()
             })
@@ -351,14 +642,16 @@ impl MessageReceiver for EmbeddedQueue {
         self.db
             .call("renewing embedded queue locks", move |c| {
                 let tx = c.transaction()?;
-                let mut lost = 0;
-                for token in &tokens {
-                    let renewed = tx
-                        .prepare_cached(
-                            "UPDATE queue_message SET visible_at = ?3 WHERE seq = ?1 AND lock_token = ?2",
-                        )?
-                        .execute(params![parse_lock(token), token, locked_until])?;
-                    lost += usize::from(renewed == 0);
+                let held = HeldLocks::of(&tokens);
+                let mut lost = held.unparsable;
+                for (&(envelope, lock), items) in &held.by_envelope {
+                    let Some(envelope_held) = Held::read(&tx, envelope, lock)? else {
+                        lost += items.len();
+                        continue;
+                    };
+                    tx.prepare_cached("UPDATE queue_envelope SET visible_at = ?2 WHERE seq = ?1")?
+                        .execute(params![envelope, locked_until])?;
+                    lost += items.len() - envelope_held.still_held(&tx, items)?;
                 }
                 tx.commit()?;
                 Ok(lost)
@@ -538,6 +831,95 @@ mod tests {
             "the second fills the budget"
         );
         assert_eq!(q.receive(10).await.unwrap().len(), 1);
+    }
+
+    fn ids(received: &[ReceivedMessage]) -> Vec<&str> {
+        received.iter().map(|m| m.message_id.as_str()).collect()
+    }
+
+    fn tokens(received: &[ReceivedMessage], wanted: &[&str]) -> Vec<String> {
+        received
+            .iter()
+            .filter(|m| wanted.contains(&m.message_id.as_str()))
+            .map(|m| m.lock_token.clone())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_receive_that_fills_up_inside_a_send_leaves_the_rest_deliverable() {
+        let (q, clock, _dir) = queue(QueueSettings::default());
+        let sent = ["a", "b", "c", "d", "e"];
+        q.send(sent.iter().map(|id| msg(id, None, &clock)).collect())
+            .await
+            .unwrap();
+        q.send(vec![msg("f", None, &clock)]).await.unwrap();
+        let first = q.receive(2).await.unwrap();
+        assert_eq!(ids(&first), ["a", "b"]);
+        assert_eq!(
+            q.depth().await.unwrap(),
+            QueueDepth {
+                active: 4,
+                deferred: 2
+            }
+        );
+        // The unread rest of the send keeps its place ahead of the later send.
+        let second = q.receive(10).await.unwrap();
+        assert_eq!(ids(&second), ["c", "d", "e", "f"]);
+        q.complete(&tokens(&first, &["a", "b"])).await.unwrap();
+        q.complete(&tokens(&second, &["c", "d", "e", "f"]))
+            .await
+            .unwrap();
+        assert_eq!(q.depth().await.unwrap(), QueueDepth::default());
+    }
+
+    #[tokio::test]
+    async fn abandoning_part_of_a_send_redelivers_only_that_part() {
+        let settings = QueueSettings {
+            lock_duration: Duration::seconds(30),
+            ..QueueSettings::default()
+        };
+        let (q, clock, _dir) = queue(settings);
+        q.send(
+            ["a", "b", "c", "d"]
+                .iter()
+                .map(|id| msg(id, None, &clock))
+                .collect(),
+        )
+        .await
+        .unwrap();
+        let first = q.receive(10).await.unwrap();
+        q.complete(&tokens(&first, &["a"])).await.unwrap();
+        q.abandon(&tokens(&first, &["b", "d"])).await.unwrap();
+        let again = q.receive(10).await.unwrap();
+        assert_eq!(ids(&again), ["b", "d"], "c is still locked, a is gone");
+        assert!(again.iter().all(|m| m.delivery_count == 2));
+        // The first delivery's token for "c" still holds its lock, the abandoned ones no more.
+        assert_eq!(q.renew(&tokens(&first, &["b", "c"])).await.unwrap(), 1);
+        q.complete(&tokens(&first, &["c"])).await.unwrap();
+        q.complete(&tokens(&again, &["b", "d"])).await.unwrap();
+        assert_eq!(q.depth().await.unwrap(), QueueDepth::default());
+        clock.advance(Duration::minutes(5));
+        assert!(
+            q.receive(10).await.unwrap().is_empty(),
+            "nothing comes back"
+        );
+    }
+
+    #[tokio::test]
+    async fn messages_of_one_send_scheduled_apart_become_visible_apart() {
+        let (q, clock, _dir) = queue(QueueSettings::default());
+        q.send(vec![
+            msg("later", Some(60), &clock),
+            msg("now", None, &clock),
+            msg("later-too", Some(60), &clock),
+        ])
+        .await
+        .unwrap();
+        let now = q.receive(10).await.unwrap();
+        assert_eq!(ids(&now), ["now"]);
+        q.complete(&tokens(&now, &["now"])).await.unwrap();
+        clock.advance(Duration::seconds(60));
+        assert_eq!(ids(&q.receive(10).await.unwrap()), ["later", "later-too"]);
     }
 
     #[tokio::test]
