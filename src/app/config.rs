@@ -188,13 +188,17 @@ pub struct RuntimeConfig {
     /// below the function timeout).
     #[arg(long, env = "EVENTIDE_SUMMARIZE_BUDGET", default_value = "4m", value_parser = parse_duration)]
     pub summarize_budget: Duration,
+    // One by default: batches taken side by side share series-days (every request of a
+    // multi-series source touches them all), so their merges conflict and one of each pair is
+    // redone from a fresh read; W1 through `eventide local` was merged after 3.77 s with two
+    // workers and 2.95 s with one (docs/configuration.md).
     /// Concurrent workers pumping an embedded observations queue.
-    #[arg(long, env = "EVENTIDE_WORKERS", default_value_t = 2,
+    #[arg(long, env = "EVENTIDE_WORKERS", default_value_t = 1,
           value_parser = clap::value_parser!(u16).range(1..=256))]
     pub workers: u16,
     /// Messages per process batch of the in-process workers (the Functions host batches by
     /// host.json instead); an embedded queue also stops a batch at 16 MiB of bodies.
-    #[arg(long, env = "EVENTIDE_PROCESS_BATCH", default_value_t = 16_384,
+    #[arg(long, env = "EVENTIDE_PROCESS_BATCH", default_value_t = 65_536,
           value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub process_batch: u32,
     /// Largest accepted ingest body, in bytes (at most 1 GiB).
@@ -254,7 +258,7 @@ pub struct EmbeddedConfig {
     #[arg(long, env = "EVENTIDE_MAX_DELIVERIES", default_value_t = 10,
           value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub max_deliveries: u32,
-    /// Duplicate-detection window of the embedded queues.
+    /// Duplicate-detection window of the embedded summaries queue.
     #[arg(long, env = "EVENTIDE_DEDUP_WINDOW", default_value = "2d", value_parser = parse_duration)]
     pub dedup_window: Duration,
 }
@@ -550,7 +554,7 @@ mod tests {
         assert_eq!(config.backends.series_day_store, None);
         assert_eq!(config.backends.summary_sink, None);
         assert!(!config.backends.servicebus.is_configured());
-        assert_eq!(config.runtime.process_batch, 16_384);
+        assert_eq!(config.runtime.process_batch, 65_536);
         assert_eq!(config.pipeline.summarize_batch, 256);
         assert_eq!(config.identity.kind, CredentialKind::ManagedIdentity);
     }

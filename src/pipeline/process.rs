@@ -56,15 +56,22 @@ pub struct InboundMessage {
     pub trace_context: Option<TraceContext>,
 }
 
-impl From<&ReceivedMessage> for InboundMessage {
-    /// A message peek-locked from a queue, as the trigger hands it to `process`.
-    fn from(message: &ReceivedMessage) -> Self {
+impl From<ReceivedMessage> for InboundMessage {
+    /// A message peek-locked from a queue, as the trigger hands it to `process` (its body moves,
+    /// not copied: a batch holds up to 16 MiB of them).
+    fn from(message: ReceivedMessage) -> Self {
         Self {
-            message_id: Some(message.message_id.clone()),
-            body: message.body.clone(),
+            message_id: Some(message.message_id),
+            body: message.body,
             enqueued_at: Some(message.enqueued_at),
-            trace_context: message.trace_context.clone(),
+            trace_context: message.trace_context,
         }
+    }
+}
+
+impl From<&ReceivedMessage> for InboundMessage {
+    fn from(message: &ReceivedMessage) -> Self {
+        Self::from(message.clone())
     }
 }
 

@@ -254,15 +254,25 @@ pub struct Embedded {
 
 impl Embedded {
     /// Opens (creating and migrating if needed) the file and the adapters on it.
+    ///
+    /// The observations queue keeps no duplicate-detection history: a copy of a chunk merges
+    /// into the day it already reached (the same points under the same stamp change nothing),
+    /// so remembering every MessageId would cost each message an index row — 6% of W1's time —
+    /// to spare the rare retried request one merge that changes nothing. The summaries queue
+    /// keeps `queues.dedup_window`: its duplicates are second summaries of an epoch.
     pub fn open(path: &Path, queues: QueueSettings, clock: Arc<dyn Clock>) -> PortResult<Self> {
         let db = EmbeddedDb::open(path)?;
+        let observations = QueueSettings {
+            dedup_window: chrono::Duration::zero(),
+            ..queues.clone()
+        };
         Ok(Self {
             store: EmbeddedStore::new(db.clone(), clock.clone()),
             keys: EmbeddedKeys::new(db.clone()),
             observations: EmbeddedQueue::new(
                 db.clone(),
                 "observations",
-                queues.clone(),
+                observations,
                 clock.clone(),
             ),
             summaries: EmbeddedQueue::new(db.clone(), "summaries", queues, clock),

@@ -56,9 +56,9 @@ pub(crate) async fn pump_observations(app: App, batch: usize, mut stop: watch::R
             }
             continue;
         }
-        let inbound: Vec<InboundMessage> = messages.iter().map(InboundMessage::from).collect();
         let held = HeldLocks::of(&messages);
-        let locks: Vec<String> = messages.into_iter().map(|m| m.lock_token).collect();
+        let locks: Vec<String> = messages.iter().map(|m| m.lock_token.clone()).collect();
+        let inbound: Vec<InboundMessage> = messages.into_iter().map(InboundMessage::from).collect();
         let processed = app.pipeline.keeping_locks(
             &*queue.receiver,
             held,
