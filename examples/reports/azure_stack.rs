@@ -2,24 +2,32 @@
 //! `eventide loadgen` → the stand-in Functions host's HTTP front → the real handler's `/ingest`
 //! → Service Bus fake → the stand-in host's trigger loops (batch size and concurrency from
 //! `host.json`) → `/process` → series-day documents on the Cosmos DB SDK's emulator
-//! (provisioned RU/s, throttling on) → timer → `/summarize` → PostgreSQL; quarantine on Azurite.
+//! (provisioned RU/s, throttling on) → timer → `/summarize` → PostgreSQL; quarantine on Azurite;
+//! telemetry through the real Application Insights exporter to its loopback stand-in.
 //!
 //! ```sh
 //! export EVENTIDE_TEST_POSTGRES=postgres://…  EVENTIDE_TEST_AZURITE='DefaultEndpointsProtocol=…'
 //! cargo run --release --example reports -- azure_stack                       # W1 + end of day
 //! cargo run --release --example reports -- azure_stack --series 100 --eod-series 1000
+//! cargo run --release --example reports -- azure_stack --series-per-request 1  # a request per message
 //! ```
 //!
 //! Two phases, each on a fresh stack:
-//! 1. W1 (`--series` × `--points`, 10 points per message) through loadgen, processed, then the
-//!    day's summaries: RU per observation (processing, and with the summaries), 429 share,
-//!    goodput (share of the provisioned RU/s spent on successful work while processing),
-//!    Service Bus operations per observation.
+//! 1. W1 (`--series` × `--points`, 10 points per message, in loadgen's W1 shape: every series in
+//!    each request unless `--series-per-request` says otherwise) through loadgen, processed,
+//!    then the day's summaries: RU per observation (processing, and with the summaries), 429
+//!    share, goodput (share of the provisioned RU/s spent on successful work while processing),
+//!    Service Bus operations per observation, and the telemetry bytes of the phase.
 //! 2. End of day: `--eod-series` series-days pending (a few points each), the clock moved past
 //!    their due time, and the wall time from then until every row is in PostgreSQL.
 //!
-//! Telemetry bytes are not measured here: the Application Insights exporter is set up once per
-//! process by the binary; `telemetry_bytes` measures it on the real binary.
+//! Telemetry: the report is one process, so it installs the exporter once, as the binary does
+//! when `APPLICATIONINSIGHTS_CONNECTION_STRING` is set (see [`telemetry`]), observes phase 1's
+//! application and flushes at the end of phase 1 as SIGTERM would; phase 2 exports nothing
+//! (its spans go to the stopped exporter). With the default hourly metric interval the phase
+//! holds one metric export, so its bytes per observation are read two ways: as measured at
+//! full speed, and at W1's real-time rate (an export an hour plus the spans and log records,
+//! which follow the invocations).
 
 mod telemetry;
 
@@ -154,6 +162,7 @@ async fn report(args: Args) {
     ))
     .await
     .expect("loadgen runs");
+    assert!(report.errors.is_empty(), "loadgen: {:?}", report.errors);
     let observations = report.accepted;
     s.processed(StdDuration::from_secs(3_600))
         .await
@@ -240,8 +249,9 @@ async fn report(args: Args) {
     // Phase 2: the end of day for `eod_series` series-days.
     let s = stack(&args, "eod").await;
     let report = loadgen::execute(&loadgen_args(s.host.front_url(), &args, args.eod_series, 10))
-    .await
-    .expect("loadgen runs");
+        .await
+        .expect("loadgen runs");
+    assert!(report.errors.is_empty(), "loadgen: {:?}", report.errors);
     s.processed(StdDuration::from_secs(3_600))
         .await
         .expect("processed");

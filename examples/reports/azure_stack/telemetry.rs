@@ -38,6 +38,9 @@ pub struct Exported {
     /// The same bytes gzip'd, as on the wire.
     pub wire_bytes: usize,
     pub by_type: BTreeMap<String, TypeTotals>,
+    /// The items that are not metrics, by type and name (a span's name, a log record's text):
+    /// where the bytes that follow the traffic come from.
+    pub by_name: BTreeMap<String, usize>,
     /// Live Metrics posts and bytes (not billed; the stand-in answers as a watching portal).
     pub live_posts: usize,
     pub live_bytes: usize,
@@ -87,6 +90,21 @@ impl Exporting {
             json_bytes,
             wire_bytes,
             by_type: self.fake.by_type(),
+            by_name: self
+                .fake
+                .envelopes()
+                .iter()
+                .filter(|e| e["data"]["baseType"] != "MetricData")
+                .fold(BTreeMap::new(), |mut names, e| {
+                    let data = &e["data"];
+                    let name = data["baseData"]["name"]
+                        .as_str()
+                        .or(data["baseData"]["message"].as_str())
+                        .unwrap_or("?");
+                    let key = format!("{} {name}", data["baseType"].as_str().unwrap_or("?"));
+                    *names.entry(key).or_default() += 1;
+                    names
+                }),
             live_posts: live.len(),
             live_bytes: live.iter().map(|r| r.body.len()).sum(),
             interval,
@@ -119,6 +137,13 @@ impl Exported {
             .collect::<Vec<_>>()
             .join("; ");
         println!("    by type: {by_type}");
+        let by_name = self
+            .by_name
+            .iter()
+            .map(|(name, items)| format!("{name} {items}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        println!("    not metrics, by name: {by_name}");
         // The periodic exports within the run, and the flush's.
         let exports = 1.0 + (run.as_secs_f64() / self.interval.as_secs_f64()).floor();
         let per_export = self.metric_bytes() as f64 / exports;
