@@ -248,9 +248,14 @@ async fn report(args: Args) {
 
     // Phase 2: the end of day for `eod_series` series-days.
     let s = stack(&args, "eod").await;
-    let report = loadgen::execute(&loadgen_args(s.host.front_url(), &args, args.eod_series, 10))
-        .await
-        .expect("loadgen runs");
+    let report = loadgen::execute(&loadgen_args(
+        s.host.front_url(),
+        &args,
+        args.eod_series,
+        10,
+    ))
+    .await
+    .expect("loadgen runs");
     assert!(report.errors.is_empty(), "loadgen: {:?}", report.errors);
     s.processed(StdDuration::from_secs(3_600))
         .await

@@ -148,7 +148,8 @@ impl Exported {
         let exports = 1.0 + (run.as_secs_f64() / self.interval.as_secs_f64()).floor();
         let per_export = self.metric_bytes() as f64 / exports;
         let per_observation = (self.json_bytes - self.metric_bytes()) as f64 / observations;
-        let hourly = per_export * 3_600.0 / self.interval.as_secs_f64() + per_observation * per_hour;
+        let hourly =
+            per_export * 3_600.0 / self.interval.as_secs_f64() + per_observation * per_hour;
         println!(
             "    at W1's rate ({per_hour:.0} observations an hour, a metric export every {} s of {per_export:.0} B, {per_observation:.4} B of spans and logs per observation): {hourly:.0} B per hour = {:.0} B per million observations",
             self.interval.as_secs(),
