@@ -2,24 +2,34 @@
 //! `eventide loadgen` → the stand-in Functions host's HTTP front → the real handler's `/ingest`
 //! → Service Bus fake → the stand-in host's trigger loops (batch size and concurrency from
 //! `host.json`) → `/process` → series-day documents on the Cosmos DB SDK's emulator
-//! (provisioned RU/s, throttling on) → timer → `/summarize` → PostgreSQL; quarantine on Azurite.
+//! (provisioned RU/s, throttling on) → timer → `/summarize` → PostgreSQL; quarantine on Azurite;
+//! telemetry through the real Application Insights exporter to its loopback stand-in.
 //!
 //! ```sh
 //! export EVENTIDE_TEST_POSTGRES=postgres://…  EVENTIDE_TEST_AZURITE='DefaultEndpointsProtocol=…'
 //! cargo run --release --example reports -- azure_stack                       # W1 + end of day
 //! cargo run --release --example reports -- azure_stack --series 100 --eod-series 1000
+//! cargo run --release --example reports -- azure_stack --series-per-request 1  # a request per message
 //! ```
 //!
 //! Two phases, each on a fresh stack:
-//! 1. W1 (`--series` × `--points`, 10 points per message) through loadgen, processed, then the
-//!    day's summaries: RU per observation (processing, and with the summaries), 429 share,
-//!    goodput (share of the provisioned RU/s spent on successful work while processing),
-//!    Service Bus operations per observation.
+//! 1. W1 (`--series` × `--points`, 10 points per message, in loadgen's W1 shape: every series in
+//!    each request unless `--series-per-request` says otherwise) through loadgen, processed,
+//!    then the day's summaries: RU per observation (processing, and with the summaries), 429
+//!    share, goodput (share of the provisioned RU/s spent on successful work while processing),
+//!    Service Bus operations per observation, and the telemetry bytes of the phase.
 //! 2. End of day: `--eod-series` series-days pending (a few points each), the clock moved past
 //!    their due time, and the wall time from then until every row is in PostgreSQL.
 //!
-//! Telemetry bytes are not measured here: the Application Insights exporter is set up once per
-//! process by the binary; `telemetry_bytes` measures it on the real binary.
+//! Telemetry: the report is one process, so it installs the exporter once, as the binary does
+//! when `APPLICATIONINSIGHTS_CONNECTION_STRING` is set (see [`telemetry`]), observes phase 1's
+//! application and flushes at the end of phase 1 as SIGTERM would; phase 2 exports nothing
+//! (its spans go to the stopped exporter). With the default hourly metric interval the phase
+//! holds one metric export, so its bytes per observation are read two ways: as measured at
+//! full speed, and at W1's real-time rate (an export an hour plus the spans and log records,
+//! which follow the invocations).
+
+mod telemetry;
 
 use crate::flags::{self, Flag};
 use std::time::{Duration as StdDuration, Instant};
@@ -27,11 +37,15 @@ use std::time::{Duration as StdDuration, Instant};
 use chrono::{Duration, NaiveDate, TimeZone, Utc};
 use eventide::drivers::loadgen::{self, LoadgenArgs};
 use eventide_testkit::azure_stack::{AzureStack, StackOptions};
+use eventide_testkit::fake_app_insights::FakeAppInsights;
 use eventide_testkit::functions_host::{HostCounters, TriggerSettings};
+use telemetry::Exporting;
 
 struct Args {
     series: usize,
     points: usize,
+    /// `None`: W1's shape, every series in each request.
+    series_per_request: Option<usize>,
     eod_series: usize,
     provisioned: u64,
     partitions: u32,
@@ -42,6 +56,7 @@ fn args(argv: Vec<String>) -> Args {
     let mut a = Args {
         series: 1_000,
         points: 1_440,
+        series_per_request: None,
         eod_series: 10_000,
         provisioned: 10_000,
         partitions: 4,
@@ -51,13 +66,14 @@ fn args(argv: Vec<String>) -> Args {
         match name.as_str() {
             "--series" => a.series = value as usize,
             "--points" => a.points = value as usize,
+            "--series-per-request" => a.series_per_request = Some(value as usize),
             "--eod-series" => a.eod_series = value as usize,
             "--provisioned" => a.provisioned = value,
             "--partitions" => a.partitions = value as u32,
             "--concurrency" => a.concurrency = value as usize,
             other => flags::unknown(
                 other,
-                "--series, --points, --eod-series, --provisioned, --partitions, --concurrency",
+                "--series, --points, --series-per-request, --eod-series, --provisioned, --partitions, --concurrency",
             ),
         }
     }
@@ -90,23 +106,32 @@ async fn stack(args: &Args, phase: &str) -> AzureStack {
     .expect("the stack starts")
 }
 
-fn loadgen_args(target: String, series: usize, points: usize, concurrency: usize) -> LoadgenArgs {
+fn loadgen_args(target: String, args: &Args, series: usize, points: usize) -> LoadgenArgs {
     LoadgenArgs {
         series: Some(series),
         points: Some(points),
         points_per_message: Some(10),
-        // One message per request, the shape the figures in docs/loadgen.md were measured with.
-        series_per_request: Some(1),
+        series_per_request: args.series_per_request,
         day: Some(day()),
-        concurrency,
+        concurrency: args.concurrency,
         request_timeout: 120,
         ..LoadgenArgs::against(target)
     }
 }
 
-#[tokio::main]
-pub async fn run(argv: Vec<String>) {
+pub fn run(argv: Vec<String>) {
     let args = args(argv);
+    // The exporter's HTTPS client trusts the stand-in's test CA through `SSL_CERT_FILE`, as the
+    // exporting tests' child processes do. SAFETY: set before the runtime starts, while this
+    // is the process's only thread, so nothing reads the environment meanwhile.
+    unsafe { std::env::set_var("SSL_CERT_FILE", FakeAppInsights::CA_FILE) };
+    tokio::runtime::Runtime::new()
+        .expect("a tokio runtime")
+        .block_on(report(args));
+}
+
+async fn report(args: Args) {
+    let mut exporting = Exporting::install().await;
     let trigger = TriggerSettings::from_host_json();
     println!("The emulated Azure stack on one machine:");
     println!(
@@ -122,20 +147,22 @@ pub async fn run(argv: Vec<String>) {
         trigger.max_message_batch_size, trigger.max_concurrent_calls
     );
     println!(
-        "  not measured: telemetry bytes (the exporter is per process; see the telemetry_bytes report)"
+        "  stand-in:   Application Insights (FakeAppInsights: the ingestion endpoint, counting what the real exporter sends)"
     );
 
     // Phase 1: W1.
     let s = stack(&args, "w1").await;
+    exporting.observe(&s.app);
     let started = Instant::now();
     let report = loadgen::execute(&loadgen_args(
         s.host.front_url(),
+        &args,
         args.series,
         args.points,
-        args.concurrency,
     ))
     .await
     .expect("loadgen runs");
+    assert!(report.errors.is_empty(), "loadgen: {:?}", report.errors);
     let observations = report.accepted;
     s.processed(StdDuration::from_secs(3_600))
         .await
@@ -151,11 +178,18 @@ pub async fn run(argv: Vec<String>) {
     let cosmos_total = s.cosmos();
     let bus_total = s.service_bus();
     let rows = s.sink.read(None, Some(day())).await.expect("rows").len();
+    let run = started.elapsed();
+    let exported = exporting.flush().await;
     let n = observations as f64;
     println!();
     println!(
-        "W1: {} series x {} points, 10 points per message: {} requests, {observations} observations accepted, {} rejected, errors {:?}",
-        args.series, args.points, report.requests, report.rejected, report.errors
+        "W1: {} series x {} points, 10 points per message, {} series per request: {} requests, {observations} observations accepted, {} rejected, errors {:?}",
+        args.series,
+        args.points,
+        args.series_per_request.unwrap_or(args.series),
+        report.requests,
+        report.rejected,
+        report.errors
     );
     println!(
         "  loadgen: {:.0} observations/s answered by the front (p50 {:.1} ms, p99 {:.1} ms); processed {:.1} s after the first request ({:.0} observations/s)",
@@ -207,6 +241,8 @@ pub async fn run(argv: Vec<String>) {
         bus_total.observations.empty_receives + bus_total.summaries.empty_receives,
     );
     println!("  PostgreSQL: {rows} summary rows for {}", day());
+    // W1 spreads its points over the day: the observations of an hour at its real-time rate.
+    exported.print(n, run, (args.series * args.points) as f64 / 24.0);
     assert_eq!(rows, args.series, "one row per series");
     s.stop().await;
 
@@ -214,12 +250,13 @@ pub async fn run(argv: Vec<String>) {
     let s = stack(&args, "eod").await;
     let report = loadgen::execute(&loadgen_args(
         s.host.front_url(),
+        &args,
         args.eod_series,
         10,
-        args.concurrency,
     ))
     .await
     .expect("loadgen runs");
+    assert!(report.errors.is_empty(), "loadgen: {:?}", report.errors);
     s.processed(StdDuration::from_secs(3_600))
         .await
         .expect("processed");

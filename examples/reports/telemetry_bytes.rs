@@ -227,25 +227,17 @@ async fn measure(binary: &Path, series: usize, target: Target) -> Measured {
     let mut by_type = std::collections::BTreeMap::<String, usize>::new();
     match fake {
         StandIn::AppInsights(fake) => {
-            let envelopes = fake.envelopes();
-            for envelope in &envelopes {
-                let kind = envelope["data"]["baseType"]
-                    .as_str()
-                    .unwrap_or("?")
-                    .to_string();
-                *by_type.entry(kind).or_default() += 1;
+            let types = fake.by_type();
+            for (kind, total) in &types {
+                by_type.insert(kind.clone(), total.items);
             }
             let (wire, json) = fake.track_bytes();
-            let metric_bytes: usize = envelopes
-                .iter()
-                .filter(|e| e["data"]["baseType"] == "MetricData")
-                .map(|e| e.to_string().len())
-                .sum();
+            let metric_bytes = types.get("MetricData").map_or(0, |t| t.json_bytes);
             Measured {
                 messages,
                 seconds,
                 posts: fake.track_requests().len(),
-                items: envelopes.len(),
+                items: by_type.values().sum(),
                 wire,
                 billed: json,
                 metric_bytes,

@@ -17,6 +17,7 @@
 //! a leaf for 127.0.0.1 it signed). A child process trusts it through `SSL_CERT_FILE`
 //! ([`FakeAppInsights::CA_FILE`]), which the TLS stack's native root store honours.
 
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -50,6 +51,14 @@ pub struct Received {
 struct Recorded {
     track: Vec<Received>,
     live: Vec<Received>,
+}
+
+/// The envelopes of one type (`data.baseType`) the stand-in ingested.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TypeTotals {
+    pub items: usize,
+    /// Their JSON, serialized one envelope at a time (the body's brackets and commas aside).
+    pub json_bytes: usize,
 }
 
 /// The running stand-in; dropped, it stops.
@@ -159,6 +168,20 @@ impl FakeAppInsights {
                     .unwrap_or_default()
             })
             .filter(move |m| m["name"] == name)
+    }
+
+    /// Every envelope ingested so far, by `data.baseType` (`MetricData`, `RequestData`,
+    /// `RemoteDependencyData`, `MessageData`, `ExceptionData`): what Application Insights would
+    /// store as customMetrics, requests, dependencies, traces and exceptions.
+    pub fn by_type(&self) -> BTreeMap<String, TypeTotals> {
+        let mut totals = BTreeMap::<String, TypeTotals>::new();
+        for envelope in self.envelopes() {
+            let kind = envelope["data"]["baseType"].as_str().unwrap_or("?");
+            let total = totals.entry(kind.to_string()).or_default();
+            total.items += 1;
+            total.json_bytes += envelope.to_string().len();
+        }
+        totals
     }
 
     /// Ingestion bytes on the wire and decompressed, over every request so far.

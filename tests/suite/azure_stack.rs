@@ -38,14 +38,13 @@ fn peers() -> Option<(String, String)> {
     }
 }
 
-/// 20 series × 60 points, 10 per request, with duplicates, corrections and bad items.
+/// 20 series × 60 points, 10 per message, in W1's shape (every series in each request), with
+/// duplicates, corrections and bad items.
 fn workload(target: String) -> LoadgenArgs {
     LoadgenArgs {
         series: Some(20),
         points: Some(60),
         points_per_message: Some(10),
-        // One message per request, the shape the figures in docs/loadgen.md were measured with.
-        series_per_request: Some(1),
         day: Some(day()),
         seed: 5,
         concurrency: 4,
@@ -135,7 +134,7 @@ async fn a_small_w1_through_the_emulated_azure_stack_gives_the_exact_statistics(
     );
     assert!(
         queue.enqueued > report.requests,
-        "a message per request, and the poison one"
+        "a message per series of each request, and the poison one"
     );
     assert!(delivered >= queue.enqueued);
     assert!(delivered <= invocations * trigger.max_message_batch_size as u64);
