@@ -151,6 +151,24 @@ impl<'a> HeldLocks<'a> {
         }
         held
     }
+
+    /// Runs `settle` on each envelope the tokens still hold the lock of, and returns how many
+    /// tokens are lost: the unparsable ones, those of envelopes no longer held, and those
+    /// `settle` reports (messages it found already gone).
+    fn settle_held(
+        &self,
+        tx: &Connection,
+        mut settle: impl FnMut(i64, &Held, &BTreeSet<i64>) -> rusqlite::Result<usize>,
+    ) -> rusqlite::Result<usize> {
+        let mut lost = self.unparsable;
+        for (&(envelope, lock), items) in &self.by_envelope {
+            match Held::read(tx, envelope, lock)? {
+                Some(held) => lost += settle(envelope, &held, items)?,
+                None => lost += items.len(),
+            }
+        }
+        Ok(lost)
+    }
 }
 
 /// A locked envelope's range and count, when `lock` still holds it.
@@ -549,33 +567,20 @@ impl MessageReceiver for EmbeddedQueue {
             .db
             .call("completing embedded queue messages", move |c| {
                 let tx = c.transaction()?;
-                let held = HeldLocks::of(&tokens);
-                let mut lost = held.unparsable;
-                for (&(envelope, lock), items) in &held.by_envelope {
-                    let Some(envelope_held) = Held::read(&tx, envelope, lock)? else {
-                        lost += items.len();
-                        continue;
-                    };
-                    if envelope_held.is_all(items) {
-                        remove_envelope(
-                            &tx,
-                            envelope,
-                            envelope_held.first_item,
-                            envelope_held.last_item,
-                        )?;
-                        continue;
+                let lost = HeldLocks::of(&tokens).settle_held(&tx, |envelope, held, items| {
+                    if held.is_all(items) {
+                        remove_envelope(&tx, envelope, held.first_item, held.last_item)?;
+                        return Ok(0);
                     }
                     let mut deleted = 0;
-                    for &item in items {
-                        if envelope_held.in_range(item) {
-                            deleted += tx
-                                .prepare_cached("DELETE FROM queue_item WHERE item = ?1")?
-                                .execute([item])?;
-                        }
+                    for &item in items.iter().filter(|&&i| held.in_range(i)) {
+                        deleted += tx
+                            .prepare_cached("DELETE FROM queue_item WHERE item = ?1")?
+                            .execute([item])?;
                     }
-                    lost += items.len() - deleted;
                     shrink_envelope(&tx, envelope, deleted as i64)?;
-                }
+                    Ok(items.len() - deleted)
+                })?;
                 tx.commit()?;
                 Ok(lost)
             })
@@ -596,26 +601,20 @@ impl MessageReceiver for EmbeddedQueue {
         self.db
             .call("abandoning embedded queue messages", move |c| {
                 let tx = c.transaction()?;
-                for (&(envelope, lock), items) in &HeldLocks::of(&tokens).by_envelope {
-                    let Some(envelope_held) = Held::read(&tx, envelope, lock)? else {
-                        continue;
-                    };
-                    if envelope_held.is_all(items) {
+                // Abandoning reports no lost locks: their messages come back either way.
+                HeldLocks::of(&tokens).settle_held(&tx, |envelope, held, items| {
+                    if held.is_all(items) {
                         tx.prepare_cached(
                             "UPDATE queue_envelope SET lock_token = NULL, visible_at = ?2 WHERE seq = ?1",
                         )?
                         .execute(params![envelope, now])?;
-                        continue;
+                        return Ok(0);
                     }
                     // Some of a locked envelope: their items move to a new, visible envelope.
                     let (enqueued_at, delivery_count): (i64, u32) = tx
                         .prepare_cached("SELECT enqueued_at, delivery_count FROM queue_envelope WHERE seq = ?1")?
                         .query_row([envelope], |r| Ok((r.get(0)?, r.get(1)?)))?;
-                    let moving: Vec<i64> = items
-                        .iter()
-                        .copied()
-                        .filter(|&i| envelope_held.in_range(i))
-                        .collect();
+                    let moving: Vec<i64> = items.iter().copied().filter(|&i| held.in_range(i)).collect();
                     let moved = insert_envelope(&tx, name, enqueued_at, now, delivery_count, None, moving.len() as i64)?;
                     // A token of a message already completed moves nothing.
                     let mut count = 0;
@@ -626,7 +625,8 @@ impl MessageReceiver for EmbeddedQueue {
                     }
                     shrink_envelope(&tx, moved, (moving.len() - count) as i64)?;
                     shrink_envelope(&tx, envelope, count as i64)?;
-                }
+                    Ok(0)
+                })?;
                 tx.commit()
             })
             .await?;
@@ -642,17 +642,11 @@ impl MessageReceiver for EmbeddedQueue {
         self.db
             .call("renewing embedded queue locks", move |c| {
                 let tx = c.transaction()?;
-                let held = HeldLocks::of(&tokens);
-                let mut lost = held.unparsable;
-                for (&(envelope, lock), items) in &held.by_envelope {
-                    let Some(envelope_held) = Held::read(&tx, envelope, lock)? else {
-                        lost += items.len();
-                        continue;
-                    };
+                let lost = HeldLocks::of(&tokens).settle_held(&tx, |envelope, held, items| {
                     tx.prepare_cached("UPDATE queue_envelope SET visible_at = ?2 WHERE seq = ?1")?
                         .execute(params![envelope, locked_until])?;
-                    lost += items.len() - envelope_held.still_held(&tx, items)?;
-                }
+                    Ok(items.len() - held.still_held(&tx, items)?)
+                })?;
                 tx.commit()?;
                 Ok(lost)
             })
@@ -685,6 +679,21 @@ mod tests {
             scheduled_at: scheduled_in.map(|s| clock.now() + Duration::seconds(s)),
             trace_context: None,
         }
+    }
+
+    /// Settings whose locks last 30 s, so a test can let them expire.
+    fn thirty_second_locks() -> QueueSettings {
+        QueueSettings {
+            lock_duration: Duration::seconds(30),
+            ..QueueSettings::default()
+        }
+    }
+
+    /// Sends one message per id, visible now, in one send.
+    async fn send_now(q: &EmbeddedQueue, clock: &ManualClock, ids: &[&str]) {
+        q.send(ids.iter().map(|id| msg(id, None, clock)).collect())
+            .await
+            .unwrap();
     }
 
     #[tokio::test]
@@ -739,9 +748,9 @@ mod tests {
     #[tokio::test]
     async fn expired_locks_redeliver_and_max_deliveries_quarantine() {
         let settings = QueueSettings {
-            lock_duration: Duration::seconds(30),
             max_deliveries: 2,
             dedup_window: Duration::zero(),
+            ..thirty_second_locks()
         };
         let (q, clock, _dir) = queue(settings);
         q.send(vec![msg("poison", None, &clock)]).await.unwrap();
@@ -772,15 +781,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_batch_is_locked_and_completed_as_one_but_each_lock_counts_alone() {
-        let settings = QueueSettings {
-            lock_duration: Duration::seconds(30),
-            ..QueueSettings::default()
-        };
-        let (q, clock, _dir) = queue(settings);
-        let ids = ["a", "b", "c", "d"];
-        q.send(ids.iter().map(|id| msg(id, None, &clock)).collect())
-            .await
-            .unwrap();
+        let (q, clock, _dir) = queue(thirty_second_locks());
+        send_now(&q, &clock, &["a", "b", "c", "d"]).await;
         let first = q.receive(10).await.unwrap();
         assert_eq!(first.len(), 4);
         let tokens: std::collections::HashSet<&str> =
@@ -848,10 +850,7 @@ mod tests {
     #[tokio::test]
     async fn a_receive_that_fills_up_inside_a_send_leaves_the_rest_deliverable() {
         let (q, clock, _dir) = queue(QueueSettings::default());
-        let sent = ["a", "b", "c", "d", "e"];
-        q.send(sent.iter().map(|id| msg(id, None, &clock)).collect())
-            .await
-            .unwrap();
+        send_now(&q, &clock, &["a", "b", "c", "d", "e"]).await;
         q.send(vec![msg("f", None, &clock)]).await.unwrap();
         let first = q.receive(2).await.unwrap();
         assert_eq!(ids(&first), ["a", "b"]);
@@ -874,19 +873,8 @@ mod tests {
 
     #[tokio::test]
     async fn abandoning_part_of_a_send_redelivers_only_that_part() {
-        let settings = QueueSettings {
-            lock_duration: Duration::seconds(30),
-            ..QueueSettings::default()
-        };
-        let (q, clock, _dir) = queue(settings);
-        q.send(
-            ["a", "b", "c", "d"]
-                .iter()
-                .map(|id| msg(id, None, &clock))
-                .collect(),
-        )
-        .await
-        .unwrap();
+        let (q, clock, _dir) = queue(thirty_second_locks());
+        send_now(&q, &clock, &["a", "b", "c", "d"]).await;
         let first = q.receive(10).await.unwrap();
         q.complete(&tokens(&first, &["a"])).await.unwrap();
         q.abandon(&tokens(&first, &["b", "d"])).await.unwrap();
@@ -924,11 +912,7 @@ mod tests {
 
     #[tokio::test]
     async fn renewing_keeps_a_lock_until_it_is_lost() {
-        let settings = QueueSettings {
-            lock_duration: Duration::seconds(30),
-            ..QueueSettings::default()
-        };
-        let (q, clock, _dir) = queue(settings);
+        let (q, clock, _dir) = queue(thirty_second_locks());
         q.send(vec![msg("a", None, &clock)]).await.unwrap();
         let first = q.receive(1).await.unwrap();
         assert_eq!(first[0].locked_until, clock.now() + Duration::seconds(30));
