@@ -323,20 +323,6 @@ fn insert_envelope(
     Ok(seq)
 }
 
-fn insert_item(
-    tx: &Connection,
-    item: i64,
-    message_id: &str,
-    trace_context: Option<&str>,
-    body: &[u8],
-) -> rusqlite::Result<()> {
-    tx.prepare_cached(
-        "INSERT INTO queue_item (item, message_id, trace_context, body) VALUES (?1, ?2, ?3, ?4)",
-    )?
-    .execute(params![item, message_id, trace_context, body])?;
-    Ok(())
-}
-
 /// Deletes an envelope and every item in its range.
 fn remove_envelope(
     tx: &Connection,
@@ -445,18 +431,24 @@ impl MessageSender for EmbeddedQueue {
                     let visible_at = message.scheduled_at.map_or(now_ms, |at| millis(at).max(now_ms));
                     due.entry(visible_at).or_default().push(message);
                 }
-                for (visible_at, messages) in due {
-                    for envelope in messages.chunks(ENVELOPE_MESSAGES) {
-                        let seq = insert_envelope(&tx, name, now_ms, visible_at, 0, None, envelope.len() as i64)?;
-                        for (position, message) in (0..).zip(envelope) {
-                            let trace_context = message.trace_context.as_ref().map(TraceContext::as_str);
-                            insert_item(
-                                &tx,
-                                (seq << POSITION_BITS) + position,
-                                &message.message_id,
-                                trace_context,
-                                &message.body,
-                            )?;
+                {
+                    // Held across the send: fetching it from the cache per message hashed its
+                    // text each time.
+                    let mut insert_item = tx.prepare_cached(
+                        "INSERT INTO queue_item (item, message_id, trace_context, body) VALUES (?1, ?2, ?3, ?4)",
+                    )?;
+                    for (visible_at, messages) in due {
+                        for envelope in messages.chunks(ENVELOPE_MESSAGES) {
+                            let seq = insert_envelope(&tx, name, now_ms, visible_at, 0, None, envelope.len() as i64)?;
+                            for (position, message) in (0..).zip(envelope) {
+                                let trace_context = message.trace_context.as_ref().map(TraceContext::as_str);
+                                insert_item.execute(params![
+                                    (seq << POSITION_BITS) + position,
+                                    message.message_id,
+                                    trace_context,
+                                    message.body
+                                ])?;
+                            }
                         }
                     }
                 }
