@@ -79,7 +79,8 @@ pub struct QueueDepth {
     pub deferred: u64,
 }
 
-/// A deliverable envelope as a receive reads it, before it is locked or quarantined.
+/// An envelope as stored: what a receive reads of the deliverable ones, and what settling a
+/// lock reads of the one it holds.
 struct Envelope {
     seq: i64,
     enqueued_at: i64,
@@ -88,6 +89,67 @@ struct Envelope {
     last_item: i64,
     /// Items left in the range.
     messages: i64,
+}
+
+/// The columns [`Envelope::from_row`] reads, in its order.
+macro_rules! envelope_columns {
+    () => {
+        "seq, enqueued_at, delivery_count, first_item, last_item, messages"
+    };
+}
+
+impl Envelope {
+    fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            seq: r.get(0)?,
+            enqueued_at: r.get(1)?,
+            delivery_count: r.get(2)?,
+            first_item: r.get(3)?,
+            last_item: r.get(4)?,
+            messages: r.get(5)?,
+        })
+    }
+
+    /// The envelope, when `lock` still holds it.
+    fn held(tx: &Connection, seq: i64, lock: &str) -> rusqlite::Result<Option<Self>> {
+        tx.prepare_cached(concat!(
+            "SELECT ",
+            envelope_columns!(),
+            " FROM queue_envelope WHERE seq = ?1 AND lock_token = ?2"
+        ))?
+        .query_row(params![seq, lock], Self::from_row)
+        .optional()
+    }
+
+    fn has_holes(&self) -> bool {
+        self.messages != self.last_item - self.first_item + 1
+    }
+
+    fn in_range(&self, item: i64) -> bool {
+        (self.first_item..=self.last_item).contains(&item)
+    }
+
+    /// Whether `items` are all of the envelope's messages: its range has no holes and they fill it.
+    fn is_all(&self, items: &BTreeSet<i64>) -> bool {
+        !self.has_holes()
+            && items.len() as i64 == self.messages
+            && items.iter().all(|&i| self.in_range(i))
+    }
+
+    /// How many of `items` are still messages of this envelope (those completed or moved away
+    /// left holes in its range).
+    fn still_held(&self, tx: &Connection, items: &BTreeSet<i64>) -> rusqlite::Result<usize> {
+        let mut held = 0;
+        for &item in items.iter().filter(|&&i| self.in_range(i)) {
+            held += usize::from(
+                !self.has_holes()
+                    || tx
+                        .prepare_cached("SELECT 1 FROM queue_item WHERE item = ?1")?
+                        .exists([item])?,
+            );
+        }
+        Ok(held)
+    }
 }
 
 /// One queued message as stored.
@@ -158,70 +220,16 @@ impl<'a> HeldLocks<'a> {
     fn settle_held(
         &self,
         tx: &Connection,
-        mut settle: impl FnMut(i64, &Held, &BTreeSet<i64>) -> rusqlite::Result<usize>,
+        mut settle: impl FnMut(&Envelope, &BTreeSet<i64>) -> rusqlite::Result<usize>,
     ) -> rusqlite::Result<usize> {
         let mut lost = self.unparsable;
-        for (&(envelope, lock), items) in &self.by_envelope {
-            match Held::read(tx, envelope, lock)? {
-                Some(held) => lost += settle(envelope, &held, items)?,
+        for (&(seq, lock), items) in &self.by_envelope {
+            match Envelope::held(tx, seq, lock)? {
+                Some(envelope) => lost += settle(&envelope, items)?,
                 None => lost += items.len(),
             }
         }
         Ok(lost)
-    }
-}
-
-/// A locked envelope's range and count, when `lock` still holds it.
-struct Held {
-    first_item: i64,
-    last_item: i64,
-    messages: i64,
-}
-
-impl Held {
-    fn read(tx: &Connection, envelope: i64, lock: &str) -> rusqlite::Result<Option<Self>> {
-        tx.prepare_cached(
-            "SELECT first_item, last_item, messages FROM queue_envelope
-             WHERE seq = ?1 AND lock_token = ?2",
-        )?
-        .query_row(params![envelope, lock], |r| {
-            Ok(Self {
-                first_item: r.get(0)?,
-                last_item: r.get(1)?,
-                messages: r.get(2)?,
-            })
-        })
-        .optional()
-    }
-
-    fn has_holes(&self) -> bool {
-        self.messages != self.last_item - self.first_item + 1
-    }
-
-    fn in_range(&self, item: i64) -> bool {
-        (self.first_item..=self.last_item).contains(&item)
-    }
-
-    /// Whether `items` are all of the envelope's messages: its range has no holes and they fill it.
-    fn is_all(&self, items: &BTreeSet<i64>) -> bool {
-        !self.has_holes()
-            && items.len() as i64 == self.messages
-            && items.iter().all(|&i| self.in_range(i))
-    }
-
-    /// How many of `items` are still messages of this envelope (those completed or moved away
-    /// left holes in its range).
-    fn still_held(&self, tx: &Connection, items: &BTreeSet<i64>) -> rusqlite::Result<usize> {
-        let mut held = 0;
-        for &item in items.iter().filter(|&&i| self.in_range(i)) {
-            held += usize::from(
-                !self.has_holes()
-                    || tx
-                        .prepare_cached("SELECT 1 FROM queue_item WHERE item = ?1")?
-                        .exists([item])?,
-            );
-        }
-        Ok(held)
     }
 }
 
@@ -324,16 +332,11 @@ fn insert_envelope(
 }
 
 /// Deletes an envelope and every item in its range.
-fn remove_envelope(
-    tx: &Connection,
-    seq: i64,
-    first_item: i64,
-    last_item: i64,
-) -> rusqlite::Result<()> {
+fn remove_envelope(tx: &Connection, envelope: &Envelope) -> rusqlite::Result<()> {
     tx.prepare_cached("DELETE FROM queue_envelope WHERE seq = ?1")?
-        .execute([seq])?;
+        .execute([envelope.seq])?;
     tx.prepare_cached("DELETE FROM queue_item WHERE item BETWEEN ?1 AND ?2")?
-        .execute([first_item, last_item])?;
+        .execute([envelope.first_item, envelope.last_item])?;
     Ok(())
 }
 
@@ -399,7 +402,7 @@ fn quarantine_envelope(
             },
         )?;
     }
-    remove_envelope(tx, envelope.seq, envelope.first_item, envelope.last_item)
+    remove_envelope(tx, envelope)
 }
 
 #[async_trait]
@@ -470,21 +473,13 @@ impl MessageReceiver for EmbeddedQueue {
                 let tx = c.transaction()?;
                 let now_ms = millis(now);
                 let envelopes: Vec<Envelope> = tx
-                    .prepare_cached(
-                        "SELECT seq, enqueued_at, delivery_count, first_item, last_item, messages
-                         FROM queue_envelope WHERE queue = ?1 AND visible_at <= ?2
-                         ORDER BY visible_at, seq LIMIT ?3",
-                    )?
-                    .query_map(params![name, now_ms, max as i64], |r| {
-                        Ok(Envelope {
-                            seq: r.get(0)?,
-                            enqueued_at: r.get(1)?,
-                            delivery_count: r.get(2)?,
-                            first_item: r.get(3)?,
-                            last_item: r.get(4)?,
-                            messages: r.get(5)?,
-                        })
-                    })?
+                    .prepare_cached(concat!(
+                        "SELECT ",
+                        envelope_columns!(),
+                        " FROM queue_envelope WHERE queue = ?1 AND visible_at <= ?2
+                         ORDER BY visible_at, seq LIMIT ?3"
+                    ))?
+                    .query_map(params![name, now_ms, max as i64], Envelope::from_row)?
                     .collect::<rusqlite::Result<_>>()?;
                 // One random part per delivery: a message's token is `envelope:item:random`,
                 // unique by its item, and a later delivery of it gets another.
@@ -559,18 +554,18 @@ impl MessageReceiver for EmbeddedQueue {
             .db
             .call("completing embedded queue messages", move |c| {
                 let tx = c.transaction()?;
-                let lost = HeldLocks::of(&tokens).settle_held(&tx, |envelope, held, items| {
-                    if held.is_all(items) {
-                        remove_envelope(&tx, envelope, held.first_item, held.last_item)?;
+                let lost = HeldLocks::of(&tokens).settle_held(&tx, |envelope, items| {
+                    if envelope.is_all(items) {
+                        remove_envelope(&tx, envelope)?;
                         return Ok(0);
                     }
                     let mut deleted = 0;
-                    for &item in items.iter().filter(|&&i| held.in_range(i)) {
+                    for &item in items.iter().filter(|&&i| envelope.in_range(i)) {
                         deleted += tx
                             .prepare_cached("DELETE FROM queue_item WHERE item = ?1")?
                             .execute([item])?;
                     }
-                    shrink_envelope(&tx, envelope, deleted as i64)?;
+                    shrink_envelope(&tx, envelope.seq, deleted as i64)?;
                     Ok(items.len() - deleted)
                 })?;
                 tx.commit()?;
@@ -594,20 +589,25 @@ impl MessageReceiver for EmbeddedQueue {
             .call("abandoning embedded queue messages", move |c| {
                 let tx = c.transaction()?;
                 // Abandoning reports no lost locks: their messages come back either way.
-                HeldLocks::of(&tokens).settle_held(&tx, |envelope, held, items| {
-                    if held.is_all(items) {
+                HeldLocks::of(&tokens).settle_held(&tx, |envelope, items| {
+                    if envelope.is_all(items) {
                         tx.prepare_cached(
                             "UPDATE queue_envelope SET lock_token = NULL, visible_at = ?2 WHERE seq = ?1",
                         )?
-                        .execute(params![envelope, now])?;
+                        .execute(params![envelope.seq, now])?;
                         return Ok(0);
                     }
                     // Some of a locked envelope: their items move to a new, visible envelope.
-                    let (enqueued_at, delivery_count): (i64, u32) = tx
-                        .prepare_cached("SELECT enqueued_at, delivery_count FROM queue_envelope WHERE seq = ?1")?
-                        .query_row([envelope], |r| Ok((r.get(0)?, r.get(1)?)))?;
-                    let moving: Vec<i64> = items.iter().copied().filter(|&i| held.in_range(i)).collect();
-                    let moved = insert_envelope(&tx, name, enqueued_at, now, delivery_count, None, moving.len() as i64)?;
+                    let moving: Vec<i64> = items.iter().copied().filter(|&i| envelope.in_range(i)).collect();
+                    let moved = insert_envelope(
+                        &tx,
+                        name,
+                        envelope.enqueued_at,
+                        now,
+                        envelope.delivery_count,
+                        None,
+                        moving.len() as i64,
+                    )?;
                     // A token of a message already completed moves nothing.
                     let mut count = 0;
                     for (position, item) in (0..).zip(&moving) {
@@ -616,7 +616,7 @@ impl MessageReceiver for EmbeddedQueue {
                             .execute([*item, (moved << POSITION_BITS) + position])?;
                     }
                     shrink_envelope(&tx, moved, (moving.len() - count) as i64)?;
-                    shrink_envelope(&tx, envelope, count as i64)?;
+                    shrink_envelope(&tx, envelope.seq, count as i64)?;
                     Ok(0)
                 })?;
                 tx.commit()
@@ -634,10 +634,10 @@ impl MessageReceiver for EmbeddedQueue {
         self.db
             .call("renewing embedded queue locks", move |c| {
                 let tx = c.transaction()?;
-                let lost = HeldLocks::of(&tokens).settle_held(&tx, |envelope, held, items| {
+                let lost = HeldLocks::of(&tokens).settle_held(&tx, |envelope, items| {
                     tx.prepare_cached("UPDATE queue_envelope SET visible_at = ?2 WHERE seq = ?1")?
-                        .execute(params![envelope, locked_until])?;
-                    Ok(items.len() - held.still_held(&tx, items)?)
+                        .execute(params![envelope.seq, locked_until])?;
+                    Ok(items.len() - envelope.still_held(&tx, items)?)
                 })?;
                 tx.commit()?;
                 Ok(lost)
