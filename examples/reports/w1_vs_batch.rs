@@ -30,6 +30,7 @@ use eventide::app::{Config, Driver};
 use eventide::drivers::loadgen::report::Report;
 use eventide::drivers::loadgen::{self, LoadgenArgs};
 use eventide::drivers::server::Server;
+use eventide::drivers::staging::{self, StagedRow};
 use eventide::pipeline::clock::SystemClock;
 
 /// The knobs of the report (W1's shape by default).
@@ -63,13 +64,15 @@ pub async fn run(argv: Vec<String>) -> anyhow::Result<()> {
     let w1 = pipeline_run(&options, 10).await?;
     let w60 = pipeline_run(&options, 60).await?;
     let shape = w1.shape.clone();
-    let rows: Vec<Row> = shape
+    let rows: Vec<StagedRow> = shape
         .expected_points()
         .into_iter()
         .flat_map(|(series, points)| {
-            points
-                .into_iter()
-                .map(move |(ts, value)| (series.clone(), ts, value))
+            points.into_iter().map(move |(ts, value)| StagedRow {
+                series: series.clone(),
+                ts,
+                value,
+            })
         })
         .collect();
     let dir = tempfile::tempdir()?;
@@ -146,9 +149,6 @@ fn merged_rate(report: &Report) -> anyhow::Result<f64> {
     Ok(report.accepted as f64 / seconds)
 }
 
-/// One parsed row: series, timestamp (UTC ns), value.
-type Row = (String, i64, f64);
-
 struct BatchRun {
     rows: usize,
     days: usize,
@@ -158,28 +158,15 @@ struct BatchRun {
 }
 
 /// The batch design: upsert into a staging table in one transaction, then one `GROUP BY`.
-fn batch_design(path: &Path, rows: &[Row]) -> anyhow::Result<BatchRun> {
-    let mut conn = rusqlite::Connection::open(path)?;
-    eventide::adapters::embedded::tune(&conn)?;
+fn batch_design(path: &Path, rows: &[StagedRow]) -> anyhow::Result<BatchRun> {
+    let mut conn = staging::open(path)?;
     conn.execute_batch(
-        "CREATE TABLE staging (series TEXT NOT NULL, ts INTEGER NOT NULL, value REAL NOT NULL,
-                               PRIMARY KEY (series, ts)) WITHOUT ROWID;
-         CREATE TABLE daily (series TEXT NOT NULL, day INTEGER NOT NULL, count INTEGER NOT NULL,
+        "CREATE TABLE daily (series TEXT NOT NULL, day INTEGER NOT NULL, count INTEGER NOT NULL,
                              sum REAL NOT NULL, min REAL NOT NULL, max REAL NOT NULL,
                              mean REAL NOT NULL, variance REAL, PRIMARY KEY (series, day));",
     )?;
     let started = Instant::now();
-    let tx = conn.transaction()?;
-    {
-        let mut upsert = tx.prepare(
-            "INSERT INTO staging (series, ts, value) VALUES (?1, ?2, ?3)
-             ON CONFLICT (series, ts) DO UPDATE SET value = excluded.value",
-        )?;
-        for (series, ts, value) in rows {
-            upsert.execute(rusqlite::params![series, ts, value])?;
-        }
-    }
-    tx.commit()?;
+    staging::upsert(&mut conn, rows, rows.len())?;
     let upsert_seconds = started.elapsed().as_secs_f64();
     let days = conn.execute(
         "INSERT INTO daily (series, day, count, sum, min, max, mean, variance)

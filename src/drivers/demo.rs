@@ -11,6 +11,7 @@ use anyhow::{Context, bail};
 use chrono::{NaiveDate, Utc};
 
 use super::server::Server;
+use super::staging::{self, StagedRow};
 use crate::app::{Config, Driver};
 use crate::domain::calendar::Calendar;
 use crate::pipeline::clock::ManualClock;
@@ -84,37 +85,22 @@ fn request_bodies(args: &DemoArgs, calendar: &Calendar, day: NaiveDate) -> (Vec<
 
 /// Upserts the same rows straight into a fresh SQLite file: the raw rate to compare against.
 fn raw_sqlite_rate(path: PathBuf, args: &DemoArgs) -> anyhow::Result<f64> {
-    let mut conn = rusqlite::Connection::open(&path).context("opening the raw SQLite file")?;
-    crate::adapters::embedded::tune(&conn)?;
-    conn.execute_batch(
-        "CREATE TABLE raw (series TEXT NOT NULL, ts INTEGER NOT NULL, value REAL NOT NULL,
-                           PRIMARY KEY (series, ts)) WITHOUT ROWID;",
-    )?;
-    let rows: Vec<(String, i64, f64)> = (0..args.points)
+    let mut conn = staging::open(&path)?;
+    let rows: Vec<StagedRow> = (0..args.points)
         .flat_map(|i| (0..args.series).map(move |s| (s, i)))
-        .map(|(s, i)| {
-            (
-                format!("demo-{s:04}"),
-                i as i64 * 60_000_000_000,
-                synthetic_value(s, i, args.points),
-            )
+        .map(|(s, i)| StagedRow {
+            series: format!("demo-{s:04}"),
+            ts: i as i64 * 60_000_000_000,
+            value: synthetic_value(s, i, args.points),
         })
         .collect();
     let started = Instant::now();
     // The same arrival order and transaction granularity as the requests.
-    for batch in rows.chunks(args.series * args.points_per_message.max(1)) {
-        let tx = conn.transaction()?;
-        {
-            let mut stmt = tx.prepare_cached(
-                "INSERT INTO raw (series, ts, value) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (series, ts) DO UPDATE SET value = excluded.value",
-            )?;
-            for (series, ts, value) in batch {
-                stmt.execute(rusqlite::params![series, ts, value])?;
-            }
-        }
-        tx.commit()?;
-    }
+    staging::upsert(
+        &mut conn,
+        &rows,
+        args.series * args.points_per_message.max(1),
+    )?;
     Ok(rows.len() as f64 / started.elapsed().as_secs_f64())
 }
 

@@ -11,4 +11,5 @@ pub mod local;
 pub mod quarantine;
 pub mod reply;
 pub mod server;
+pub mod staging;
 pub mod timer_schedule;
