@@ -1,7 +1,9 @@
 //! The whole pipeline (ingest → process → summarize) with the Cosmos DB store in place of the
-//! embedded one, on the SDK's in-memory emulator: once clean, once with 20% of Cosmos requests
-//! failing (429, 503, 408 timeouts, and writes applied whose response is lost). Both must end
-//! with documents and summary rows equal to the ground truth computed independently.
+//! embedded one, on the SDK's in-memory emulator: once clean, and with 20% of Cosmos requests
+//! failing (429, 503, 408 timeouts, and writes applied whose response is lost) both with the day
+//! log (pending days' merges append to it, reads compact it) and without it (every merge
+//! rewrites buckets). Each must end with documents and summary rows equal to the ground truth
+//! computed independently.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,6 +16,7 @@ use azure_data_cosmos::fault_injection::{
 };
 use chrono::{DateTime, Utc};
 use eventide::adapters::cosmos::CosmosStore;
+use eventide::adapters::cosmos::settings::DEFAULT_LOG_SHARDS;
 use eventide::adapters::embedded::queue::EmbeddedQueue;
 use eventide::app::{App, Driver};
 use eventide::domain::parse::BodyFormat;
@@ -34,10 +37,11 @@ const FAULTS: [FaultInjectionErrorType; 4] = [
     FaultInjectionErrorType::Timeout,
     FaultInjectionErrorType::ResponseTimeoutAfterService,
 ];
-const OPS: [FaultOperationType; 4] = [
+const OPS: [FaultOperationType; 5] = [
     FaultOperationType::ReadItem,
     FaultOperationType::CreateItem,
     FaultOperationType::ReplaceItem,
+    FaultOperationType::DeleteItem,
     FaultOperationType::QueryItem,
 ];
 
@@ -100,10 +104,19 @@ struct Harness {
     observations: EmbeddedQueue,
     store: CosmosStore,
     clock: Arc<ManualClock>,
+    /// Messages per process batch: 5, or 1 with the day log, whose batches make only a few
+    /// requests each (a header read per series-day and a log document), so that every fault
+    /// still meets many of them.
+    batch: usize,
+    /// A summarize tick's budget: a minute, or with the day log a few milliseconds, so that a
+    /// tick runs about one batch per receive loop and the phases of the faults change between
+    /// the batches (the first read of a day compacts its log, many requests in one batch).
+    tick: Duration,
     _dir: tempfile::TempDir,
 }
 
-async fn harness(emulator: &Emulator, faults: Option<&Faults>) -> Harness {
+/// The pipeline over the Cosmos store with `log_shards` shards of the day log (0: none).
+async fn harness(emulator: &Emulator, faults: Option<&Faults>, log_shards: u32) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let config = eventide_testkit::settings(dir.path().join("eventide.db"));
     let clock = Arc::new(ManualClock::new(start()));
@@ -111,6 +124,7 @@ async fn harness(emulator: &Emulator, faults: Option<&Faults>) -> Harness {
     s.create_if_missing = true;
     s.provisioned_throughput = Some(10_000);
     s.request_timeout = Duration::from_secs(5);
+    s.log_shards = log_shards;
     let rules = faults.map(Faults::all).unwrap_or_default();
     let (_client, store) = emulator.open(&s, rules).await;
     // The embedded adapters of a temporary file, with the Cosmos store in place of theirs.
@@ -121,8 +135,12 @@ async fn harness(emulator: &Emulator, faults: Option<&Faults>) -> Harness {
     ports.store = Arc::new(store.clone());
     let embedded = app.embedded.expect("the queues are embedded");
     let settings = Settings {
-        // Small chunks: many messages, so many batches meet the faults.
-        max_chunk_bytes: 1024,
+        // Small chunks: many messages, so many batches meet the faults (smaller still with the
+        // day log, whose batches make fewer requests).
+        max_chunk_bytes: if log_shards > 0 { 256 } else { 1024 },
+        // With the day log, a summarize batch per series-day: the first read of each log
+        // shard compacts it, and the faults' phases change between the batches.
+        summarize_batch: if log_shards > 0 { 1 } else { 256 },
         ..eventide_testkit::pipeline_settings()
     };
     Harness {
@@ -130,6 +148,12 @@ async fn harness(emulator: &Emulator, faults: Option<&Faults>) -> Harness {
         observations: embedded.observations,
         store,
         clock,
+        batch: if log_shards > 0 { 1 } else { 5 },
+        tick: if log_shards > 0 {
+            Duration::from_millis(5)
+        } else {
+            Duration::from_secs(60)
+        },
         _dir: dir,
     }
 }
@@ -154,7 +178,7 @@ impl Harness {
             if let Some(f) = faults {
                 f.phase(batch);
             }
-            let messages = self.observations.receive(5).await.unwrap();
+            let messages = self.observations.receive(self.batch).await.unwrap();
             if messages.is_empty() {
                 return failed;
             }
@@ -179,7 +203,7 @@ impl Harness {
             if let Some(f) = faults {
                 f.phase(tick);
             }
-            let report = self.pipeline.summarize_tick(Duration::from_secs(60)).await;
+            let report = self.pipeline.summarize_tick(self.tick).await;
             if report.received == 0 && report.error.is_none() {
                 idle += 1;
                 if idle == 2 {
@@ -221,7 +245,7 @@ impl Harness {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_whole_pipeline_runs_on_the_cosmos_store() {
     let emulator = Emulator::new();
-    let h = harness(&emulator, None).await;
+    let h = harness(&emulator, None, DEFAULT_LOG_SHARDS).await;
     let data = h.ingest_dataset().await;
     assert_eq!(h.process_all(None).await, 0);
     h.assert_documents(&data.clean).await;
@@ -233,10 +257,20 @@ async fn the_whole_pipeline_runs_on_the_cosmos_store() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn twenty_percent_faults_lose_nothing_and_apply_nothing_twice() {
+async fn twenty_percent_faults_lose_nothing_and_apply_nothing_twice_with_the_day_log() {
+    // Many shards, so that compacting the day's log takes many summarize batches.
+    twenty_percent_faults_lose_nothing_and_apply_nothing_twice(16).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_percent_faults_lose_nothing_and_apply_nothing_twice_rewriting_buckets() {
+    twenty_percent_faults_lose_nothing_and_apply_nothing_twice(0).await;
+}
+
+async fn twenty_percent_faults_lose_nothing_and_apply_nothing_twice(log_shards: u32) {
     let emulator = Emulator::new();
     let faults = Faults::new(0.2);
-    let h = harness(&emulator, Some(&faults)).await;
+    let h = harness(&emulator, Some(&faults), log_shards).await;
     let data = h.ingest_dataset().await;
     let failed = h.process_all(Some(&faults)).await;
     h.end_of_day(Some(&faults)).await;

@@ -1,16 +1,24 @@
 //! The Cosmos DB series-day store against the SDK's in-memory emulator (throttling on,
-//! provisioned throughput): setup, CRUD, TTL on written documents, etag races, split buckets.
+//! provisioned throughput): setup, CRUD, TTL on written documents, etag races, split buckets,
+//! and the day log: appends of pending days, compaction into segments, an interrupted
+//! compaction redone.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use azure_data_cosmos::fault_injection::{
+    FaultInjectionConditionBuilder, FaultInjectionErrorType, FaultInjectionResultBuilder,
+    FaultInjectionRule, FaultInjectionRuleBuilder, FaultOperationType,
+};
 use chrono::{NaiveDate, TimeZone, Utc};
 use eventide::adapters::cosmos::CosmosStore;
-use eventide::adapters::cosmos::layout::{HOUR_NS, MAX_HOUR_POINTS};
+use eventide::adapters::cosmos::layout::{HOUR_NS, MAX_HOUR_POINTS, log_partition};
+use eventide::adapters::cosmos::stats::Operation;
 use eventide::domain::series::SeriesId;
 use eventide::domain::series_day::{DayState, Point, SeriesDayKey, merge_into, normalize};
 use eventide::pipeline::ports::{DayPoints, SeriesDayStore, StateWrite, WriteOutcome};
 use eventide_testkit::cosmos::{Emulator, settings};
+use futures::TryStreamExt;
 
 const SECOND: i64 = 1_000_000_000;
 
@@ -83,14 +91,60 @@ async fn merge(store: &CosmosStore, key: &SeriesDayKey, pts: Vec<Point>) {
     panic!("merge kept conflicting");
 }
 
+/// A store whose merges all rewrite buckets (no day log): most tests here are about buckets.
 async fn opened(ttl_s: u64) -> (Emulator, azure_data_cosmos::CosmosClient, CosmosStore) {
+    opened_with(ttl_s, 0, vec![]).await
+}
+
+async fn opened_with(
+    ttl_s: u64,
+    log_shards: u32,
+    rules: Vec<Arc<FaultInjectionRule>>,
+) -> (Emulator, azure_data_cosmos::CosmosClient, CosmosStore) {
     let emulator = Emulator::new();
     let mut s = settings(400.0);
     s.create_if_missing = true;
     s.provisioned_throughput = Some(400);
     s.ttl = std::time::Duration::from_secs(ttl_s);
-    let (client, store) = emulator.open(&s, vec![]).await;
+    s.log_shards = log_shards;
+    let (client, store) = emulator.open(&s, rules).await;
     (emulator, client, store)
+}
+
+/// Every document of one partition, sorted by id.
+async fn partition_docs(
+    client: &azure_data_cosmos::CosmosClient,
+    partition: &str,
+) -> Vec<serde_json::Value> {
+    let container = client
+        .database_client("eventide")
+        .container_client("series_days", None)
+        .await
+        .unwrap();
+    let mut docs: Vec<serde_json::Value> = container
+        .query_items(
+            azure_data_cosmos::Query::from("SELECT * FROM c"),
+            azure_data_cosmos::FeedScope::partition(partition.to_string()),
+            None,
+        )
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    docs.sort_by_key(|d| d["id"].as_str().unwrap().to_string());
+    docs
+}
+
+/// Requests the store sent of one operation.
+fn requests(store: &CosmosStore, operation: Operation) -> u64 {
+    store
+        .stats()
+        .by_operation()
+        .into_iter()
+        .find(|o| o.operation == operation)
+        .unwrap()
+        .requests
 }
 
 #[tokio::test]
@@ -361,4 +415,129 @@ async fn a_series_reporting_every_second_splits_into_small_slot_buckets() {
     let largest = sizes.values().max().unwrap();
     assert!(*largest < 1500, "every document stays small: {sizes:?}");
     const { assert!(MAX_HOUR_POINTS < 3600) };
+}
+
+/// Thirty pending series-days, three batches of ten points each: what the batches wrote and
+/// what the day's log held.
+async fn three_logged_batches(store: &CosmosStore) -> (Vec<SeriesDayKey>, Vec<Vec<Point>>) {
+    let keys: Vec<SeriesDayKey> = (0..30).map(|i| key_of(&format!("dev-{i:02}"))).collect();
+    let opened: Vec<StateWrite> = keys
+        .iter()
+        .map(|key| state_write(key, None, state(1)))
+        .collect();
+    store.write_states(&opened).await.unwrap();
+    let mut truth = vec![Vec::new(); keys.len()];
+    for batch in 0..3 {
+        let days: Vec<DayPoints> = keys
+            .iter()
+            .map(|key| DayPoints {
+                key: key.clone(),
+                points: points(batch * 600, 10, 60, 1),
+            })
+            .collect();
+        for (truth, day) in truth.iter_mut().zip(&days) {
+            merge_into(truth, &day.points);
+        }
+        let prepared = store.prepare(&days).await.unwrap();
+        assert!(prepared.iter().all(|m| m.changed));
+        let outcomes = store.commit(&prepared).await.unwrap();
+        assert!(outcomes.iter().all(|o| *o == WriteOutcome::Written));
+    }
+    (keys, truth)
+}
+
+#[tokio::test]
+async fn pending_days_append_to_the_day_log_and_a_read_compacts_it_into_segments() {
+    let (_emulator, client, store) = opened_with(3600, 4, vec![]).await;
+    let (keys, truth) = three_logged_batches(&store).await;
+    // Each batch wrote a few log documents to each of the 4 shards (about 80 bytes of points
+    // per series-day, closed at 800), and no bucket: nothing was replaced, and the series'
+    // partitions hold their headers alone.
+    assert_eq!(requests(&store, Operation::Replace), 0);
+    let day_log = |shard| log_partition(day(), shard);
+    let mut logged = 0;
+    for shard in 0..4 {
+        logged += partition_docs(&client, &day_log(shard)).await.len();
+    }
+    assert!((3 * 4..=3 * 8).contains(&logged), "{logged} log documents");
+    assert_eq!(
+        partition_docs(&client, "dev-07").await.len(),
+        1,
+        "the header alone"
+    );
+
+    // Reading compacts every shard the days write to: one segment per series, and the log is
+    // gone.
+    let days = store.read_days(&keys).await.unwrap();
+    for (day, truth) in days.iter().zip(&truth) {
+        assert_eq!(&day.as_ref().unwrap().points, truth);
+    }
+    for shard in 0..4 {
+        assert!(partition_docs(&client, &day_log(shard)).await.is_empty());
+    }
+    let docs = partition_docs(&client, "dev-07").await;
+    assert_eq!(docs.len(), 2, "the header and one segment: {docs:?}");
+    assert!(docs[1]["id"].as_str().unwrap().starts_with("2026-11-24_s"));
+    assert_eq!(docs[1]["ttl"], -1, "pinned while the summary is pending");
+
+    // A read finds the log empty: nothing is written again, and the day reads the same.
+    let written = requests(&store, Operation::Create);
+    let again = store.read_days(&keys).await.unwrap();
+    for (day, truth) in again.iter().zip(&truth) {
+        assert_eq!(&day.as_ref().unwrap().points, truth);
+    }
+    assert_eq!(requests(&store, Operation::Create), written);
+}
+
+#[tokio::test]
+async fn a_compaction_stopped_before_deleting_the_log_writes_the_same_segments_again() {
+    // Every delete fails for good while the rule is on: the compaction stops after writing
+    // the segments, as a crash between the two steps would.
+    let deletes_fail = Arc::new(
+        FaultInjectionRuleBuilder::new(
+            "deletes fail",
+            FaultInjectionResultBuilder::new()
+                .with_error(FaultInjectionErrorType::ServiceUnavailable)
+                .with_probability(1.0)
+                .build(),
+        )
+        .with_condition(
+            FaultInjectionConditionBuilder::new()
+                .with_operation_type(FaultOperationType::DeleteItem)
+                .build(),
+        )
+        .build(),
+    );
+    let (_emulator, client, store) = opened_with(3600, 1, vec![deletes_fail.clone()]).await;
+    let (keys, truth) = three_logged_batches(&store).await;
+    let logged = partition_docs(&client, &log_partition(day(), 0))
+        .await
+        .len();
+    assert!(store.read_days(&keys).await.is_err());
+    let segments = partition_docs(&client, "dev-03").await;
+    assert_eq!(
+        segments.len(),
+        2,
+        "the header and the segment written before the stop"
+    );
+    assert_eq!(
+        partition_docs(&client, &log_partition(day(), 0))
+            .await
+            .len(),
+        logged
+    );
+
+    // The next read compacts the same log documents into the same segments (their creates
+    // conflict and change nothing), then deletes the log.
+    deletes_fail.disable();
+    let days = store.read_days(&keys).await.unwrap();
+    for (day, truth) in days.iter().zip(&truth) {
+        assert_eq!(&day.as_ref().unwrap().points, truth);
+    }
+    assert_eq!(partition_docs(&client, "dev-03").await, segments);
+    assert!(
+        partition_docs(&client, &log_partition(day(), 0))
+            .await
+            .is_empty()
+    );
 }

@@ -102,7 +102,7 @@ pub enum Read<T> {
 fn operation_kind(operation: Operation) -> OpKind {
     match operation {
         Operation::Read => OpKind::Read,
-        Operation::Create | Operation::Replace => OpKind::Write,
+        Operation::Create | Operation::Replace | Operation::Delete => OpKind::Write,
         Operation::Query => OpKind::Query,
     }
 }
@@ -325,6 +325,17 @@ impl Gateway {
             })
             .await?;
         Ok(self.written(attempt))
+    }
+
+    /// Deletes the document; one that is already gone counts as deleted (the documents deleted
+    /// here are written once and never changed, so whoever deleted it deleted the same thing).
+    pub async fn delete(&self, pk: &str, id: &str) -> Result<(), CallError> {
+        self.run(Operation::Delete, &[404], move || async move {
+            let response = self.container.delete_item(pk.to_string(), id, None).await?;
+            Ok(((), Some(response.diagnostics())))
+        })
+        .await?;
+        Ok(())
     }
 
     fn written(&self, attempt: Attempt<()>) -> Written {

@@ -15,6 +15,17 @@
 //! Readers take the union of every bucket of the day under the merge's lattice join, so a split
 //! interrupted half-way (slots written, marker not yet) is still read correctly: the copies are
 //! the same points.
+//!
+//! While a day's summary is pending, merges do not rewrite its buckets: a trigger batch carries
+//! only a few points of each series-day, and a bucket rewrite per series-day and batch is most
+//! of what the store would cost. Instead each batch appends its points to the **day log**:
+//! one [`LogDoc`] per shard of the day it touches, in the partition [`log_partition`] (a key no
+//! series can have, since series names cannot contain `~`), holding the points of every
+//! series-day of that shard in the batch. Log documents are written once and never changed.
+//! Before a day is read for its summary, its log is **compacted**: each series' logged points
+//! become **segments** in its own partition (bucket documents with ids `{day}_s{tag}_{n}`,
+//! written once), and only then are the log documents deleted. A reader that reads the log
+//! first and the day's buckets after therefore misses no point, whoever compacts meanwhile.
 
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
@@ -124,7 +135,57 @@ pub struct HeaderDoc {
     pub ttl: i64,
 }
 
-/// A bucket document: an hour's or a slot's points, or a split marker.
+/// The partition of one shard of a day's log.
+pub fn log_partition(day: NaiveDate, shard: u32) -> String {
+    format!("~log/{day}/{shard}")
+}
+
+/// The shard of a day's log that `series` writes to, out of `shards`: FNV-1a of its name, so
+/// every instance and every version agrees.
+pub fn log_shard(series: &SeriesId, shards: u32) -> u32 {
+    let hash = series
+        .as_str()
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+        });
+    (hash % u64::from(shards.max(1))) as u32
+}
+
+/// The id of segment `index` of a compaction identified by `tag`, in the series' partition.
+pub fn segment_id(day: NaiveDate, tag: &str, index: usize) -> String {
+    format!("{day}_s{tag}_{index}")
+}
+
+/// A document of a day's log: the points one trigger batch brought for the series-days of one
+/// shard. Written once; deleted once compacted.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LogDoc {
+    pub id: String,
+    /// The log's partition ([`log_partition`]), not a series.
+    #[serde(rename = "seriesId")]
+    pub partition: String,
+    /// Always `"l"`, so the queries for headers never see log documents.
+    pub kind: String,
+    /// One entry per series-day.
+    pub s: Vec<LogEntry>,
+    pub ttl: i64,
+}
+
+/// One series' points in a log document.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LogEntry {
+    #[serde(rename = "k")]
+    pub series: SeriesId,
+    /// The [`Part::number`] of the hour of the first point: the codec's base.
+    #[serde(rename = "h")]
+    pub part: i64,
+    /// The points, encoded by `codec` relative to the hour's start.
+    pub p: String,
+}
+
+/// A bucket document: an hour's or a slot's points, a split marker, or a segment of compacted
+/// log points (whose `part` is the hour of its first point).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BucketDoc {
     pub id: String,

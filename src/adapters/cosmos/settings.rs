@@ -56,6 +56,10 @@ pub struct CosmosSettings {
     /// How often the SDK itself retries a 429 before surfacing it (0: every 429 reaches the
     /// budget, which is the point).
     pub sdk_throttle_retries: u32,
+    /// Shards of each day's log (see `layout`), which pending days' merges append to instead
+    /// of rewriting their buckets; 0 turns the log off. More shards spread a day's compaction
+    /// over more, smaller units; fewer put more series-days of a batch in each log document.
+    pub log_shards: u32,
 }
 
 impl CosmosSettings {
@@ -74,9 +78,14 @@ impl CosmosSettings {
             request_timeout: Duration::from_secs(10),
             max_attempts: 6,
             sdk_throttle_retries: 0,
+            log_shards: DEFAULT_LOG_SHARDS,
         }
     }
 }
+
+/// Shards of a day's log unless configured otherwise: a trigger batch of 100 series-days
+/// writes about 12 series-days to each log document, about one kilobyte of points.
+pub const DEFAULT_LOG_SHARDS: u32 = 8;
 
 /// How long documents are kept unless configured otherwise: the container's default TTL in
 /// `infra/eventide.settings.json` (two days).
@@ -131,6 +140,10 @@ pub struct CosmosArgs {
     /// Cosmos requests in flight at most (default 16).
     #[arg(long = "cosmos-concurrency", env = "EVENTIDE_COSMOS_CONCURRENCY")]
     pub concurrency: Option<usize>,
+    /// Shards of each day's log, which merges of pending days append to (default 8; 0: every
+    /// merge rewrites the day's buckets).
+    #[arg(long = "cosmos-log-shards", env = "EVENTIDE_COSMOS_LOG_SHARDS")]
+    pub log_shards: Option<u32>,
 }
 
 impl CosmosArgs {
@@ -185,6 +198,9 @@ impl CosmosArgs {
                 return Err("EVENTIDE_COSMOS_RU_PER_SECOND must be at least 1".into());
             }
             s.budget.ru_per_second = ru;
+        }
+        if let Some(shards) = self.log_shards {
+            s.log_shards = shards;
         }
         if let Some(n) = self.concurrency {
             if n == 0 {

@@ -38,14 +38,16 @@ pub enum Operation {
     Read,
     Create,
     Replace,
+    Delete,
     Query,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 4] = [
+    pub const ALL: [Operation; 5] = [
         Operation::Read,
         Operation::Create,
         Operation::Replace,
+        Operation::Delete,
         Operation::Query,
     ];
 
@@ -54,6 +56,7 @@ impl Operation {
             Operation::Read => "read",
             Operation::Create => "create",
             Operation::Replace => "replace",
+            Operation::Delete => "delete",
             Operation::Query => "query page",
         }
     }

@@ -1,12 +1,17 @@
 //! The series-day store on Cosmos DB (see `layout` for the documents).
 //!
-//! Per trigger batch and series-day, `prepare` point-reads the header and each touched bucket
-//! once, and `commit` writes each changed bucket once, conditional on the etag it read
+//! Per trigger batch and series-day, `prepare` point-reads the header. A day whose summary is
+//! pending (or that has no header yet) is merged by appending its points to the day log
+//! (`day_log`): `commit` writes one log document per shard of the batch's days, and nothing
+//! can conflict. A day already summarized is merged into its buckets, so that points it
+//! already holds are recognized and open no new epoch: `prepare` point-reads each touched
+//! bucket once, and `commit` writes each changed bucket once, conditional on the etag it read
 //! (`If-Match`; create-if-absent for a new bucket). Never one request per observation. A lost
 //! race is reported as `Conflict`; the pipeline re-reads and redoes it (a bounded loop in
 //! `pipeline::process`). All the days of a batch are read and written concurrently, as far as
-//! the request-unit budget lets them. The buckets a merge rewrites travel from `prepare` to
-//! `commit` sealed in the port's `PreparedWrites`, so the pipeline never sees this layout.
+//! the request-unit budget lets them. What a merge writes travels from `prepare` to `commit`
+//! sealed in the port's `PreparedWrites`, so the pipeline never sees this layout. Reading days
+//! compacts their log shards first.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -18,6 +23,7 @@ use serde::Deserialize;
 
 use super::client::{CallError, Gateway, Read, Written};
 use super::codec;
+use super::day_log::Appended;
 use super::layout::{BucketDoc, HeaderDoc, MAX_HOUR_POINTS, Part, header_id};
 use super::settings::CosmosSettings;
 use super::stats::CosmosStats;
@@ -33,7 +39,7 @@ use azure_data_cosmos::clients::ContainerClient;
 use azure_data_cosmos::{FeedScope, Query};
 
 /// A document's `ttl` that keeps it until it is deleted on purpose (Cosmos DB's "never").
-const NEVER: i64 = -1;
+pub(super) const NEVER: i64 = -1;
 
 /// The Cosmos DB series-day store.
 ///
@@ -53,13 +59,23 @@ pub struct CosmosStore {
     /// Day boundaries, for when a day ends.
     calendar: Calendar,
     clock: Arc<dyn Clock>,
+    /// Shards of each day's log; 0: every merge rewrites buckets.
+    log_shards: u32,
 }
 
-/// The buckets of one day a merge rewrites: what `prepare` seals and `commit` opens.
-/// It names its own day, so `commit` writes exactly the day `prepare` read.
+/// What a merge of one day writes: what `prepare` seals and `commit` opens. It names its own
+/// day, so `commit` writes exactly the day `prepare` read.
 struct DayWrites {
     key: SeriesDayKey,
-    buckets: Vec<BucketWrite>,
+    writes: Writes,
+}
+
+/// How a merge stores its points.
+enum Writes {
+    /// Appended to the day log (the day's summary is pending, or it has none yet).
+    Log(Vec<Point>),
+    /// Merged into the day's buckets.
+    Buckets(Vec<BucketWrite>),
 }
 
 /// One bucket document as it will be after the merge.
@@ -87,7 +103,13 @@ impl CosmosStore {
             ttl_seconds: settings.ttl.as_secs().clamp(1, i32::MAX as u64) as i64,
             calendar: Calendar::default(),
             clock: Arc::new(SystemClock),
+            log_shards: settings.log_shards,
         }
+    }
+
+    /// Shards of each day's log (0: no log).
+    pub(super) fn log_shards(&self) -> u32 {
+        self.log_shards
     }
 
     /// The calendar whose days end when the pipeline's do, and the clock the retention is
@@ -169,19 +191,30 @@ impl CosmosStore {
     }
 
     async fn prepare_one(&self, day: &DayPoints) -> Result<PreparedMerge, CallError> {
+        let state = self.read_header(&day.key).await?;
+        // A pending day's summary will read whatever is logged, so whether these points are
+        // new does not matter; a day without a header holds nothing yet.
+        if self.log_shards > 0 && state.as_ref().is_none_or(|s| s.value.pending) {
+            return Ok(PreparedMerge {
+                key: day.key.clone(),
+                changed: true,
+                state,
+                writes: PreparedWrites::seal(DayWrites {
+                    key: day.key.clone(),
+                    writes: Writes::Log(day.points.clone()),
+                }),
+            });
+        }
         // `day.points` is sorted, so each hour is one contiguous run.
         let runs: Vec<&[Point]> = day
             .points
             .chunk_by(|a, b| Part::hour_of(a.ts) == Part::hour_of(b.ts))
             .collect();
-        let (state, hours) = tokio::join!(
-            self.read_header(&day.key),
-            try_join_all(
-                runs.iter()
-                    .map(|run| self.read_bucket(&day.key, Part::Hour(Part::hour_of(run[0].ts))))
-            )
-        );
-        let (state, hours) = (state?, hours?);
+        let hours = try_join_all(
+            runs.iter()
+                .map(|run| self.read_bucket(&day.key, Part::Hour(Part::hour_of(run[0].ts)))),
+        )
+        .await?;
         let per_hour = runs
             .iter()
             .zip(hours)
@@ -197,7 +230,7 @@ impl CosmosStore {
             state,
             writes: PreparedWrites::seal(DayWrites {
                 key: day.key.clone(),
-                buckets,
+                writes: Writes::Buckets(buckets),
             }),
         })
     }
@@ -317,14 +350,16 @@ impl CosmosStore {
 
     /// Writes one merge: its buckets first, split markers last, and stops at the first
     /// conflict (what was written is a subset of the merge, which a redo completes).
-    async fn commit_one(&self, merge: &DayWrites) -> Result<WriteOutcome, CallError> {
-        let (markers, buckets): (Vec<&BucketWrite>, Vec<&BucketWrite>) = merge
-            .buckets
+    async fn commit_buckets(
+        &self,
+        key: &SeriesDayKey,
+        writes: &[BucketWrite],
+    ) -> Result<WriteOutcome, CallError> {
+        let (markers, buckets): (Vec<&BucketWrite>, Vec<&BucketWrite>) = writes
             .iter()
             .partition(|w| matches!(w.part, Part::SplitMarker(_)));
         for group in [buckets, markers] {
-            let outcomes =
-                try_join_all(group.iter().map(|w| self.write_bucket(&merge.key, w))).await?;
+            let outcomes = try_join_all(group.iter().map(|w| self.write_bucket(key, w))).await?;
             if outcomes.contains(&Written::Conflict) {
                 return Ok(WriteOutcome::Conflict);
             }
@@ -485,12 +520,33 @@ impl SeriesDayStore for CosmosStore {
             .iter()
             .map(|m| m.writes.open::<DayWrites>())
             .collect::<PortResult<Vec<_>>>()?;
+        let appended: Vec<Appended<'_>> = days
+            .iter()
+            .filter_map(|d| match &d.writes {
+                Writes::Log(points) => Some(Appended {
+                    key: &d.key,
+                    points,
+                }),
+                Writes::Buckets(_) => None,
+            })
+            .collect();
         // Every merge runs to its end even when another fails, so nothing is left half-sent.
-        let results = join_all(days.iter().map(|d| self.commit_one(d))).await;
-        results
+        let (logged, merged) = tokio::join!(
+            self.append_to_log(&appended),
+            join_all(days.iter().map(|d| async {
+                match &d.writes {
+                    Writes::Log(_) => Ok(None),
+                    Writes::Buckets(writes) => self.commit_buckets(&d.key, writes).await.map(Some),
+                }
+            }))
+        );
+        let context = "writing merged series-days to Cosmos DB";
+        logged.map_err(port_error(context))?;
+        merged
             .into_iter()
+            .map(|outcome| outcome.map(|o| o.unwrap_or(WriteOutcome::Written)))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(port_error("writing merged series-days to Cosmos DB"))
+            .map_err(port_error(context))
     }
 
     async fn read_states(
@@ -511,6 +567,9 @@ impl SeriesDayStore for CosmosStore {
     }
 
     async fn read_days(&self, keys: &[SeriesDayKey]) -> PortResult<Vec<Option<StoredDay>>> {
+        self.compact_logs_of(keys)
+            .await
+            .map_err(port_error("compacting the day log in Cosmos DB"))?;
         try_join_all(keys.iter().map(|k| self.read_day(k)))
             .await
             .map_err(port_error("reading series-days from Cosmos DB"))
