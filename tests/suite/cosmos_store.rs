@@ -450,9 +450,9 @@ async fn three_logged_batches(store: &CosmosStore) -> (Vec<SeriesDayKey>, Vec<Ve
 async fn pending_days_append_to_the_day_log_and_a_read_compacts_it_into_segments() {
     let (_emulator, client, store) = opened_with(3600, 4, vec![]).await;
     let (keys, truth) = three_logged_batches(&store).await;
-    // Each batch wrote a few log documents to each of the 4 shards (about 80 bytes of points
-    // per series-day, closed at 800), and no bucket: nothing was replaced, and the series'
-    // partitions hold their headers alone.
+    // Each batch wrote a log document or two to each of the 4 shards (about 110 bytes per
+    // series-day), and no bucket: nothing was replaced, and the series' partitions hold their
+    // headers alone.
     assert_eq!(requests(&store, Operation::Replace), 0);
     let day_log = |shard| log_partition(day(), shard);
     let mut logged = 0;

@@ -6,7 +6,9 @@
 //! ten points. One log document per shard and batch holds a dozen series-days, and a day's
 //! compaction writes each series' points once, in a few segments.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Range;
+use std::sync::{Arc, Mutex};
 
 use chrono::NaiveDate;
 use futures::future::try_join_all;
@@ -21,20 +23,64 @@ use crate::domain::series::SeriesId;
 use crate::domain::series_day::{Point, SeriesDayKey, normalize};
 use azure_data_cosmos::{FeedScope, Query};
 
-/// A log document is closed once its entries' payloads reach this many bytes: with its ids it
-/// then stays within the first kilobyte that a write is charged for.
-const LOG_DOC_BYTES: usize = 800;
-/// Points of one series-day per log entry at most, so one entry stays far below the 2 MB
-/// document limit whatever a batch carries.
-const LOG_ENTRY_POINTS: usize = 4096;
-/// Points per segment: a minute-resolution reading encodes to about 5 bytes, so a segment
-/// stays within a kilobyte.
-const SEGMENT_POINTS: usize = 120;
+/// The largest log document or segment written, in bytes of JSON: large enough that the
+/// properties every document carries are a small part of its charge, small enough that a
+/// document is never near the 2 MB limit.
+const MAX_DOC_BYTES: usize = 8 * 1024;
+/// Points of one series-day per log entry at most, so one entry stays within
+/// [`MAX_DOC_BYTES`] whatever a batch carries (13 bytes a point at worst, in base64).
+const LOG_ENTRY_POINTS: usize = 512;
 
 /// The points a merge appends for one series-day.
 pub(super) struct Appended<'a> {
     pub key: &'a SeriesDayKey,
     pub points: &'a [Point],
+}
+
+/// Compactions under way in this process, one at a time per shard of a day. The summarize
+/// loops of a tick read days of the same shards at once; a second compaction of a shard would
+/// read its log again and write the same segments for nothing.
+#[derive(Default)]
+pub(super) struct Compactions(Mutex<HashMap<(NaiveDate, u32), Arc<tokio::sync::Mutex<()>>>>);
+
+/// One shard's turn to be compacted; forgets the shard's gate when nobody else waits on it.
+struct Turn<'a> {
+    compactions: &'a Compactions,
+    shard: (NaiveDate, u32),
+    gate: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Compactions {
+    async fn one_at_a_time<T>(&self, shard: (NaiveDate, u32), work: impl Future<Output = T>) -> T {
+        let gate = self
+            .0
+            .lock()
+            .expect("the compactions map is never left half-changed")
+            .entry(shard)
+            .or_default()
+            .clone();
+        let turn = Turn {
+            compactions: self,
+            shard,
+            gate,
+        };
+        let _held = turn.gate.lock().await;
+        work.await
+    }
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        let mut gates = self
+            .compactions
+            .0
+            .lock()
+            .expect("the compactions map is never left half-changed");
+        // The map's reference and this turn's: nobody else holds or waits for the gate.
+        if Arc::strong_count(&self.gate) == 2 {
+            gates.remove(&self.shard);
+        }
+    }
 }
 
 /// A log document as a compaction reads it.
@@ -79,11 +125,10 @@ impl CosmosStore {
             .iter()
             .map(|key| (key.day, log_shard(&key.series, self.log_shards())))
             .collect();
-        try_join_all(
-            shards
-                .into_iter()
-                .map(|(day, shard)| self.compact(day, shard)),
-        )
+        try_join_all(shards.into_iter().map(|(day, shard)| {
+            self.compactions()
+                .one_at_a_time((day, shard), self.compact(day, shard))
+        }))
         .await?;
         Ok(())
     }
@@ -139,32 +184,28 @@ impl CosmosStore {
     }
 }
 
-/// The log documents of one shard: entries in order, a document closed once its payloads
-/// reach [`LOG_DOC_BYTES`].
+/// The log documents of one shard: its entries in order, cut by [`pack`].
 fn log_docs(partition: String, appends: &[&Appended<'_>]) -> Vec<LogDoc> {
-    let mut docs = Vec::new();
-    let mut entries = Vec::new();
-    let mut bytes = 0;
-    for append in appends {
-        for chunk in append.points.chunks(LOG_ENTRY_POINTS) {
-            let part = Part::Hour(Part::hour_of(chunk[0].ts));
-            let entry = LogEntry {
-                series: append.key.series.clone(),
-                part: part.number(),
-                p: codec::encode(part.base(), chunk),
-            };
-            bytes += entry.p.len() + entry.series.as_str().len();
-            entries.push(entry);
-            if bytes >= LOG_DOC_BYTES {
-                docs.push(log_doc(&partition, std::mem::take(&mut entries)));
-                bytes = 0;
-            }
-        }
-    }
-    if !entries.is_empty() {
-        docs.push(log_doc(&partition, entries));
-    }
-    docs
+    let entries: Vec<LogEntry> = appends
+        .iter()
+        .flat_map(|append| {
+            append.points.chunks(LOG_ENTRY_POINTS).map(|chunk| {
+                let part = Part::Hour(Part::hour_of(chunk[0].ts));
+                LogEntry {
+                    series: append.key.series.clone(),
+                    part: part.number(),
+                    p: codec::encode(part.base(), chunk),
+                }
+            })
+        })
+        .collect();
+    let sizes: Vec<usize> = entries.iter().map(|e| json_len(e) + 1).collect();
+    let overhead = json_len(&log_doc(&partition, Vec::new()));
+    let mut entries = entries.into_iter();
+    pack(&sizes, overhead)
+        .into_iter()
+        .map(|run| log_doc(&partition, entries.by_ref().take(run.len()).collect()))
+        .collect()
 }
 
 fn log_doc(partition: &str, entries: Vec<LogEntry>) -> LogDoc {
@@ -175,6 +216,38 @@ fn log_doc(partition: &str, entries: Vec<LogEntry>) -> LogDoc {
         s: entries,
         ttl: NEVER,
     }
+}
+
+/// Bytes of `value` as JSON.
+fn json_len(value: &impl serde::Serialize) -> usize {
+    serde_json::to_vec(value).map_or(0, |json| json.len())
+}
+
+/// Cuts items of the given sizes into runs, each a document of `overhead` plus its items. A
+/// write is charged by the document's size in kilobytes rounded up to a power of two (the
+/// emulator's model; Azure's charge also grows with size), so each document is filled up to
+/// the largest power-of-two kilobytes the items left can fill, at most [`MAX_DOC_BYTES`]:
+/// 5.5 KB of entries become documents of 4 KB, 1 KB and 0.5 KB, not one of 5.5 KB charged as
+/// 8. An item larger than its document's bound gets a document of its own.
+fn pack(sizes: &[usize], overhead: usize) -> Vec<Range<usize>> {
+    let mut runs = Vec::new();
+    let mut start = 0;
+    while start < sizes.len() {
+        let left: usize = overhead + sizes[start..].iter().sum::<usize>();
+        let mut bound = 1024;
+        while bound * 2 <= left.min(MAX_DOC_BYTES) {
+            bound *= 2;
+        }
+        let mut end = start + 1;
+        let mut size = overhead + sizes[start];
+        while end < sizes.len() && size + sizes[end] <= bound {
+            size += sizes[end];
+            end += 1;
+        }
+        runs.push(start..end);
+        start = end;
+    }
+    runs
 }
 
 /// Names a compaction by the log documents it read (sorted by id).
@@ -190,23 +263,131 @@ fn compaction_tag(logged: &[Logged]) -> String {
         .collect()
 }
 
-/// One series-day's compacted points as segments of at most [`SEGMENT_POINTS`], written with
-/// `-1` like every bucket of a pending day (the state write that ends the summary aligns them).
+/// One series-day's compacted points as segments cut by [`pack`] (by each point's share of
+/// the whole day's encoding, with a tenth to spare), written with `-1` like every bucket of a
+/// pending day: the state write that ends the summary aligns them.
 fn segments(key: &SeriesDayKey, tag: &str, points: &[Point]) -> Vec<BucketDoc> {
-    points
-        .chunks(SEGMENT_POINTS)
+    let segment = |index: usize, chunk: &[Point]| {
+        let part = Part::Hour(Part::hour_of(chunk[0].ts));
+        BucketDoc {
+            id: segment_id(key.day, tag, index),
+            series_id: key.series.clone(),
+            day: key.day.to_string(),
+            part: part.number(),
+            p: codec::encode(part.base(), chunk),
+            split: false,
+            ttl: NEVER,
+        }
+    };
+    let whole = segment(0, points);
+    let per_point = (whole.p.len() * 11 / 10).div_ceil(points.len().max(1));
+    let overhead = json_len(&whole) - whole.p.len();
+    pack(&vec![per_point; points.len()], overhead)
+        .into_iter()
         .enumerate()
-        .map(|(index, chunk)| {
-            let part = Part::Hour(Part::hour_of(chunk[0].ts));
-            BucketDoc {
-                id: segment_id(key.day, tag, index),
-                series_id: key.series.clone(),
-                day: key.day.to_string(),
-                part: part.number(),
-                p: codec::encode(part.base(), chunk),
-                split: false,
-                ttl: NEVER,
-            }
-        })
+        .map(|(index, run)| segment(index, &points[run]))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day_points(series: &str, n: usize) -> (SeriesDayKey, Vec<Point>) {
+        let key = SeriesDayKey::new(
+            SeriesId::parse(series).unwrap(),
+            "2026-11-24".parse().unwrap(),
+        );
+        let start = 1_795_478_400_000_000_000; // 2026-11-24T00:00:00Z
+        let points = (0..n)
+            .map(|i| Point {
+                ts: start + i as i64 * 60_000_000_000,
+                value: 20.0 + (i % 50) as f64 * 0.01,
+                stamp: 1,
+            })
+            .collect();
+        (key, points)
+    }
+
+    fn decoded(docs: &[LogDoc]) -> BTreeMap<SeriesId, Vec<Point>> {
+        let mut by_series: BTreeMap<SeriesId, Vec<Point>> = BTreeMap::new();
+        for entry in docs.iter().flat_map(|doc| &doc.s) {
+            let points = codec::decode(Part::from_number(entry.part).base(), &entry.p).unwrap();
+            by_series
+                .entry(entry.series.clone())
+                .or_default()
+                .extend(points);
+        }
+        by_series
+    }
+
+    #[test]
+    fn documents_are_filled_up_to_powers_of_two_kilobytes() {
+        // 5.5 KB of 100-byte items, and 100 bytes of overhead per document.
+        let runs = pack(&[100; 55], 100);
+        let sizes: Vec<usize> = runs.iter().map(|r| 100 + 100 * r.len()).collect();
+        assert_eq!(sizes, [4000, 1000, 800]);
+        assert_eq!(runs.first().unwrap().start, 0);
+        assert!(runs.windows(2).all(|w| w[0].end == w[1].start));
+        assert_eq!(runs.last().unwrap().end, 55);
+        // Never beyond the largest document; an item larger than that stands alone.
+        let runs = pack(&[1000; 40], 0);
+        assert!(runs.iter().all(|r| r.len() <= MAX_DOC_BYTES / 1000));
+        assert_eq!(pack(&[20_000, 10], 0), [0..1, 1..2]);
+    }
+
+    #[test]
+    fn a_shard_is_logged_in_bounded_documents_holding_every_point_once() {
+        let days: Vec<(SeriesDayKey, Vec<Point>)> = (0..40)
+            .map(|i| day_points(&format!("dev-{i:02}"), 10))
+            .collect();
+        let appends: Vec<Appended<'_>> = days
+            .iter()
+            .map(|(key, points)| Appended { key, points })
+            .collect();
+        let docs = log_docs(
+            "~log/2026-11-24/0".into(),
+            &appends.iter().collect::<Vec<_>>(),
+        );
+        let total: usize = docs.iter().map(json_len).sum();
+        assert!(total > 4096, "{total} bytes");
+        assert!(
+            docs.len() > 1,
+            "40 series-days fill more than one power of two"
+        );
+        for doc in &docs {
+            assert!(json_len(doc) <= MAX_DOC_BYTES, "{} bytes", json_len(doc));
+            assert_eq!(doc.partition, "~log/2026-11-24/0");
+        }
+        let ids: BTreeSet<&str> = docs.iter().map(|d| d.id.as_str()).collect();
+        assert_eq!(ids.len(), docs.len(), "every document has its own id");
+        let expected: BTreeMap<SeriesId, Vec<Point>> = days
+            .iter()
+            .map(|(key, points)| (key.series.clone(), points.clone()))
+            .collect();
+        assert_eq!(decoded(&docs), expected);
+    }
+
+    #[test]
+    fn a_series_day_with_many_points_is_split_into_entries_and_segments() {
+        let (key, points) = day_points("fast", LOG_ENTRY_POINTS + 5);
+        let append = Appended {
+            key: &key,
+            points: &points,
+        };
+        let docs = log_docs("~log/2026-11-24/3".into(), &[&append]);
+        let entries: usize = docs.iter().map(|d| d.s.len()).sum();
+        assert_eq!(entries, 2);
+        assert_eq!(decoded(&docs)[&key.series], points);
+
+        let segments = segments(&key, "00ff", &points);
+        assert!(segments.len() > 1);
+        assert!(segments.iter().all(|s| json_len(s) <= MAX_DOC_BYTES));
+        assert_eq!(segments[0].id, "2026-11-24_s00ff_0");
+        let mut back = Vec::new();
+        for segment in &segments {
+            back.extend(codec::decode(Part::from_number(segment.part).base(), &segment.p).unwrap());
+        }
+        assert_eq!(back, points);
+    }
 }

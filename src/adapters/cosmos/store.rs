@@ -23,7 +23,7 @@ use serde::Deserialize;
 
 use super::client::{CallError, Gateway, Read, Written};
 use super::codec;
-use super::day_log::Appended;
+use super::day_log::{Appended, Compactions};
 use super::layout::{BucketDoc, HeaderDoc, MAX_HOUR_POINTS, Part, header_id};
 use super::settings::CosmosSettings;
 use super::stats::CosmosStats;
@@ -61,6 +61,8 @@ pub struct CosmosStore {
     clock: Arc<dyn Clock>,
     /// Shards of each day's log; 0: every merge rewrites buckets.
     log_shards: u32,
+    /// Compactions of the day log under way in this process.
+    compactions: Arc<Compactions>,
 }
 
 /// What a merge of one day writes: what `prepare` seals and `commit` opens. It names its own
@@ -104,7 +106,13 @@ impl CosmosStore {
             calendar: Calendar::default(),
             clock: Arc::new(SystemClock),
             log_shards: settings.log_shards,
+            compactions: Arc::default(),
         }
+    }
+
+    /// Compactions of the day log under way in this process.
+    pub(super) fn compactions(&self) -> &Compactions {
+        &self.compactions
     }
 
     /// Shards of each day's log (0: no log).
