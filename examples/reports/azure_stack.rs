@@ -35,6 +35,7 @@ use crate::flags::{self, Flag};
 use std::time::{Duration as StdDuration, Instant};
 
 use chrono::{Duration, NaiveDate, TimeZone, Utc};
+use eventide::adapters::cosmos::settings::DEFAULT_LOG_SHARDS;
 use eventide::drivers::loadgen::{self, LoadgenArgs};
 use eventide_testkit::azure_stack::{AzureStack, StackOptions};
 use eventide_testkit::fake_app_insights::FakeAppInsights;
@@ -50,6 +51,7 @@ struct Args {
     provisioned: u64,
     partitions: u32,
     concurrency: usize,
+    log_shards: u32,
 }
 
 fn args(argv: Vec<String>) -> Args {
@@ -61,6 +63,7 @@ fn args(argv: Vec<String>) -> Args {
         provisioned: 10_000,
         partitions: 4,
         concurrency: 8,
+        log_shards: DEFAULT_LOG_SHARDS,
     };
     for Flag { name, value } in flags::numbers(argv) {
         match name.as_str() {
@@ -71,9 +74,10 @@ fn args(argv: Vec<String>) -> Args {
             "--provisioned" => a.provisioned = value,
             "--partitions" => a.partitions = value as u32,
             "--concurrency" => a.concurrency = value as usize,
+            "--log-shards" => a.log_shards = value as u32,
             other => flags::unknown(
                 other,
-                "--series, --points, --series-per-request, --eod-series, --provisioned, --partitions, --concurrency",
+                "--series, --points, --series-per-request, --eod-series, --provisioned, --partitions, --concurrency, --log-shards",
             ),
         }
     }
@@ -101,6 +105,7 @@ async fn stack(args: &Args, phase: &str) -> AzureStack {
         // Ten minutes after the day ended: the whole day is in the past and still open.
         now: Utc.from_utc_datetime(&day().and_hms_opt(0, 0, 0).unwrap()) + Duration::minutes(1450),
         trigger: TriggerSettings::from_host_json(),
+        log_shards: args.log_shards,
     })
     .await
     .expect("the stack starts")

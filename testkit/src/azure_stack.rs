@@ -52,6 +52,8 @@ pub struct StackOptions {
     pub now: DateTime<Utc>,
     /// The Service Bus trigger's settings (default: `host.json`'s).
     pub trigger: TriggerSettings,
+    /// Shards of the Cosmos DB store's day log (0: merges rewrite buckets).
+    pub log_shards: u32,
 }
 
 /// The running stack.
@@ -101,6 +103,7 @@ impl AzureStack {
         let mut cosmos = crate::cosmos::settings(options.provisioned_ru as f64);
         emulator.provision(&cosmos, options.partitions, options.provisioned_ru);
         cosmos.budget.concurrency = cosmos.budget.concurrency.max(64);
+        cosmos.log_shards = options.log_shards;
         let (cosmos_client, store) = emulator.open(&cosmos, Vec::new()).await;
 
         let dir = tempfile::tempdir()?;

@@ -12,6 +12,7 @@
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use eventide::adapters::cosmos::settings::DEFAULT_LOG_SHARDS;
 use eventide::drivers::loadgen::{self, LoadgenArgs};
 use eventide::pipeline::ports::OutgoingMessage;
 use eventide_testkit::azure_stack::{AzureStack, OBSERVATIONS, StackOptions};
@@ -72,6 +73,7 @@ async fn a_small_w1_through_the_emulated_azure_stack_gives_the_exact_statistics(
         name: format!("azurestack{:08x}", rand::random::<u32>()),
         now: Utc.from_utc_datetime(&day().and_hms_opt(0, 0, 0).unwrap()) + Duration::minutes(1450),
         trigger,
+        log_shards: DEFAULT_LOG_SHARDS,
     })
     .await
     .unwrap();
