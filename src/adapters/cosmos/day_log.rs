@@ -37,21 +37,44 @@ pub(super) struct Appended<'a> {
     pub points: &'a [Point],
 }
 
+/// One shard of one day's log: a partition of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct LogShard {
+    day: NaiveDate,
+    shard: u32,
+}
+
+impl LogShard {
+    fn of(key: &SeriesDayKey, shards: u32) -> Self {
+        Self {
+            day: key.day,
+            shard: log_shard(&key.series, shards),
+        }
+    }
+
+    fn partition(self) -> String {
+        log_partition(self.day, self.shard)
+    }
+}
+
+/// Waits for, then holds, one shard's turn to be compacted.
+type Gate = Arc<tokio::sync::Mutex<()>>;
+
 /// Compactions under way in this process, one at a time per shard of a day. The summarize
 /// loops of a tick read days of the same shards at once; a second compaction of a shard would
 /// read its log again and write the same segments for nothing.
 #[derive(Default)]
-pub(super) struct Compactions(Mutex<HashMap<(NaiveDate, u32), Arc<tokio::sync::Mutex<()>>>>);
+pub(super) struct Compactions(Mutex<HashMap<LogShard, Gate>>);
 
 /// One shard's turn to be compacted; forgets the shard's gate when nobody else waits on it.
 struct Turn<'a> {
     compactions: &'a Compactions,
-    shard: (NaiveDate, u32),
-    gate: Arc<tokio::sync::Mutex<()>>,
+    shard: LogShard,
+    gate: Gate,
 }
 
 impl Compactions {
-    async fn one_at_a_time<T>(&self, shard: (NaiveDate, u32), work: impl Future<Output = T>) -> T {
+    async fn one_at_a_time<T>(&self, shard: LogShard, work: impl Future<Output = T>) -> T {
         let gate = self
             .0
             .lock()
@@ -95,17 +118,16 @@ impl CosmosStore {
     /// day, each written once under a fresh id. A create that reports a conflict found its own
     /// earlier attempt (a retry after a timeout), which wrote the same document.
     pub(super) async fn append_to_log(&self, appends: &[Appended<'_>]) -> Result<(), CallError> {
-        let mut shards: BTreeMap<(NaiveDate, u32), Vec<&Appended<'_>>> = BTreeMap::new();
+        let mut shards: BTreeMap<LogShard, Vec<&Appended<'_>>> = BTreeMap::new();
         for append in appends {
-            let shard = log_shard(&append.key.series, self.log_shards());
             shards
-                .entry((append.key.day, shard))
+                .entry(LogShard::of(append.key, self.log_shards()))
                 .or_default()
                 .push(append);
         }
         let docs: Vec<LogDoc> = shards
             .into_iter()
-            .flat_map(|((day, shard), appends)| log_docs(log_partition(day, shard), &appends))
+            .flat_map(|(shard, appends)| log_docs(shard.partition(), &appends))
             .collect();
         try_join_all(
             docs.iter()
@@ -121,14 +143,15 @@ impl CosmosStore {
         if self.log_shards() == 0 {
             return Ok(());
         }
-        let shards: BTreeSet<(NaiveDate, u32)> = keys
+        let shards: BTreeSet<LogShard> = keys
             .iter()
-            .map(|key| (key.day, log_shard(&key.series, self.log_shards())))
+            .map(|key| LogShard::of(key, self.log_shards()))
             .collect();
-        try_join_all(shards.into_iter().map(|(day, shard)| {
-            self.compactions()
-                .one_at_a_time((day, shard), self.compact(day, shard))
-        }))
+        try_join_all(
+            shards
+                .into_iter()
+                .map(|shard| self.compactions().one_at_a_time(shard, self.compact(shard))),
+        )
         .await?;
         Ok(())
     }
@@ -138,8 +161,8 @@ impl CosmosStore {
     /// derive from the log documents compacted, so two compactions of the same documents write
     /// the same segments (the second one's creates conflict and change nothing); two that saw
     /// different documents write copies of the same points, which readers join.
-    async fn compact(&self, day: NaiveDate, shard: u32) -> Result<(), CallError> {
-        let partition = log_partition(day, shard);
+    async fn compact(&self, shard: LogShard) -> Result<(), CallError> {
+        let partition = shard.partition();
         let query = Query::from("SELECT c.id, c.s FROM c WHERE c.kind = 'l'");
         let mut logged: Vec<Logged> = self
             .gateway()
@@ -165,7 +188,7 @@ impl CosmosStore {
             .into_iter()
             .flat_map(|(series, mut points)| {
                 normalize(&mut points);
-                segments(&SeriesDayKey::new(series, day), &tag, &points)
+                segments(&SeriesDayKey::new(series, shard.day), &tag, &points)
             })
             .collect();
         try_join_all(
