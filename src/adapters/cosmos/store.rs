@@ -543,8 +543,9 @@ impl SeriesDayStore for CosmosStore {
             self.append_to_log(&appended),
             join_all(days.iter().map(|d| async {
                 match &d.writes {
-                    Writes::Log(_) => Ok(None),
-                    Writes::Buckets(writes) => self.commit_buckets(&d.key, writes).await.map(Some),
+                    // Written once the log's appends are, which is checked first below.
+                    Writes::Log(_) => Ok(WriteOutcome::Written),
+                    Writes::Buckets(writes) => self.commit_buckets(&d.key, writes).await,
                 }
             }))
         );
@@ -552,7 +553,6 @@ impl SeriesDayStore for CosmosStore {
         logged.map_err(port_error(context))?;
         merged
             .into_iter()
-            .map(|outcome| outcome.map(|o| o.unwrap_or(WriteOutcome::Written)))
             .collect::<Result<Vec<_>, _>>()
             .map_err(port_error(context))
     }
