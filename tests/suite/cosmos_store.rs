@@ -541,3 +541,25 @@ async fn a_compaction_stopped_before_deleting_the_log_writes_the_same_segments_a
             .is_empty()
     );
 }
+
+#[tokio::test]
+async fn points_logged_under_another_shard_count_are_compacted_all_the_same() {
+    let (emulator, client, store) = opened_with(3600, 4, vec![]).await;
+    let (keys, truth) = three_logged_batches(&store).await;
+    // The same container read by a store with the log turned off: the shards are found by
+    // query, not by the count configured now.
+    let mut s = settings(400.0);
+    s.log_shards = 0;
+    let (_client, reader) = emulator.open(&s, vec![]).await;
+    let days = reader.read_days(&keys).await.unwrap();
+    for (day, truth) in days.iter().zip(&truth) {
+        assert_eq!(&day.as_ref().unwrap().points, truth);
+    }
+    for shard in 0..4 {
+        assert!(
+            partition_docs(&client, &log_partition(day(), shard))
+                .await
+                .is_empty()
+        );
+    }
+}

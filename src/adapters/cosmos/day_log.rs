@@ -55,6 +55,15 @@ impl LogShard {
     fn partition(self) -> String {
         log_partition(self.day, self.shard)
     }
+
+    /// The shard a log partition key names (`None`: not one [`log_partition`] makes).
+    fn parse(partition: &str) -> Option<Self> {
+        let (day, shard) = partition.strip_prefix("~log/")?.split_once('/')?;
+        Some(Self {
+            day: day.parse().ok()?,
+            shard: shard.parse().ok()?,
+        })
+    }
 }
 
 /// Waits for, then holds, one shard's turn to be compacted.
@@ -127,7 +136,7 @@ impl CosmosStore {
         }
         let docs: Vec<LogDoc> = shards
             .into_iter()
-            .flat_map(|(shard, appends)| log_docs(shard.partition(), &appends))
+            .flat_map(|(shard, appends)| log_docs(shard, &appends))
             .collect();
         try_join_all(
             docs.iter()
@@ -137,16 +146,14 @@ impl CosmosStore {
         Ok(())
     }
 
-    /// Compacts the log shards that `keys` write to, so that reading their days afterwards
-    /// finds every logged point in their own partitions.
+    /// Compacts every shard of the logs of the days of `keys` that holds documents, so that
+    /// reading those days afterwards finds every logged point in the series' own partitions.
+    /// The shards are found by query, not by the shard count now configured: documents written
+    /// under another count, or before the log was turned off, are compacted all the same.
     pub(super) async fn compact_logs_of(&self, keys: &[SeriesDayKey]) -> Result<(), CallError> {
-        if self.log_shards() == 0 {
-            return Ok(());
-        }
-        let shards: BTreeSet<LogShard> = keys
-            .iter()
-            .map(|key| LogShard::of(key, self.log_shards()))
-            .collect();
+        let days: BTreeSet<NaiveDate> = keys.iter().map(|key| key.day).collect();
+        let logged = try_join_all(days.into_iter().map(|day| self.logged_shards(day))).await?;
+        let shards: BTreeSet<LogShard> = logged.into_iter().flatten().collect();
         try_join_all(
             shards
                 .into_iter()
@@ -154,6 +161,30 @@ impl CosmosStore {
         )
         .await?;
         Ok(())
+    }
+
+    /// The shards of `day`'s log that hold documents.
+    async fn logged_shards(&self, day: NaiveDate) -> Result<BTreeSet<LogShard>, CallError> {
+        #[derive(Deserialize)]
+        struct Partition {
+            #[serde(rename = "seriesId")]
+            partition: String,
+        }
+        let query = Query::from("SELECT c.seriesId FROM c WHERE c.kind = 'l' AND c.day = @d")
+            .with_parameter("@d", day.to_string())
+            .map_err(|e| CallError::Document(format!("building a query: {e}")))?;
+        let found: Vec<Partition> = self
+            .gateway()
+            .query(&query, &FeedScope::full_container())
+            .await?;
+        found
+            .iter()
+            .map(|found| {
+                LogShard::parse(&found.partition).ok_or_else(|| {
+                    CallError::Document(format!("a log document in {:?}", found.partition))
+                })
+            })
+            .collect()
     }
 
     /// Moves one shard of a day's log into segments: every series' logged points are written
@@ -208,7 +239,7 @@ impl CosmosStore {
 }
 
 /// The log documents of one shard: its entries in order, cut by [`pack`].
-fn log_docs(partition: String, appends: &[&Appended<'_>]) -> Vec<LogDoc> {
+fn log_docs(shard: LogShard, appends: &[&Appended<'_>]) -> Vec<LogDoc> {
     let entries: Vec<LogEntry> = appends
         .iter()
         .flat_map(|append| {
@@ -223,19 +254,20 @@ fn log_docs(partition: String, appends: &[&Appended<'_>]) -> Vec<LogDoc> {
         })
         .collect();
     let sizes: Vec<usize> = entries.iter().map(|e| json_len(e) + 1).collect();
-    let overhead = json_len(&log_doc(&partition, Vec::new()));
+    let overhead = json_len(&log_doc(shard, Vec::new()));
     let mut entries = entries.into_iter();
     pack(&sizes, overhead)
         .into_iter()
-        .map(|run| log_doc(&partition, entries.by_ref().take(run.len()).collect()))
+        .map(|run| log_doc(shard, entries.by_ref().take(run.len()).collect()))
         .collect()
 }
 
-fn log_doc(partition: &str, entries: Vec<LogEntry>) -> LogDoc {
+fn log_doc(shard: LogShard, entries: Vec<LogEntry>) -> LogDoc {
     LogDoc {
         id: format!("{:032x}", rand::random::<u128>()),
-        partition: partition.to_string(),
+        partition: shard.partition(),
         kind: "l".into(),
+        day: shard.day.to_string(),
         s: entries,
         ttl: NEVER,
     }
@@ -368,10 +400,8 @@ mod tests {
             .iter()
             .map(|(key, points)| Appended { key, points })
             .collect();
-        let docs = log_docs(
-            "~log/2026-11-24/0".into(),
-            &appends.iter().collect::<Vec<_>>(),
-        );
+        let shard = LogShard::parse("~log/2026-11-24/0").unwrap();
+        let docs = log_docs(shard, &appends.iter().collect::<Vec<_>>());
         let total: usize = docs.iter().map(json_len).sum();
         assert!(total > 4096, "{total} bytes");
         assert!(
@@ -381,6 +411,7 @@ mod tests {
         for doc in &docs {
             assert!(json_len(doc) <= MAX_DOC_BYTES, "{} bytes", json_len(doc));
             assert_eq!(doc.partition, "~log/2026-11-24/0");
+            assert_eq!(doc.day, "2026-11-24");
         }
         let ids: BTreeSet<&str> = docs.iter().map(|d| d.id.as_str()).collect();
         assert_eq!(ids.len(), docs.len(), "every document has its own id");
@@ -398,7 +429,7 @@ mod tests {
             key: &key,
             points: &points,
         };
-        let docs = log_docs("~log/2026-11-24/3".into(), &[&append]);
+        let docs = log_docs(LogShard::parse("~log/2026-11-24/3").unwrap(), &[&append]);
         let entries: usize = docs.iter().map(|d| d.s.len()).sum();
         assert_eq!(entries, 2);
         assert_eq!(decoded(&docs)[&key.series], points);

@@ -167,6 +167,9 @@ pub struct LogDoc {
     pub partition: String,
     /// Always `"l"`, so the queries for headers never see log documents.
     pub kind: String,
+    /// The day, so that a read finds every shard of its day's log by the indexed `kind` and
+    /// `day`, whatever the shard count was when the documents were written.
+    pub day: String,
     /// One entry per series-day.
     pub s: Vec<LogEntry>,
     pub ttl: i64,
