@@ -393,7 +393,7 @@ mod tests {
 
     #[test]
     fn a_shard_is_logged_in_bounded_documents_holding_every_point_once() {
-        let days: Vec<(SeriesDayKey, Vec<Point>)> = (0..40)
+        let days: Vec<(SeriesDayKey, Vec<Point>)> = (0..60)
             .map(|i| day_points(&format!("dev-{i:02}"), 10))
             .collect();
         let appends: Vec<Appended<'_>> = days
@@ -406,7 +406,7 @@ mod tests {
         assert!(total > 4096, "{total} bytes");
         assert!(
             docs.len() > 1,
-            "40 series-days fill more than one power of two"
+            "60 series-days fill more than one power of two"
         );
         for doc in &docs {
             assert!(json_len(doc) <= MAX_DOC_BYTES, "{} bytes", json_len(doc));
