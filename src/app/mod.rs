@@ -140,6 +140,7 @@ impl App {
         let days = open::DayClock {
             calendar: settings.calendar,
             clock: clock.clone(),
+            due_margin: settings.due_margin,
         };
         let store =
             open::store(choices.store, backends, embedded.as_ref(), &identity, days).await?;

@@ -32,6 +32,9 @@ fn embedded_for<'a>(embedded: Option<&'a Embedded>, port: &str) -> anyhow::Resul
 pub struct DayClock {
     pub calendar: Calendar,
     pub clock: Arc<dyn Clock>,
+    /// The pipeline's due margin: until this long before its due time, a pending state read
+    /// earlier stands in for a new read.
+    pub due_margin: chrono::Duration,
 }
 
 /// An opened series-day store and the idempotency keys kept beside it.
@@ -68,7 +71,8 @@ pub async fn store(
                 .context("EVENTIDE_SERIES_DAY_STORE=cosmos needs EVENTIDE_COSMOS_ENDPOINT")?;
             let store = CosmosStore::connect(&settings)
                 .await?
-                .with_expiry(days.calendar, days.clock);
+                .with_expiry(days.calendar, days.clock)
+                .remembering_pending(days.due_margin);
             let store = Arc::new(store);
             Ok(OpenedStore {
                 counters: Some(store.stats().clone()),

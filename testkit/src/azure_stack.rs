@@ -113,7 +113,9 @@ impl AzureStack {
         config.backends.quarantine_container = options.name.clone();
         let mut app = App::build(&config, Driver::Local, clock.clone()).await?;
         let settings = app.pipeline.settings.clone();
-        let store = store.with_expiry(settings.calendar, clock.clone());
+        let store = store
+            .with_expiry(settings.calendar, clock.clone())
+            .remembering_pending(settings.due_margin);
         let sink: Arc<dyn SummarySink> = Arc::new(
             PostgresSink::connect(
                 &options.postgres,

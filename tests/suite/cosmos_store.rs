@@ -1,7 +1,7 @@
 //! The Cosmos DB series-day store against the SDK's in-memory emulator (throttling on,
 //! provisioned throughput): setup, CRUD, TTL on written documents, etag races, split buckets,
-//! and the day log: appends of pending days, compaction into segments, an interrupted
-//! compaction redone.
+//! the day log: appends of pending days, compaction into segments, an interrupted compaction
+//! redone; and states read as pending standing in for header reads.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,8 +14,10 @@ use chrono::{NaiveDate, TimeZone, Utc};
 use eventide::adapters::cosmos::CosmosStore;
 use eventide::adapters::cosmos::layout::{HOUR_NS, MAX_HOUR_POINTS, log_partition};
 use eventide::adapters::cosmos::stats::Operation;
+use eventide::domain::calendar::Calendar;
 use eventide::domain::series::SeriesId;
 use eventide::domain::series_day::{DayState, Point, SeriesDayKey, merge_into, normalize};
+use eventide::pipeline::clock::ManualClock;
 use eventide::pipeline::ports::{DayPoints, SeriesDayStore, StateWrite, WriteOutcome};
 use eventide_testkit::cosmos::{Emulator, settings};
 use futures::TryStreamExt;
@@ -562,4 +564,72 @@ async fn points_logged_under_another_shard_count_are_compacted_all_the_same() {
                 .is_empty()
         );
     }
+}
+
+#[tokio::test]
+async fn a_state_read_as_pending_stands_in_for_header_reads_until_near_its_due_time() {
+    let (_emulator, _client, store) = opened_with(3600, 4, vec![]).await;
+    let clock = Arc::new(ManualClock::new(
+        Utc.with_ymd_and_hms(2026, 11, 24, 12, 0, 0).unwrap(),
+    ));
+    let store = store
+        .with_expiry(Calendar::default(), clock.clone())
+        .remembering_pending(chrono::Duration::minutes(1));
+    let key = key_of("dev-01");
+    // Due at 00:10 the next day (see `state`).
+    store
+        .write_states(&[state_write(&key, None, state(1))])
+        .await
+        .unwrap();
+    let reads = || requests(&store, Operation::Read);
+    let prepared_state = |from_s| {
+        let store = &store;
+        let key = &key;
+        async move {
+            let days = [DayPoints {
+                key: key.clone(),
+                points: points(from_s, 10, 60, 1),
+            }];
+            let prepared = store.prepare(&days).await.unwrap();
+            assert_eq!(
+                store.commit(&prepared).await.unwrap(),
+                [WriteOutcome::Written]
+            );
+            prepared[0].state.clone().unwrap()
+        }
+    };
+
+    // The first merge reads the header; the next ones go by what it read.
+    let first = prepared_state(0).await;
+    assert_eq!(reads(), 1);
+    assert_eq!(prepared_state(600).await, first);
+    assert_eq!(prepared_state(1200).await, first);
+    assert_eq!(
+        reads(),
+        1,
+        "no header read while the state is known pending"
+    );
+
+    // A state this store writes is read afresh by the next merge.
+    let mut touched = first.value.clone();
+    touched.touched += 1;
+    store
+        .write_states(&[state_write(
+            &key,
+            Some(first.version.clone()),
+            touched.clone(),
+        )])
+        .await
+        .unwrap();
+    let after_touch = prepared_state(1800).await;
+    assert_eq!(after_touch.value, touched);
+    assert_eq!(reads(), 2);
+    assert_eq!(prepared_state(2400).await, after_touch);
+    assert_eq!(reads(), 2);
+
+    // Within the margin of its due time the state may be changing: every merge reads it.
+    clock.set(Utc.with_ymd_and_hms(2026, 11, 25, 0, 9, 30).unwrap());
+    prepared_state(3000).await;
+    prepared_state(3600).await;
+    assert_eq!(reads(), 4);
 }

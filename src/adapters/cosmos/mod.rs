@@ -4,9 +4,11 @@
 //! * `layout`: a small header per series-day plus hour buckets (split into 2-minute slots for
 //!   fast reporters), partition key `/seriesId`; `codec`: the compact point form inside them.
 //! * `store`: the [`SeriesDayStore`](crate::pipeline::ports::SeriesDayStore) port — per trigger
-//!   batch, one header read per series-day and one log document per shard of a day for pending
-//!   days; one read and one conditional write per touched bucket for days already summarized.
+//!   batch, one header read per series-day not known pending and one log document per shard of
+//!   a day for pending days; one read and one conditional write per touched bucket for days already summarized.
 //! * `day_log`: appending to a day's log, and compacting it into segments before a read.
+//! * `pending`: states read as pending, which stand in for header reads until near their due
+//!   time.
 //! * `client`: client construction (key or Microsoft Entra ID managed identity), container
 //!   setup, and the gateway every request passes: budget, timeout, retries, classification.
 //! * `keys`: the [`IdempotencyKeys`](crate::pipeline::ports::IdempotencyKeys) port, one
@@ -23,6 +25,7 @@ pub mod codec;
 mod day_log;
 mod keys;
 pub mod layout;
+mod pending;
 pub mod settings;
 pub mod stats;
 pub mod store;

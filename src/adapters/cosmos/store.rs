@@ -1,6 +1,7 @@
 //! The series-day store on Cosmos DB (see `layout` for the documents).
 //!
-//! Per trigger batch and series-day, `prepare` point-reads the header. A day whose summary is
+//! Per trigger batch and series-day, `prepare` point-reads the header, unless this store read
+//! it as pending before and its due time is not near (`pending`). A day whose summary is
 //! pending (or that has no header yet) is merged by appending its points to the day log
 //! (`day_log`): `commit` writes one log document per shard of the batch's days, and nothing
 //! can conflict. A day already summarized is merged into its buckets, so that points it
@@ -25,6 +26,7 @@ use super::client::{CallError, Gateway, Read, Written};
 use super::codec;
 use super::day_log::{Appended, Compactions};
 use super::layout::{BucketDoc, HeaderDoc, MAX_HOUR_POINTS, Part, header_id};
+use super::pending::PendingStates;
 use super::settings::CosmosSettings;
 use super::stats::CosmosStats;
 use crate::adapters::stored_series;
@@ -63,6 +65,8 @@ pub struct CosmosStore {
     log_shards: u32,
     /// Compactions of the day log under way in this process.
     compactions: Arc<Compactions>,
+    /// States read as pending, standing in for header reads (`None`: every merge reads).
+    pending: Option<Arc<PendingStates>>,
 }
 
 /// What a merge of one day writes: what `prepare` seals and `commit` opens. It names its own
@@ -107,7 +111,17 @@ impl CosmosStore {
             clock: Arc::new(SystemClock),
             log_shards: settings.log_shards,
             compactions: Arc::default(),
+            pending: None,
         }
+    }
+
+    /// Lets a merge use a state this store read as pending instead of reading the header
+    /// again, until `due_margin` (the pipeline's: how far ahead another instance's clock may
+    /// be) before its due time, on the clock of [`Self::with_expiry`] — which must be the
+    /// pipeline's. See `pending` for why that is safe.
+    pub fn remembering_pending(mut self, due_margin: chrono::Duration) -> Self {
+        self.pending = Some(Arc::new(PendingStates::new(due_margin)));
+        self
     }
 
     /// Compactions of the day log under way in this process.
@@ -198,8 +212,28 @@ impl CosmosStore {
         }
     }
 
+    /// The state a merge of `key` goes by: one read as pending before, while it stands in for
+    /// a new read, or the header read now.
+    async fn state_for_merge(
+        &self,
+        key: &SeriesDayKey,
+    ) -> Result<Option<Versioned<DayState>>, CallError> {
+        let now = self.clock.now();
+        let Some(pending) = &self.pending else {
+            return self.read_header(key).await;
+        };
+        if let Some(known) = pending.get(key, now) {
+            return Ok(Some(known));
+        }
+        let state = self.read_header(key).await?;
+        if let Some(state) = &state {
+            pending.remember(key, state, now);
+        }
+        Ok(state)
+    }
+
     async fn prepare_one(&self, day: &DayPoints) -> Result<PreparedMerge, CallError> {
-        let state = self.read_header(&day.key).await?;
+        let state = self.state_for_merge(&day.key).await?;
         // A pending day's summary will read whatever is logged, so whether these points are
         // new does not matter; a day without a header holds nothing yet.
         if self.log_shards > 0 && state.as_ref().is_none_or(|s| s.value.pending) {
@@ -381,6 +415,9 @@ impl CosmosStore {
             expected_version,
             state,
         } = write;
+        if let Some(pending) = &self.pending {
+            pending.forget(key);
+        }
         let doc = HeaderDoc {
             id: header_id(key.day),
             series_id: key.series.clone(),
