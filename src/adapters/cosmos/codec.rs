@@ -45,6 +45,8 @@ const NEW_STAMP: u8 = 0x40;
 /// XORed bits without `leading` and `trailing` zero bytes ([`xor_form`]).
 const VALUE_FORM: u8 = 0x3f;
 const XOR_FORMS: u8 = 7;
+// The 45 XOR forms fit in the tag's low bits.
+const _: () = assert!(XOR_FORMS + 44 <= VALUE_FORM);
 
 /// A payload that cannot be decoded.
 #[derive(Debug, thiserror::Error)]
@@ -403,7 +405,6 @@ mod tests {
             }
         }
         assert_eq!(seen.len(), 45);
-        assert!(XOR_FORMS + 44 <= VALUE_FORM);
         assert_eq!(xor_zeros(45), None);
     }
 
