@@ -113,13 +113,19 @@ fn w1_batches(series: usize) -> Vec<Vec<InboundMessage>> {
 async fn pipeline(store: &CosmosStore, dir: &tempfile::TempDir) -> Pipeline {
     let config = eventide_testkit::settings(dir.path().join("eventide.db"));
     let clock = Arc::new(ManualClock::new(day_start() + chrono::Duration::hours(25)));
-    let mut ports = App::build(&config, Driver::Local, clock)
+    let mut ports = App::build(&config, Driver::Local, clock.clone())
         .await
         .unwrap()
         .pipeline
         .ports;
-    ports.store = Arc::new(store.clone());
-    Pipeline::new(ports, eventide_testkit::pipeline_settings())
+    let settings = eventide_testkit::pipeline_settings();
+    // As the application opens it: on the pipeline's clock, remembering pending states.
+    let store = store
+        .clone()
+        .with_expiry(settings.calendar, clock)
+        .remembering_pending(settings.due_margin);
+    ports.store = Arc::new(store);
+    Pipeline::new(ports, settings)
 }
 
 /// Figure 1a: the adapter on W1, no throttling in the way.

@@ -30,8 +30,8 @@ const EVENTIDE_ROWS_PER_EXECUTION: f64 = 1.0;
 #[derive(clap::Args, Debug, Clone)]
 pub struct CostArgs {
     /// Cosmos DB RU per observation, as measured: W1 through the emulated Azure stack, its
-    /// processing (0.259) and its summaries (0.512) together, with the day log (docs/backends.md).
-    #[arg(long, default_value_t = 0.771)]
+    /// processing (0.139) and its summaries (0.401) together, with the day log (docs/backends.md).
+    #[arg(long, default_value_t = 0.540)]
     pub ru_per_observation: f64,
     /// Service Bus operations per observation (docs/backends.md: 0.2014 on W1).
     #[arg(long, default_value_t = 0.20)]
@@ -243,7 +243,7 @@ mod tests {
         assert!((ours.executions - 0.101).abs() < 1e-12);
         assert!((seed.executions - 2.1).abs() < 1e-12);
         assert_eq!(seed.request_units, 445.0);
-        assert_eq!(ours.request_units, 0.771);
+        assert_eq!(ours.request_units, 0.540);
         let estimate = estimate(defaults()).unwrap();
         assert!(estimate.ratio > 1.0);
     }
