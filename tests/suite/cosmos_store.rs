@@ -1,7 +1,8 @@
 //! The Cosmos DB series-day store against the SDK's in-memory emulator (throttling on,
 //! provisioned throughput): setup, CRUD, TTL on written documents, etag races, split buckets,
 //! the day log: appends of pending days, compaction into segments, an interrupted compaction
-//! redone; and states read as pending standing in for header reads.
+//! redone, a damaged log entry failing its series-day alone; and states read as pending
+//! standing in for header reads.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,13 +13,16 @@ use azure_data_cosmos::fault_injection::{
 };
 use chrono::{NaiveDate, TimeZone, Utc};
 use eventide::adapters::cosmos::CosmosStore;
-use eventide::adapters::cosmos::layout::{HOUR_NS, MAX_HOUR_POINTS, log_partition};
+use eventide::adapters::cosmos::codec;
+use eventide::adapters::cosmos::layout::{
+    HOUR_NS, MAX_HOUR_POINTS, Part, log_partition, log_shard,
+};
 use eventide::adapters::cosmos::stats::Operation;
 use eventide::domain::calendar::Calendar;
 use eventide::domain::series::SeriesId;
 use eventide::domain::series_day::{DayState, Point, SeriesDayKey, merge_into, normalize};
 use eventide::pipeline::clock::ManualClock;
-use eventide::pipeline::ports::{DayPoints, SeriesDayStore, StateWrite, WriteOutcome};
+use eventide::pipeline::ports::{DayPoints, ErrorKind, SeriesDayStore, StateWrite, WriteOutcome};
 use eventide_testkit::cosmos::{Emulator, settings};
 use futures::TryStreamExt;
 
@@ -632,4 +636,68 @@ async fn a_state_read_as_pending_stands_in_for_header_reads_until_near_its_due_t
     prepared_state(3000).await;
     prepared_state(3600).await;
     assert_eq!(reads(), 4);
+}
+
+#[tokio::test]
+async fn a_log_entry_that_cannot_be_decoded_fails_its_series_day_alone() {
+    let (_emulator, client, store) = opened_with(3600, 4, vec![]).await;
+    let (keys, mut truth) = three_logged_batches(&store).await;
+    // A document in dev-07's shard written by something else: dev-07's entry is garbage; the
+    // entry of another series of that shard is sound and must still be read.
+    let shard = log_shard(&keys[7].series, 4);
+    let neighbour = (0..keys.len())
+        .find(|&i| i != 7 && log_shard(&keys[i].series, 4) == shard)
+        .expect("30 series over 4 shards share one");
+    let extra = points(3000, 3, 60, 2);
+    let hour = Part::Hour(Part::hour_of(extra[0].ts));
+    merge_into(&mut truth[neighbour], &extra);
+    let partition = log_partition(day(), shard);
+    let damaged = serde_json::json!({
+        "id": "written-by-something-else",
+        "seriesId": partition,
+        "kind": "l",
+        "day": "2026-11-24",
+        "s": [
+            {"k": "dev-07", "h": hour.number(), "p": "not a payload!"},
+            {"k": keys[neighbour].series.as_str(), "h": hour.number(), "p": codec::encode(hour.base(), &extra)},
+        ],
+        "ttl": -1,
+    });
+    client
+        .database_client("eventide")
+        .container_client("series_days", None)
+        .await
+        .unwrap()
+        .create_item(
+            partition.clone(),
+            "written-by-something-else",
+            &damaged,
+            None,
+        )
+        .await
+        .unwrap();
+
+    // Together, the read fails for good (so the summary reads its days one by one)...
+    let together = store.read_days(&keys).await.unwrap_err();
+    assert_eq!(together.kind, ErrorKind::Permanent);
+    assert!(together.to_string().contains("dev-07"), "{together}");
+    // ...and one by one, dev-07 alone fails, naming the document; every other day reads whole.
+    for (i, key) in keys.iter().enumerate() {
+        let read = store.read_days(std::slice::from_ref(key)).await;
+        if i == 7 {
+            let error = read.unwrap_err();
+            assert_eq!(error.kind, ErrorKind::Permanent);
+            assert!(
+                error.to_string().contains("written-by-something-else"),
+                "{error}"
+            );
+        } else {
+            let day = read.unwrap().pop().flatten().unwrap();
+            assert_eq!(day.points, truth[i], "{}", key.series);
+        }
+    }
+    // The damaged document stays in the log, for an operator; the sound ones are gone.
+    let left = partition_docs(&client, &partition).await;
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0]["id"], "written-by-something-else");
 }

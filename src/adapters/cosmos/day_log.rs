@@ -122,6 +122,10 @@ struct Logged {
     s: Vec<LogEntry>,
 }
 
+/// Series-days whose logged points cannot be decoded, each with the reason. Their log
+/// documents stay in the log; every other series' points are compacted as usual.
+pub(super) type Damaged = BTreeMap<SeriesDayKey, String>;
+
 impl CosmosStore {
     /// Appends the points of pending series-days: one or more log documents per shard of each
     /// day, each written once under a fresh id. A create that reports a conflict found its own
@@ -147,20 +151,24 @@ impl CosmosStore {
     }
 
     /// Compacts every shard of the logs of the days of `keys` that holds documents, so that
-    /// reading those days afterwards finds every logged point in the series' own partitions.
+    /// reading those days afterwards finds every logged point in the series' own partitions,
+    /// and answers the series-days whose logged points cannot be decoded.
     /// The shards are found by query, not by the shard count now configured: documents written
     /// under another count, or before the log was turned off, are compacted all the same.
-    pub(super) async fn compact_logs_of(&self, keys: &[SeriesDayKey]) -> Result<(), CallError> {
+    pub(super) async fn compact_logs_of(
+        &self,
+        keys: &[SeriesDayKey],
+    ) -> Result<Damaged, CallError> {
         let days: BTreeSet<NaiveDate> = keys.iter().map(|key| key.day).collect();
         let logged = try_join_all(days.into_iter().map(|day| self.logged_shards(day))).await?;
         let shards: BTreeSet<LogShard> = logged.into_iter().flatten().collect();
-        try_join_all(
+        let damaged = try_join_all(
             shards
                 .into_iter()
                 .map(|shard| self.compactions().one_at_a_time(shard, self.compact(shard))),
         )
         .await?;
-        Ok(())
+        Ok(damaged.into_iter().flatten().collect())
     }
 
     /// The shards of `day`'s log that hold documents.
@@ -192,27 +200,41 @@ impl CosmosStore {
     /// derive from the log documents compacted, so two compactions of the same documents write
     /// the same segments (the second one's creates conflict and change nothing); two that saw
     /// different documents write copies of the same points, which readers join.
-    async fn compact(&self, shard: LogShard) -> Result<(), CallError> {
+    ///
+    /// An entry whose points cannot be decoded damages its series-day alone: its document is
+    /// kept (the other entries' points are compacted from it all the same, and again, as the
+    /// same segments, while it stays), and the series-day is answered as damaged. A document
+    /// that is not a log document at all names no series, and fails the whole shard.
+    async fn compact(&self, shard: LogShard) -> Result<Damaged, CallError> {
         let partition = shard.partition();
         let query = Query::from("SELECT c.id, c.s FROM c WHERE c.kind = 'l'");
         let mut logged: Vec<Logged> = self
             .gateway()
             .query(&query, &FeedScope::partition(partition.clone()))
             .await?;
+        let mut damaged = Damaged::new();
         if logged.is_empty() {
-            return Ok(());
+            return Ok(damaged);
         }
         logged.sort_by(|a, b| a.id.cmp(&b.id));
         let tag = compaction_tag(&logged);
         let mut by_series: BTreeMap<SeriesId, Vec<Point>> = BTreeMap::new();
+        let mut kept: BTreeSet<&str> = BTreeSet::new();
         for doc in &logged {
             for entry in &doc.s {
-                let points = codec::decode(Part::from_number(entry.part).base(), &entry.p)
-                    .map_err(|e| CallError::Document(format!("log {}: {e}", doc.id)))?;
-                by_series
-                    .entry(entry.series.clone())
-                    .or_default()
-                    .extend(points);
+                match codec::decode(Part::from_number(entry.part).base(), &entry.p) {
+                    Ok(points) => by_series
+                        .entry(entry.series.clone())
+                        .or_default()
+                        .extend(points),
+                    Err(e) => {
+                        kept.insert(&doc.id);
+                        damaged.insert(
+                            SeriesDayKey::new(entry.series.clone(), shard.day),
+                            format!("log document {} in {partition}: {e}", doc.id),
+                        );
+                    }
+                }
             }
         }
         let segments: Vec<BucketDoc> = by_series
@@ -231,10 +253,11 @@ impl CosmosStore {
         try_join_all(
             logged
                 .iter()
+                .filter(|doc| !kept.contains(doc.id.as_str()))
                 .map(|doc| self.gateway().delete(&partition, &doc.id)),
         )
         .await?;
-        Ok(())
+        Ok(damaged)
     }
 }
 

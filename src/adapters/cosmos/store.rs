@@ -612,9 +612,18 @@ impl SeriesDayStore for CosmosStore {
     }
 
     async fn read_days(&self, keys: &[SeriesDayKey]) -> PortResult<Vec<Option<StoredDay>>> {
-        self.compact_logs_of(keys)
+        let damaged = self
+            .compact_logs_of(keys)
             .await
             .map_err(port_error("compacting the day log in Cosmos DB"))?;
+        // A day whose logged points cannot be decoded fails the read for good; read alone
+        // (as the summary's isolation does), every other day of its log reads as usual.
+        if let Some((key, reason)) = keys.iter().find_map(|k| damaged.get_key_value(k)) {
+            return Err(
+                CallError::Document(format!("{} on {}: {reason}", key.series, key.day))
+                    .into_port("reading series-days from Cosmos DB"),
+            );
+        }
         try_join_all(keys.iter().map(|k| self.read_day(k)))
             .await
             .map_err(port_error("reading series-days from Cosmos DB"))
