@@ -202,8 +202,10 @@ impl CosmosStore {
     /// different documents write copies of the same points, which readers join.
     ///
     /// An entry whose points cannot be decoded damages its series-day alone: its document is
-    /// kept (the other entries' points are compacted from it all the same, and again, as the
-    /// same segments, while it stays), and the series-day is answered as damaged. A document
+    /// kept (the other entries' points are compacted from it all the same, and again by every
+    /// later compaction while it stays: into the same segments when nothing else was logged
+    /// meanwhile, into copies that readers join when something was), and the series-day is
+    /// answered as damaged. A document
     /// that is not a log document at all names no series, and fails the whole shard.
     async fn compact(&self, shard: LogShard) -> Result<Damaged, CallError> {
         let partition = shard.partition();
