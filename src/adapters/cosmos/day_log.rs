@@ -205,8 +205,8 @@ impl CosmosStore {
     /// kept (the other entries' points are compacted from it all the same, and again by every
     /// later compaction while it stays: into the same segments when nothing else was logged
     /// meanwhile, into copies that readers join when something was), and the series-day is
-    /// answered as damaged. A document
-    /// that is not a log document at all names no series, and fails the whole shard.
+    /// answered as damaged. A document that is not a log document at all names no series, and
+    /// fails the whole shard.
     async fn compact(&self, shard: LogShard) -> Result<Damaged, CallError> {
         let partition = shard.partition();
         let query = Query::from("SELECT c.id, c.s FROM c WHERE c.kind = 'l'");
