@@ -96,7 +96,7 @@ pub async fn run(argv: Vec<String>) -> anyhow::Result<()> {
         println!(
             "  {name:<28} {:>9} observations in {:>6} messages, merged after {:>6.2} s = {rate:>9.0} observations/s",
             report.accepted,
-            report.sent.messages,
+            report.messages,
             report.accepted as f64 / rate,
         );
     }
@@ -131,6 +131,7 @@ async fn pipeline_run(options: &Options, points_per_message: usize) -> anyhow::R
         day: Some(Utc::now().date_naive()),
         concurrency: options.concurrency,
         request_timeout: 120,
+        build_first: true,
         ..LoadgenArgs::against(format!("http://{}", server.addr))
     };
     let report = loadgen::execute(&args).await?;

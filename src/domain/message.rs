@@ -1,20 +1,31 @@
 //! The bodies Eventide puts on its two queues.
 //!
-//! Ingest packs each series' observations into a compact chunk,
-//! `{"eventide":1,"series":"…","stamp":…,"points":[[ts_ns,value],…]}`, which `process` decodes
-//! several times faster than full observation objects (the series is validated once per chunk,
-//! timestamps are integers). Any other producer may put a message in one of ingest's public JSON
-//! forms on the observations queue; [`decode_observations_message`] accepts both and validates
-//! the public forms item by item. `source`, `unit` and `tags` are validated at ingest but not
-//! carried past it: the series-day documents and the daily summary have no place for them.
+//! Ingest packs a request's observations into compact chunks,
+//! `{"eventide":2,"stamp":…,"runs":[{"series":"…","points":[[ts_ns,value],…]},…]}`: runs of
+//! points, one per series, as many series as fit. `process` decodes a chunk several times faster
+//! than full observation objects (each series is validated once per run, timestamps are
+//! integers). Chunks of the first layout, `{"eventide":1,"series":"…","stamp":…,"points":[…]}`
+//! (one series per chunk), are still decoded: a queue may hold them across an upgrade. Any other
+//! producer may put a message in one of ingest's public JSON forms on the observations queue;
+//! [`decode_observations_message`] accepts all of them and validates the public forms item by
+//! item. `source`, `unit` and `tags` are validated at ingest but not carried past it: the
+//! series-day documents and the daily summary have no place for them.
 //!
-//! A chunk's MessageId is a digest of the whole chunk — series, stamp and points — so it names
+//! **Why several series share a chunk.** A source that reports every series every few minutes
+//! sends a few points per series per request; a chunk per series made each request a thousand
+//! small messages, and every message costs the same queue work (and a billed Service Bus
+//! operation) whatever its size. Packed, a request costs as many messages as its bytes need.
+//! Nothing relies on a message holding one series: `process` merges per series-day across a
+//! whole batch, and the queues are not session queues.
+//!
+//! A chunk's MessageId is a digest of the whole chunk — stamp, series and points — so it names
 //! one write: a request sent again with the same stamp (a retry under its idempotency key)
-//! yields the same ids and the queue's duplicate detection drops the copy, while a new request
-//! with the same content has a new stamp and is a new write. The stamp leads the id, in fixed-width
-//! hex: stamps follow the clock, so the ids a duplicate-detection index remembers arrive in
-//! order and land on its last pages instead of on a random page each (the embedded queue's
-//! index took a random page per message, most of what a small message cost to send).
+//! yields the same chunks (series and points are packed in a fixed order) and the same ids, and
+//! the queue's duplicate detection drops the copy, while a new request with the same content has
+//! a new stamp and is a new write. The stamp leads the id, in fixed-width hex: stamps follow the
+//! clock, so the ids a duplicate-detection index remembers arrive in order and land on its last
+//! pages instead of on a random page each (the embedded queue's index took a random page per
+//! message, most of what a small message cost to send).
 
 use std::collections::HashMap;
 use std::io::Write as _;
@@ -28,27 +39,31 @@ use super::parse::{BodyError, BodyFormat, Rejection, parse_body};
 use super::series::SeriesId;
 use super::series_day::SeriesDayKey;
 
-/// Largest chunk body. Service Bus Standard caps a message at 256 KB including its properties,
-/// so the body keeps a margin for them.
-pub const MAX_CHUNK_BYTES: usize = 250_000;
+/// Largest chunk body. Service Bus bills a message in units of 64 KB, its properties included
+/// (and caps one at 256 KB on Standard): a chunk fills one unit and leaves 2 KiB for its
+/// properties, so it is one billed operation per send, receive and completion, and counting
+/// messages counts what is billed.
+pub const MAX_CHUNK_BYTES: usize = 62 * 1024;
 
-/// The first bytes of every compact chunk, and the version of its layout.
-const CHUNK_PREFIX: &[u8] = b"{\"eventide\":1,";
+/// The first bytes of every chunk ingest writes, and the version of its layout.
+const CHUNK_PREFIX: &[u8] = b"{\"eventide\":2,";
 
-/// One message for the observations queue: observations of a single series.
+/// The first bytes of a chunk of the first layout, one series per chunk.
+const CHUNK_PREFIX_V1: &[u8] = b"{\"eventide\":1,";
+
+/// One message for the observations queue: runs of points of one or more series.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Chunk {
-    pub series: SeriesId,
     pub message_id: String,
     pub body: Vec<u8>,
     pub observations: usize,
 }
 
-/// Groups observations per series and packs each series into chunks of at most `max_bytes`.
+/// Groups observations per series and packs them into chunks of at most `max_bytes`.
 ///
 /// Within one request the last occurrence of a `(series, ts)` wins, like a correction sent later
-/// would. Chunks come out ordered by series, then by time, so the same request with the same
-/// stamp always yields the same chunks and the same MessageIds.
+/// would. Chunks hold series in order, each series' points in time order, so the same request
+/// with the same stamp always yields the same chunks and the same MessageIds.
 pub fn chunk_observations(
     observations: Vec<Observation>,
     stamp: i64,
@@ -89,13 +104,14 @@ impl SeriesGroups {
 
 /// [`chunk_observations`] for points already grouped.
 pub fn chunk_groups(groups: SeriesGroups, stamp: i64, max_bytes: usize) -> Vec<Chunk> {
-    let per_series = groups.per_series;
-    let mut per_series: Vec<SeriesPoints> = per_series
+    let mut per_series: Vec<SeriesPoints> = groups
+        .per_series
         .into_iter()
         .map(|(series, points)| SeriesPoints { series, points })
         .collect();
     per_series.sort_unstable_by(|a, b| a.series.cmp(&b.series));
-    let mut chunks = Vec::new();
+    let mut packer = ChunkPacker::new(stamp, max_bytes);
+    let mut encoded = Vec::with_capacity(48);
     for SeriesPoints { series, mut points } in per_series {
         // A stable sort keeps request order among equal timestamps; the last one wins.
         points.sort_by_key(|p| p.ts);
@@ -107,54 +123,120 @@ pub fn chunk_groups(groups: SeriesGroups, stamp: i64, max_bytes: usize) -> Vec<C
                 false
             }
         });
-        let head = chunk_head(&series, stamp);
-        let mut items: Vec<u8> = Vec::new();
-        let mut count = 0;
-        let mut encoded = Vec::with_capacity(48);
+        let mut run_head = b"{\"series\":".to_vec();
+        serde_json::to_writer(&mut run_head, &series).expect("strings serialize");
+        run_head.extend_from_slice(b",\"points\":[");
         for TimedValue { ts, value } in points {
             encoded.clear();
             write!(encoded, "[{ts},").expect("writing to a Vec");
             serde_json::to_writer(&mut encoded, &value).expect("finite values serialize");
             encoded.push(b']');
-            let projected = head.len() + items.len() + 1 + encoded.len() + 2;
-            if count > 0 && projected > max_bytes {
-                chunks.push(seal(&series, stamp, &head, &items, count));
-                items.clear();
-                count = 0;
-            }
-            if count > 0 {
-                items.push(b',');
-            }
-            items.extend_from_slice(&encoded);
-            count += 1;
+            packer.push(&run_head, &encoded);
         }
-        if count > 0 {
-            chunks.push(seal(&series, stamp, &head, &items, count));
+        packer.end_run();
+    }
+    packer.finish()
+}
+
+/// Writes points into chunks, sealing one when the next point would not fit.
+struct ChunkPacker {
+    stamp: i64,
+    max_bytes: usize,
+    /// `{"eventide":2,"stamp":…,"runs":[`, the start of every chunk.
+    head: Vec<u8>,
+    /// The chunk being written, from its head on.
+    body: Vec<u8>,
+    /// Runs begun in the chunk being written.
+    runs: usize,
+    /// Points of the run being written, `None` when no run is open.
+    run_points: Option<usize>,
+    observations: usize,
+    chunks: Vec<Chunk>,
+}
+
+/// What closes a run (`]}`) and then a chunk (`]}`).
+const RUN_END: &[u8] = b"]}";
+const CHUNK_END: &[u8] = b"]}";
+
+impl ChunkPacker {
+    fn new(stamp: i64, max_bytes: usize) -> Self {
+        let mut head = CHUNK_PREFIX.to_vec();
+        write!(head, "\"stamp\":{stamp},\"runs\":[").expect("writing to a Vec");
+        Self {
+            stamp,
+            max_bytes,
+            body: head.clone(),
+            head,
+            runs: 0,
+            run_points: None,
+            observations: 0,
+            chunks: Vec::new(),
         }
     }
-    chunks
-}
 
-fn chunk_head(series: &SeriesId, stamp: i64) -> Vec<u8> {
-    let mut head = CHUNK_PREFIX.to_vec();
-    head.extend_from_slice(b"\"series\":");
-    serde_json::to_writer(&mut head, series).expect("strings serialize");
-    write!(head, ",\"stamp\":{stamp},\"points\":[").expect("writing to a Vec");
-    head
-}
+    /// Adds one encoded point to the run of the series `run_head` opens. A point that would
+    /// take the chunk over `max_bytes` starts the next one (a chunk holds at least one point).
+    fn push(&mut self, run_head: &[u8], point: &[u8]) {
+        let opening = match self.run_points {
+            Some(_) => 0,
+            None => usize::from(self.runs > 0) + run_head.len(),
+        };
+        let separator = usize::from(self.run_points.is_some_and(|n| n > 0));
+        let projected =
+            self.body.len() + opening + separator + point.len() + RUN_END.len() + CHUNK_END.len();
+        if self.observations > 0 && projected > self.max_bytes {
+            let open_run = self.run_points.is_some();
+            self.seal();
+            if open_run {
+                self.open_run(run_head);
+            }
+        }
+        if self.run_points.is_none() {
+            self.open_run(run_head);
+        }
+        if self.run_points.is_some_and(|n| n > 0) {
+            self.body.push(b',');
+        }
+        self.body.extend_from_slice(point);
+        self.run_points = self.run_points.map(|n| n + 1);
+        self.observations += 1;
+    }
 
-/// Closes a chunk and names it by its stamp and a digest of its whole body: the head holds the
-/// series and the stamp, so the id changes with either and with any point.
-fn seal(series: &SeriesId, stamp: i64, head: &[u8], items: &[u8], count: usize) -> Chunk {
-    let mut body = Vec::with_capacity(head.len() + items.len() + 2);
-    body.extend_from_slice(head);
-    body.extend_from_slice(items);
-    body.extend_from_slice(b"]}");
-    Chunk {
-        series: series.clone(),
-        message_id: format!("obs-{:016x}-{}", stamp as u64, digest_hex(&body)),
-        body,
-        observations: count,
+    fn open_run(&mut self, run_head: &[u8]) {
+        if self.runs > 0 {
+            self.body.push(b',');
+        }
+        self.body.extend_from_slice(run_head);
+        self.runs += 1;
+        self.run_points = Some(0);
+    }
+
+    fn end_run(&mut self) {
+        if self.run_points.take().is_some() {
+            self.body.extend_from_slice(RUN_END);
+        }
+    }
+
+    /// Closes the chunk being written and names it by its stamp and a digest of its whole body
+    /// (which holds the stamp, the series and the points, so the id changes with any of them).
+    fn seal(&mut self) {
+        self.end_run();
+        let mut body = std::mem::replace(&mut self.body, self.head.clone());
+        body.extend_from_slice(CHUNK_END);
+        self.chunks.push(Chunk {
+            message_id: format!("obs-{:016x}-{}", self.stamp as u64, digest_hex(&body)),
+            body,
+            observations: self.observations,
+        });
+        self.runs = 0;
+        self.observations = 0;
+    }
+
+    fn finish(mut self) -> Vec<Chunk> {
+        if self.observations > 0 {
+            self.seal();
+        }
+        self.chunks
     }
 }
 
@@ -211,27 +293,64 @@ impl DecodedMessage {
     }
 }
 
+/// A run of one series' points, as a chunk carries it.
 #[derive(Deserialize)]
-struct CompactChunk<'a> {
+struct CompactRun<'a> {
     #[serde(borrow)]
     series: std::borrow::Cow<'a, str>,
-    stamp: i64,
     points: Vec<TimedValue>,
 }
 
-/// Decodes an observations-queue message: a compact chunk from ingest, or any public JSON form.
+impl CompactRun<'_> {
+    fn validated(self) -> Result<SeriesPoints, BodyError> {
+        Ok(SeriesPoints {
+            series: SeriesId::parse(&self.series).map_err(|e| BodyError::Invalid(e.to_string()))?,
+            points: self.points,
+        })
+    }
+}
+
+/// A chunk as ingest writes it.
+#[derive(Deserialize)]
+struct CompactChunk<'a> {
+    stamp: i64,
+    #[serde(borrow)]
+    runs: Vec<CompactRun<'a>>,
+}
+
+/// A chunk of the first layout: one series.
+#[derive(Deserialize)]
+struct CompactChunkV1<'a> {
+    stamp: i64,
+    #[serde(borrow)]
+    series: std::borrow::Cow<'a, str>,
+    points: Vec<TimedValue>,
+}
+
+/// Decodes an observations-queue message: a compact chunk from ingest (either layout), or any
+/// public JSON form. A chunk is all or nothing: one run with an invalid series fails it whole.
 pub fn decode_observations_message(body: &[u8]) -> Result<DecodedMessage, BodyError> {
-    if body.starts_with(CHUNK_PREFIX) {
-        let chunk: CompactChunk<'_> =
-            serde_json::from_slice(body).map_err(|e| BodyError::Json(e.to_string()))?;
-        let series =
-            SeriesId::parse(&chunk.series).map_err(|e| BodyError::Invalid(e.to_string()))?;
+    let json = |e: serde_json::Error| BodyError::Json(e.to_string());
+    let compact = if body.starts_with(CHUNK_PREFIX) {
+        let chunk: CompactChunk<'_> = serde_json::from_slice(body).map_err(json)?;
+        Some((chunk.stamp, chunk.runs))
+    } else if body.starts_with(CHUNK_PREFIX_V1) {
+        let chunk: CompactChunkV1<'_> = serde_json::from_slice(body).map_err(json)?;
+        let run = CompactRun {
+            series: chunk.series,
+            points: chunk.points,
+        };
+        Some((chunk.stamp, vec![run]))
+    } else {
+        None
+    };
+    if let Some((stamp, runs)) = compact {
         return Ok(DecodedMessage {
-            stamp: Some(chunk.stamp),
-            series: vec![SeriesPoints {
-                series,
-                points: chunk.points,
-            }],
+            stamp: Some(stamp),
+            series: runs
+                .into_iter()
+                .map(CompactRun::validated)
+                .collect::<Result<_, _>>()?,
             rejected: Vec::new(),
         });
     }
@@ -326,34 +445,38 @@ mod tests {
         }
     }
 
+    /// Every chunk's points as `(series, ts, value)`, checking each chunk on the way.
+    fn unpack(chunks: &[Chunk], stamp: i64, max_bytes: usize) -> Vec<(SeriesId, i64, f64)> {
+        let mut decoded = Vec::new();
+        for chunk in chunks {
+            assert!(chunk.body.len() <= max_bytes, "{} bytes", chunk.body.len());
+            let message = decode_observations_message(&chunk.body).unwrap();
+            assert!(message.rejected.is_empty());
+            assert_eq!(message.stamp, Some(stamp));
+            assert_eq!(message.point_count(), chunk.observations);
+            for run in message.series {
+                decoded.extend(
+                    run.points
+                        .iter()
+                        .map(|p| (run.series.clone(), p.ts, p.value)),
+                );
+            }
+        }
+        decoded
+    }
+
     #[test]
-    fn chunks_are_per_series_bounded_and_decodable() {
+    fn chunks_pack_series_together_within_their_bound() {
         let input: Vec<_> = (0..3000)
-            .map(|i| {
-                obs(
-                    if i % 2 == 0 { "a" } else { "b" },
-                    i,
-                    i as f64 * 0.1 - 7e-300,
-                )
-            })
+            .map(|i| obs(&format!("s{}", i % 60), i, i as f64 * 0.1 - 7e-300))
             .collect();
         let chunks = chunk_observations(input.clone(), 42, 8_000);
         assert!(chunks.len() > 2);
-        let mut decoded = Vec::new();
-        for chunk in &chunks {
-            assert!(chunk.body.len() <= 8_000, "{} bytes", chunk.body.len());
-            let message = decode_observations_message(&chunk.body).unwrap();
-            assert!(message.rejected.is_empty());
-            assert_eq!(message.stamp, Some(42));
-            assert_eq!(message.series.len(), 1);
-            assert_eq!(message.series[0].series, chunk.series);
-            assert_eq!(message.point_count(), chunk.observations);
-            decoded.extend(
-                message.series[0]
-                    .points
-                    .iter()
-                    .map(|p| (chunk.series.clone(), p.ts, p.value)),
-            );
+        let mut decoded = unpack(&chunks, 42, 8_000);
+        // A series' 50 points take about 2 kB: every chunk but the last holds several.
+        for chunk in &chunks[..chunks.len() - 1] {
+            let runs = decode_observations_message(&chunk.body).unwrap().series;
+            assert!(runs.len() > 1, "{} runs", runs.len());
         }
         decoded.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
         let mut want: Vec<_> = input
@@ -362,6 +485,51 @@ mod tests {
             .collect();
         want.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
         assert_eq!(decoded, want, "every value round-trips exactly");
+    }
+
+    #[test]
+    fn a_request_of_many_small_series_is_a_few_full_chunks() {
+        // W1's request: 1,000 series × 10 points.
+        let input: Vec<_> = (0..10_000)
+            .map(|i| {
+                obs(
+                    &format!("loadgen-{:05}", i % 1000),
+                    i / 1000,
+                    20.0 + i as f64 / 7.0,
+                )
+            })
+            .collect();
+        let chunks = chunk_observations(input, 7, MAX_CHUNK_BYTES);
+        let bytes: usize = chunks.iter().map(|c| c.body.len()).sum();
+        assert_eq!(
+            chunks.len(),
+            bytes.div_ceil(MAX_CHUNK_BYTES),
+            "{bytes} bytes"
+        );
+        assert!(chunks.len() < 10, "{} chunks", chunks.len());
+        assert_eq!(unpack(&chunks, 7, MAX_CHUNK_BYTES).len(), 10_000);
+    }
+
+    #[test]
+    fn a_point_larger_than_the_bound_still_gets_a_chunk_of_its_own() {
+        let chunks = chunk_observations(vec![obs("a", 0, 1.5), obs("b", 0, 2.5)], 1, 10);
+        assert_eq!(chunks.len(), 2);
+        assert_eq!(unpack(&chunks, 1, usize::MAX).len(), 2);
+    }
+
+    #[test]
+    fn chunks_of_the_first_layout_still_decode() {
+        let body =
+            br#"{"eventide":1,"series":"plant-1/temp","stamp":9,"points":[[1,2.5],[2,-1e300]]}"#;
+        let message = decode_observations_message(body).unwrap();
+        assert_eq!(message.stamp, Some(9));
+        assert_eq!(
+            message.series,
+            vec![SeriesPoints {
+                series: SeriesId::parse("plant-1/temp").unwrap(),
+                points: vec![(1, 2.5).into(), (2, -1e300).into()],
+            }]
+        );
     }
 
     #[test]
@@ -432,14 +600,15 @@ mod tests {
 
     #[test]
     fn a_broken_chunk_fails_as_a_whole() {
-        let bad_series = br#"{"eventide":1,"series":"a b","stamp":1,"points":[[1,2.0]]}"#;
+        let bad_series =
+            br#"{"eventide":2,"stamp":1,"runs":[{"series":"a","points":[[1,2.0]]},{"series":"a b","points":[[1,2.0]]}]}"#;
         assert!(
             decode_observations_message(bad_series)
                 .unwrap_err()
                 .to_string()
                 .contains("series contains")
         );
-        let bad_point = br#"{"eventide":1,"series":"a","stamp":1,"points":[[1,"x"]]}"#;
+        let bad_point = br#"{"eventide":2,"stamp":1,"runs":[{"series":"a","points":[[1,"x"]]}]}"#;
         assert!(matches!(
             decode_observations_message(bad_point),
             Err(BodyError::Json(_))

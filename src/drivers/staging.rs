@@ -15,10 +15,13 @@ pub struct StagedRow {
     pub value: f64,
 }
 
-/// Opens a fresh file with the embedded database's settings and creates its staging table.
+/// Opens a fresh file with the embedded database's settings and creates its staging table. The
+/// batch job checkpoints as a lone SQLite writer does: in its own commit, every 8,192 pages (32 MB,
+/// copied back once instead of once per SQLite's default 4 MB).
 pub fn open(path: &Path) -> anyhow::Result<Connection> {
     let conn = Connection::open(path).context("opening the staging SQLite file")?;
     crate::adapters::embedded::tune(&conn)?;
+    conn.pragma_update(None, "wal_autocheckpoint", 8192)?;
     conn.execute_batch(
         "CREATE TABLE staging (series TEXT NOT NULL, ts INTEGER NOT NULL, value REAL NOT NULL,
                                PRIMARY KEY (series, ts)) WITHOUT ROWID;",

@@ -158,7 +158,7 @@ impl Pipeline {
             .into_iter()
             .map(|chunk| OutgoingMessage {
                 message_id: chunk.message_id,
-                session_id: Some(chunk.series.into()),
+                session_id: None,
                 body: chunk.body,
                 scheduled_at: None,
                 trace_context: trace_context.clone(),

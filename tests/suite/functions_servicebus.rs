@@ -66,13 +66,13 @@ async fn queues_on_service_bus_are_chosen_by_settings_and_left_to_the_host() {
         .await;
     assert_eq!(status, 200);
     assert_eq!(reply["Outputs"]["res"]["statusCode"], 200, "{reply}");
-    assert_eq!(fake.len(OBSERVATIONS), 2, "one chunk per series");
+    assert_eq!(fake.len(OBSERVATIONS), 1, "both series in one chunk");
     let embedded = h.embedded().observations.depth().await.unwrap();
     assert_eq!((embedded.active, embedded.deferred), (0, 0));
 
     // Nothing in the handler pumps a Service Bus queue: that is the host's trigger.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(fake.len(OBSERVATIONS), 2);
+    assert_eq!(fake.len(OBSERVATIONS), 1);
 
     // The host's trigger: peek-lock the batch, invoke `process`, complete on 2xx.
     let client = Arc::new(
@@ -80,7 +80,7 @@ async fn queues_on_service_bus_are_chosen_by_settings_and_left_to_the_host() {
     );
     let queue = ServiceBusQueue::new(client, OBSERVATIONS).with_receive_wait(Duration::ZERO);
     let messages = queue.receive(10).await.unwrap();
-    assert_eq!(messages.len(), 2);
+    assert_eq!(messages.len(), 1);
     let bodies: Vec<String> = messages
         .iter()
         .map(|m| String::from_utf8(m.body.clone()).unwrap())

@@ -110,12 +110,15 @@ impl Runtime {
 struct Sent {
     accepted: u64,
     rejected: u64,
+    /// Queue messages the reply says the accepted points were packed into.
     messages: u64,
+    /// Series-days written, each summarized once.
+    series_days: u64,
     counters: Value,
 }
 
-/// `series` series with 10 points each on [`DAY`] (one queue message per series), plus one
-/// broken line per 10 series, in one NDJSON request; waits until every message is processed
+/// `series` series with 10 points each on [`DAY`] (packed into the queue messages the reply
+/// counts), plus one broken line per 10 series, in one NDJSON request; waits until every message is processed
 /// and every series-day summarized, then stops the runtime.
 async fn workload(runtime: Runtime, series: usize) -> Sent {
     let mut body = String::new();
@@ -136,14 +139,21 @@ async fn workload(runtime: Runtime, series: usize) -> Sent {
     let (status, reply) =
         kit::post_ingest(&client, &runtime.base, "application/x-ndjson", body).await;
     assert_eq!(status, 200, "{reply}");
+    let messages = reply["messages"]
+        .as_u64()
+        .expect("the reply counts messages");
+    assert!(messages >= 1, "{reply}");
     let sent = Sent {
         accepted: 10 * series as u64,
         rejected: series.div_ceil(10) as u64,
-        messages: series as u64,
+        messages,
+        series_days: series as u64,
         counters: Value::Null,
     };
     runtime.wait_for("messages_processed", sent.messages).await;
-    runtime.wait_for("summaries_written", sent.messages).await;
+    runtime
+        .wait_for("summaries_written", sent.series_days)
+        .await;
     let counters = runtime.counters().await;
     runtime.stop();
     Sent { counters, ..sent }
@@ -278,12 +288,12 @@ async fn exported_counters_equal_the_workload_and_their_items_are_flat_with_volu
             (
                 "eventide.summaries_scheduled",
                 "summaries_scheduled",
-                sent.messages,
+                sent.series_days,
             ),
             (
                 "eventide.summaries_written",
                 "summaries_written",
-                sent.messages,
+                sent.series_days,
             ),
         ] {
             assert_eq!(

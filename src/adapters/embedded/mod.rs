@@ -3,8 +3,9 @@
 //!
 //! One connection serves the process. SQLite allows one writer at a time anyway, and every port
 //! call is a single short transaction run on the blocking pool, so the async runtime never waits
-//! on disk.
+//! on disk. A second connection only copies the WAL back into the file (`checkpoint`).
 
+mod checkpoint;
 mod codec;
 pub mod keys;
 pub mod quarantine;
@@ -20,6 +21,7 @@ use rusqlite::{Connection, ErrorCode};
 use crate::adapters::stored_series;
 use crate::domain::series::SeriesId;
 use crate::pipeline::ports::{Clock, PortError, PortResult};
+use checkpoint::Checkpointer;
 use keys::EmbeddedKeys;
 use quarantine::EmbeddedQuarantine;
 use queue::{EmbeddedQueue, QueueSettings};
@@ -196,6 +198,8 @@ const STATEMENT_CACHE: usize = 128;
 #[derive(Clone)]
 pub struct EmbeddedDb {
     conn: Arc<Mutex<Connection>>,
+    /// Checkpoints the file while any handle on it lives.
+    _checkpointer: Arc<Checkpointer>,
 }
 
 impl EmbeddedDb {
@@ -204,6 +208,9 @@ impl EmbeddedDb {
         let context = || format!("opening embedded database {}", path.display());
         let mut conn = Connection::open(path).map_err(|e| classify(&context(), e))?;
         tune(&conn).map_err(|e| classify(&context(), e))?;
+        // The checkpointer's thread copies the WAL back; no commit of this connection does.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)
+            .map_err(|e| classify(&context(), e))?;
         // Every adapter's statements stay prepared: the queues, the store, the keys, the
         // quarantine and the SQLite sink together use more than rusqlite's default of 16, and an
         // evicted statement is parsed again on its next use.
@@ -211,8 +218,10 @@ impl EmbeddedDb {
         // `rarray(?)`: a whole batch's keys bound as one parameter, so a batch is one statement.
         rusqlite::vtab::array::load_module(&conn).map_err(|e| classify(&context(), e))?;
         migrate(&mut conn).map_err(|e| classify("applying embedded schema migrations", e))?;
+        let checkpointer = Checkpointer::start(path).map_err(|e| classify(&context(), e))?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
+            _checkpointer: Arc::new(checkpointer),
         })
     }
 
@@ -302,9 +311,9 @@ impl Embedded {
 /// The settings every embedded connection runs with: WAL with `synchronous = NORMAL` (a commit
 /// survives a crash of the process; only a power loss may lose the last transactions), and a page
 /// cache and memory map large enough that hot documents and queue pages are not re-read from the
-/// file on every transaction. The WAL is copied back into the file (a checkpoint, with the only
-/// `fsync` of `NORMAL`) every 8,192 pages (32 MB) instead of SQLite's 1,000: the queue pages and
-/// hour rows a busy minute rewrites many times are then copied back once, not once per 4 MB.
+/// file on every transaction. When the WAL is copied back into the file (a checkpoint, with the
+/// only `fsync` of `NORMAL`) is the caller's choice: `EmbeddedDb` leaves it to its checkpointer's
+/// thread, the batch design's staging file to SQLite every 8,192 pages.
 pub fn tune(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch(
         "PRAGMA journal_mode = WAL;
@@ -312,8 +321,7 @@ pub fn tune(conn: &Connection) -> rusqlite::Result<()> {
          PRAGMA busy_timeout = 5000;
          PRAGMA cache_size = -65536;
          PRAGMA mmap_size = 268435456;
-         PRAGMA temp_store = MEMORY;
-         PRAGMA wal_autocheckpoint = 8192;",
+         PRAGMA temp_store = MEMORY;",
     )
 }
 

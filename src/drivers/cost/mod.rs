@@ -98,7 +98,7 @@ impl CostArgs {
         anyhow::ensure!(report.accepted > 0, "the report accepted no observation");
         self.observations_per_request = report.accepted as f64 / report.requests.max(1) as f64;
         // Reports written before messages were counted had one message per request.
-        let messages = match report.sent.messages {
+        let messages = match report.messages {
             0 => report.requests,
             n => n,
         };

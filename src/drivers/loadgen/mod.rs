@@ -21,7 +21,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use report::{Report, RunInfo, SegmentReport};
 use sender::{Segment, Tally, Target};
 use settle::{Goal, StatusProbe};
-use workload::{BURST_BASE_RATE, BURST_FACTOR, Named, Pass, Shape};
+use workload::{BURST_BASE_RATE, BURST_FACTOR, Named, Pass, Request, Shape};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct LoadgenArgs {
@@ -41,8 +41,9 @@ pub struct LoadgenArgs {
     /// Points per series over the day, evenly spaced (W1: 1,440).
     #[arg(long)]
     pub points: Option<usize>,
-    /// Points of one series per queue message: ingest packs a request's points per series
-    /// (W1: 10).
+    /// Points of one series a request carries at a time, what one series reports at once (W1:
+    /// 10). Ingest packs a request's points, all its series together, into queue messages of up
+    /// to 62 KiB; the report counts the messages the replies name.
     #[arg(long)]
     pub points_per_message: Option<usize>,
     /// Series whose messages one request carries (W1: every series, as one source reporting
@@ -86,6 +87,10 @@ pub struct LoadgenArgs {
     /// Seconds one request may take.
     #[arg(long, default_value_t = 60)]
     pub request_timeout: u64,
+    /// Build every request body before the clock starts, so that the generator's own work does
+    /// not compete with a target on the same machine (holds the whole workload in memory).
+    #[arg(long)]
+    pub build_first: bool,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -202,14 +207,30 @@ pub async fn execute(args: &LoadgenArgs) -> anyhow::Result<Report> {
         .with_context(|| format!("reading {base}/api/status (is the target up?)"))?;
 
     let segments = args.segments(&shape);
+    let requests_of = |segment: &Segment| {
+        let (shape, pass) = (&shape, segment.pass);
+        segment
+            .requests
+            .clone()
+            .map(move |index| shape.request(pass, index))
+    };
+    let mut built: Vec<Vec<Option<Request>>> = match args.build_first {
+        true => segments.iter().map(|s| requests_of(s).collect()).collect(),
+        false => Vec::new(),
+    };
+    built.reverse();
     let progress = progress_bar(segments.iter().map(|s| s.requests.len() as u64).sum());
     let started = Instant::now();
     let mut total = Tally::default();
     let mut reports = Vec::new();
     for segment in &segments {
         progress.set_message(segment.name);
+        let requests: Box<dyn Iterator<Item = Option<Request>> + Send + '_> = match built.pop() {
+            Some(requests) => Box::new(requests.into_iter()),
+            None => Box::new(requests_of(segment)),
+        };
         let tally =
-            sender::send_segment(&target, &shape, segment, args.concurrency, &progress).await?;
+            sender::send_segment(&target, requests, segment, args.concurrency, &progress).await?;
         reports.push(SegmentReport::new(segment, &tally));
         total.merge(&tally);
     }

@@ -23,6 +23,10 @@ pub struct Report {
     pub sent: ItemCounts,
     /// Items the target's replies accepted.
     pub accepted: u64,
+    /// Queue messages the replies said the accepted items were packed into (reports written
+    /// before this count: 0).
+    #[serde(default)]
+    pub messages: u64,
     /// Items of answered requests that were not accepted …
     pub rejected: u64,
     /// … of which refused for a closed day.
@@ -122,6 +126,7 @@ impl Report {
             requests: total.requests,
             sent: total.items,
             accepted: total.accepted,
+            messages: total.messages,
             rejected: total.rejected,
             rejected_closed: total.rejected_closed,
             unanswered: total.unanswered,
@@ -149,7 +154,7 @@ impl fmt::Display for Report {
         let shape = &self.shape;
         writeln!(
             f,
-            "eventide loadgen {:?} → {}: {} series × {} points on {}, {} per message, {} series per request, seed {}, {} in flight",
+            "eventide loadgen {:?} → {}: {} series × {} points on {}, {} at a time per series, {} series per request, seed {}, {} in flight",
             self.workload,
             self.target,
             shape.series,
@@ -164,7 +169,7 @@ impl fmt::Display for Report {
         writeln!(
             f,
             "  requests                 {:>12}  ({} queue messages)",
-            self.requests, sent.messages
+            self.requests, self.messages
         )?;
         writeln!(
             f,

@@ -12,7 +12,7 @@ use indicatif::ProgressBar;
 use serde_json::Value;
 use tokio::task::JoinSet;
 
-use super::workload::{ItemCounts, Pass, Shape};
+use super::workload::{ItemCounts, Pass, Request};
 
 /// The slowest latency the histogram tells apart (longer ones are recorded as this), in µs.
 const LATENCY_CEILING_US: u64 = 3_600_000_000;
@@ -59,6 +59,8 @@ pub struct Tally {
     pub items: ItemCounts,
     /// Items the replies counted as accepted.
     pub accepted: u64,
+    /// Queue messages the replies said the accepted items were packed into.
+    pub messages: u64,
     /// Items of answered requests that were not accepted.
     pub rejected: u64,
     /// Of those, the ones refused because their day is closed.
@@ -79,6 +81,7 @@ impl Default for Tally {
             requests: 0,
             items: ItemCounts::default(),
             accepted: 0,
+            messages: 0,
             rejected: 0,
             rejected_closed: 0,
             unanswered: 0,
@@ -96,6 +99,7 @@ impl Tally {
         self.requests += other.requests;
         self.items.add(&other.items);
         self.accepted += other.accepted;
+        self.messages += other.messages;
         self.rejected += other.rejected;
         self.rejected_closed += other.rejected_closed;
         self.unanswered += other.unanswered;
@@ -116,6 +120,7 @@ impl Tally {
         match answer.outcome {
             Ok(counted) => {
                 self.accepted += counted.accepted;
+                self.messages += counted.messages;
                 self.rejected += answer.items.items.saturating_sub(counted.accepted);
                 self.rejected_closed += counted.closed;
             }
@@ -130,6 +135,8 @@ impl Tally {
 /// What one reply counted.
 struct Counted {
     accepted: u64,
+    /// Queue messages the target packed them into (0 when the reply does not say).
+    messages: u64,
     closed: u64,
 }
 
@@ -140,10 +147,11 @@ struct Answer {
     outcome: Result<Counted, String>,
 }
 
-/// Sends `segment`'s requests of `shape` with at most `concurrency` in flight.
+/// Sends `segment`'s requests, built on the way or before, with at most `concurrency` in
+/// flight (`None`: a second-pass slot with nothing to repeat).
 pub async fn send_segment(
     target: &Target,
-    shape: &Shape,
+    requests: impl Iterator<Item = Option<Request>>,
     segment: &Segment,
     concurrency: usize,
     progress: &ProgressBar,
@@ -152,9 +160,9 @@ pub async fn send_segment(
     let mut tally = Tally::default();
     let mut in_flight = JoinSet::new();
     let mut offered_items = 0u64;
-    for index in segment.requests.clone() {
+    for request in requests {
         progress.inc(1);
-        let Some(request) = shape.request(segment.pass, index) else {
+        let Some(request) = request else {
             continue;
         };
         let due = segment
@@ -204,6 +212,7 @@ async fn send_one(target: &Target, body: String) -> Result<Counted, String> {
         .ok_or_else(|| "reply without `accepted`".to_string())?;
     Ok(Counted {
         accepted,
+        messages: reply["messages"].as_u64().unwrap_or(0),
         closed: closed_rejections(&reply),
     })
 }

@@ -2,10 +2,11 @@
 //! every run of the same workload sends the same bytes.
 //!
 //! A workload is `series` × `points` evenly spaced observations over one UTC day, cut into
-//! *messages*: `points_per_message` consecutive points of ONE series, which ingest packs into one
-//! message on the observations queue (it packs a request's points per series). A request carries
-//! the messages of `series_per_request` series for the same stretch of time — W1 all of them, as
-//! a source that reports every series every ten minutes sends them. The requests go out in time
+//! *messages*: `points_per_message` consecutive points of ONE series, what one series reports at
+//! a time (ingest once made each its own queue message; it now packs a request's points, all
+//! series together, into chunks of up to 62 KiB, and its replies say how many). A request
+//! carries the messages of `series_per_request` series for the same stretch of time — W1 all of
+//! them, as a source that reports every series every ten minutes sends them. The requests go out in time
 //! order: the first points of every series, then the next.
 //!
 //! Trouble is mixed in per item, drawn from a random generator seeded by the run's seed and the
@@ -41,8 +42,8 @@ const NANOS_PER_DAY: i64 = 86_400_000_000_000;
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Named {
-    /// W1: 1,000 series × 1,440 points (one a minute), 10 points per queue message, every
-    /// series in each request, sent as fast as the concurrency allows (or at `--rate`).
+    /// W1: 1,000 series × 1,440 points (one a minute), 10 points of each series at a time,
+    /// every series in each request, sent as fast as the concurrency allows (or at `--rate`).
     W1,
     /// W1's volume with a burst: the first and last thirds at the base rate (`--rate`, default
     /// [`BURST_BASE_RATE`] observations/s), the middle third at ten times that.
@@ -134,10 +135,6 @@ pub struct ItemCounts {
     pub late: u64,
     pub duplicates: u64,
     pub corrections: u64,
-    /// Queue messages the acceptable items make: one per series of a request that has any
-    /// (reports written before this count: 0).
-    #[serde(default)]
-    pub messages: u64,
 }
 
 impl ItemCounts {
@@ -158,7 +155,6 @@ impl ItemCounts {
         self.late += other.late;
         self.duplicates += other.duplicates;
         self.corrections += other.corrections;
-        self.messages += other.messages;
     }
 }
 
@@ -232,11 +228,7 @@ impl Shape {
     pub fn request(&self, pass: Pass, index: usize) -> Option<Request> {
         let mut request = Request::default();
         for message in self.messages_of(index) {
-            let acceptable_before = request.items.acceptable();
             self.write_message(pass, message, &mut request);
-            if request.items.acceptable() > acceptable_before {
-                request.items.messages += 1;
-            }
         }
         (request.items.items > 0).then_some(request)
     }
@@ -477,15 +469,6 @@ mod tests {
         let first = grouped.request(Pass::First, 0).unwrap();
         assert!(first.body.contains("loadgen-00000") && first.body.contains("loadgen-00001"));
         assert!(!first.body.contains("loadgen-00002"));
-        let clean = Shape {
-            bad_ratio: 0.0,
-            late_ratio: 0.0,
-            ..grouped.clone()
-        };
-        assert_eq!(
-            totals(&clean, Pass::First).messages,
-            clean.messages() as u64
-        );
         assert_eq!(single.expected_points(), grouped.expected_points());
     }
 
