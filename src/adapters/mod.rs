@@ -4,6 +4,7 @@ pub mod blob;
 pub mod connection_string;
 pub mod cosmos;
 pub mod embedded;
+pub mod point_codec;
 pub mod servicebus;
 pub mod sql;
 pub mod stored_series;

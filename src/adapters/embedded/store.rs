@@ -25,6 +25,12 @@ use crate::pipeline::ports::{
 
 const HOUR_NS: i64 = 3_600_000_000_000;
 
+/// Where the points of hour row `hour` are encoded from: the hour's start, or the earliest
+/// timestamp for the first hour of the range, which starts before it.
+fn hour_base(hour: i64) -> i64 {
+    hour.saturating_mul(HOUR_NS)
+}
+
 /// The rows of one day a merge rewrites: what `prepare` seals and `commit` opens.
 /// It names its own day, so `commit` writes exactly the day `prepare` read.
 struct DayWrites {
@@ -136,8 +142,9 @@ fn read_state(
     .optional()
 }
 
-fn decode_blob(blob: Vec<u8>) -> rusqlite::Result<Vec<Point>> {
-    codec::decode(&blob).map_err(|e| {
+/// The points of the hour row `part` (an absolute UTC hour), stored with `form`.
+fn decode_blob(form: i64, part: i64, blob: &[u8]) -> rusqlite::Result<Vec<Point>> {
+    codec::decode(form, hour_base(part), blob).map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Blob, e.into())
     })
 }
@@ -148,14 +155,13 @@ fn read_part(
     part: i64,
 ) -> rusqlite::Result<Option<(i64, Vec<Point>)>> {
     tx.prepare_cached(
-        "SELECT version, points FROM day_part WHERE series = ?1 AND day = ?2 AND part = ?3",
+        "SELECT version, codec, points FROM day_part WHERE series = ?1 AND day = ?2 AND part = ?3",
     )?
     .query_row(params![key.series, key.day.to_string(), part], |r| {
-        Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
+        let blob = r.get_ref(2)?.as_blob()?;
+        Ok((r.get::<_, i64>(0)?, decode_blob(r.get(1)?, part, blob)?))
     })
-    .optional()?
-    .map(|(version, blob)| Ok((version, decode_blob(blob)?)))
-    .transpose()
+    .optional()
 }
 
 fn prepare_one(tx: &Connection, day: &DayPoints) -> rusqlite::Result<PreparedMerge> {
@@ -195,17 +201,25 @@ fn commit_one(tx: &Transaction<'_>, merge: &DayWrites, now: i64) -> rusqlite::Re
     let day = merge.key.day.to_string();
     tx.prepare_cached("SAVEPOINT merge_one")?.execute([])?;
     for write in &merge.hours {
-        let blob = codec::encode(&write.points);
+        let blob = codec::encode(hour_base(write.hour), &write.points);
         let applied = match write.expected_version {
             None => tx
                 .prepare_cached(
-                    "INSERT INTO day_part (series, day, part, version, points, written_at)
-                     VALUES (?1, ?2, ?3, 1, ?4, ?5) ON CONFLICT DO NOTHING",
+                    "INSERT INTO day_part (series, day, part, version, points, written_at, codec)
+                     VALUES (?1, ?2, ?3, 1, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
                 )?
-                .execute(params![merge.key.series, day, write.hour, blob, now])?,
+                .execute(params![
+                    merge.key.series,
+                    day,
+                    write.hour,
+                    blob,
+                    now,
+                    codec::TAGGED
+                ])?,
             Some(version) => tx
                 .prepare_cached(
-                    "UPDATE day_part SET points = ?4, version = version + 1, written_at = ?6
+                    "UPDATE day_part SET points = ?4, version = version + 1, written_at = ?6,
+                                         codec = ?7
                      WHERE series = ?1 AND day = ?2 AND part = ?3 AND version = ?5",
                 )?
                 .execute(params![
@@ -214,7 +228,8 @@ fn commit_one(tx: &Transaction<'_>, merge: &DayWrites, now: i64) -> rusqlite::Re
                     write.hour,
                     blob,
                     version,
-                    now
+                    now,
+                    codec::TAGGED
                 ])?,
         };
         if applied == 0 {
@@ -278,11 +293,15 @@ fn read_day(tx: &Connection, key: &SeriesDayKey) -> rusqlite::Result<Option<Stor
     let state = read_state(tx, key)?;
     let mut points = Vec::new();
     let mut stmt = tx.prepare_cached(
-        "SELECT points FROM day_part WHERE series = ?1 AND day = ?2 ORDER BY part",
+        "SELECT part, codec, points FROM day_part WHERE series = ?1 AND day = ?2 ORDER BY part",
     )?;
     let mut rows = stmt.query(params![key.series, key.day.to_string()])?;
     while let Some(row) = rows.next()? {
-        points.extend(decode_blob(row.get(0)?)?);
+        points.extend(decode_blob(
+            row.get(1)?,
+            row.get(0)?,
+            row.get_ref(2)?.as_blob()?,
+        )?);
     }
     if state.is_none() && points.is_empty() {
         return Ok(None);
@@ -464,5 +483,57 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.kind, ErrorKind::Permanent);
         assert!(e.to_string().contains(r#"stored series "a b""#), "{e}");
+    }
+
+    #[tokio::test]
+    async fn an_hour_row_written_before_schema_6_merges_with_new_points() {
+        let (store, _dir) = store();
+        let hour = |h: i64| 491_208 * HOUR_NS + h * HOUR_NS; // 2026-01-14T00:00Z on
+        let point = |ts, value| Point {
+            ts,
+            value,
+            stamp: 7,
+        };
+        // An hour as schema 5 stored it: 24 bytes a point, no codec column yet (default 1).
+        let mut raw = Vec::new();
+        for p in [point(hour(0), 1.5), point(hour(0) + 60_000_000_000, 2.5)] {
+            raw.extend_from_slice(&p.ts.to_le_bytes());
+            raw.extend_from_slice(&p.value.to_bits().to_le_bytes());
+            raw.extend_from_slice(&p.stamp.to_le_bytes());
+        }
+        let key = SeriesDayKey::new(key().series, "2026-01-14".parse().unwrap());
+        let (series, day) = (key.series.to_string(), key.day.to_string());
+        store
+            .db
+            .call("writing a schema-5 row by hand", move |c| {
+                c.execute(
+                    "INSERT INTO day_part (series, day, part, version, points, written_at)
+                     VALUES (?1, ?2, ?3, 1, ?4, 0)",
+                    params![series, day, 491_208, raw],
+                )
+            })
+            .await
+            .unwrap();
+        // A merge into that hour and the next rewrites the first compactly, creates the second.
+        let days = [DayPoints {
+            key: key.clone(),
+            points: vec![point(hour(0) + 120_000_000_000, 3.5), point(hour(1), 4.5)],
+        }];
+        let prepared = store.prepare(&days).await.unwrap();
+        let outcomes = store.commit(&prepared).await.unwrap();
+        assert!(matches!(outcomes[..], [WriteOutcome::Written]));
+        let stored = store.read_days(&[key]).await.unwrap().remove(0).unwrap();
+        let values: Vec<f64> = stored.points.iter().map(|p| p.value).collect();
+        assert_eq!(values, [1.5, 2.5, 3.5, 4.5]);
+        let codecs: Vec<i64> = store
+            .db
+            .call("reading codecs", |c| {
+                c.prepare("SELECT codec FROM day_part ORDER BY part")?
+                    .query_map([], |r| r.get(0))?
+                    .collect()
+            })
+            .await
+            .unwrap();
+        assert_eq!(codecs, [codec::TAGGED, codec::TAGGED]);
     }
 }
