@@ -25,6 +25,12 @@ use crate::pipeline::ports::{
 
 const HOUR_NS: i64 = 3_600_000_000_000;
 
+/// Series-days one transaction reads or writes at most. A batch's merge is many transactions, and
+/// other calls on the shared connection (an ingest's send, above all) wait for one of them, not
+/// for the whole batch: a transaction per series-day would cost a commit each, one per batch made
+/// every request that arrived meanwhile wait for all of it.
+const DAYS_PER_TRANSACTION: usize = 128;
+
 /// Where the points of hour row `hour` are encoded from: the hour's start, or the earliest
 /// timestamp for the first hour of the range, which starts before it.
 fn hour_base(hour: i64) -> i64 {
@@ -322,13 +328,22 @@ fn parse_day(text: String) -> rusqlite::Result<NaiveDate> {
 #[async_trait]
 impl SeriesDayStore for EmbeddedStore {
     async fn prepare(&self, days: &[DayPoints]) -> PortResult<Vec<PreparedMerge>> {
-        let days = days.to_vec();
-        self.db
-            .call("reading series-days to merge", move |c| {
-                let tx = c.transaction()?;
-                days.iter().map(|day| prepare_one(&tx, day)).collect()
-            })
-            .await
+        let mut prepared = Vec::with_capacity(days.len());
+        for slice in days.chunks(DAYS_PER_TRANSACTION) {
+            let slice = slice.to_vec();
+            let read = self
+                .db
+                .call("reading series-days to merge", move |c| {
+                    let tx = c.transaction()?;
+                    slice
+                        .iter()
+                        .map(|day| prepare_one(&tx, day))
+                        .collect::<rusqlite::Result<Vec<_>>>()
+                })
+                .await?;
+            prepared.extend(read);
+        }
+        Ok(prepared)
     }
 
     async fn commit(&self, merges: &[PreparedMerge]) -> PortResult<Vec<WriteOutcome>> {
@@ -340,17 +355,24 @@ impl SeriesDayStore for EmbeddedStore {
             .map(|m| m.writes.open::<DayWrites>())
             .collect::<PortResult<Vec<_>>>()?;
         let now = millis(self.clock.now());
-        self.db
-            .call("writing merged series-days", move |c| {
-                let tx = c.transaction()?;
-                let outcomes = merges
-                    .iter()
-                    .map(|m| commit_one(&tx, m, now))
-                    .collect::<rusqlite::Result<Vec<_>>>()?;
-                tx.commit()?;
-                Ok(outcomes)
-            })
-            .await
+        let mut outcomes = Vec::with_capacity(merges.len());
+        for slice in merges.chunks(DAYS_PER_TRANSACTION) {
+            let slice = slice.to_vec();
+            let written = self
+                .db
+                .call("writing merged series-days", move |c| {
+                    let tx = c.transaction()?;
+                    let outcomes = slice
+                        .iter()
+                        .map(|m| commit_one(&tx, m, now))
+                        .collect::<rusqlite::Result<Vec<_>>>()?;
+                    tx.commit()?;
+                    Ok(outcomes)
+                })
+                .await?;
+            outcomes.extend(written);
+        }
+        Ok(outcomes)
     }
 
     async fn read_states(
