@@ -13,7 +13,7 @@
 //! ```
 //!
 //! Two phases, each on a fresh stack:
-//! 1. W1 (`--series` × `--points`, 10 points per message, in loadgen's W1 shape: every series in
+//! 1. W1 (`--series` × `--points`, 10 points of each series at a time, in loadgen's W1 shape: every series in
 //!    each request unless `--series-per-request` says otherwise) through loadgen, processed,
 //!    then the day's summaries: RU per observation (processing, and with the summaries), 429
 //!    share, goodput (share of the provisioned RU/s spent on successful work while processing),
@@ -188,7 +188,7 @@ async fn report(args: Args) {
     let n = observations as f64;
     println!();
     println!(
-        "W1: {} series x {} points, 10 points per message, {} series per request: {} requests, {observations} observations accepted, {} rejected, errors {:?}",
+        "W1: {} series x {} points, 10 points of each series at a time, {} series per request: {} requests, {observations} observations accepted, {} rejected, errors {:?}",
         args.series,
         args.points,
         args.series_per_request.unwrap_or(args.series),

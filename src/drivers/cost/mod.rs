@@ -30,18 +30,19 @@ const EVENTIDE_ROWS_PER_EXECUTION: f64 = 1.0;
 #[derive(clap::Args, Debug, Clone)]
 pub struct CostArgs {
     /// Cosmos DB RU per observation, as measured: W1 through the emulated Azure stack, its
-    /// processing (0.139) and its summaries (0.401) together, with the day log (docs/backends.md).
-    #[arg(long, default_value_t = 0.540)]
+    /// processing (0.096) and its summaries (0.302) together, with the day log (docs/backends.md).
+    #[arg(long, default_value_t = 0.398)]
     pub ru_per_observation: f64,
-    /// Service Bus operations per observation (docs/backends.md: 0.2014 on W1).
-    #[arg(long, default_value_t = 0.20)]
+    /// Service Bus billed operations per observation (docs/backends.md: 0.0042 on W1, whose
+    /// requests ingest packs into 62 KiB chunks of many series).
+    #[arg(long, default_value_t = 0.0042)]
     pub servicebus_ops_per_observation: f64,
     /// Observations per ingest request (10: a request per message; W1 as loadgen sends it now
     /// carries 1,000 series × 10 points).
     #[arg(long, default_value_t = 10.0)]
     pub observations_per_request: f64,
-    /// Observations per queue message (W1: 10).
-    #[arg(long, default_value_t = 10.0)]
+    /// Observations per queue message (W1: 1,440,000 in 1,101 messages).
+    #[arg(long, default_value_t = 1_308.0)]
     pub observations_per_message: f64,
     /// Queue messages per `process` execution (host.json `maxMessageBatchSize`: 100).
     #[arg(long, default_value_t = 100.0)]
@@ -239,11 +240,11 @@ mod tests {
     fn the_designs_differ_where_the_seed_design_did_more_work() {
         let args = defaults();
         let (ours, seed) = (args.eventide(), args.seed());
-        // W1: 0.1 ingest + 0.001 process executions per observation, against 0.1 + 2.
-        assert!((ours.executions - 0.101).abs() < 1e-12);
+        // W1: 0.1 ingest + 1/130,800 process executions per observation, against 0.1 + 2.
+        assert!((ours.executions - (0.1 + 1.0 / 130_800.0)).abs() < 1e-12);
         assert!((seed.executions - 2.1).abs() < 1e-12);
         assert_eq!(seed.request_units, 445.0);
-        assert_eq!(ours.request_units, 0.540);
+        assert_eq!(ours.request_units, 0.398);
         let estimate = estimate(defaults()).unwrap();
         assert!(estimate.ratio > 1.0);
     }
