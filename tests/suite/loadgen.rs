@@ -134,6 +134,32 @@ async fn a_clean_run_sends_every_point_once_and_the_table_equals_the_workload() 
     assert_ground_truth(&args.shape(), &summaries(&app).await);
 }
 
+/// `--build-first` changes when the bodies are built, not what is sent: with bad items and a
+/// second pass of duplicates and corrections, both runs send the same items and the target
+/// ends on the same table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_built_first_are_the_bodies_built_on_the_way() {
+    let troubled = |base: &str, build_first: bool| LoadgenArgs {
+        bad_ratio: 0.1,
+        duplicate_ratio: 0.2,
+        correction_ratio: 0.2,
+        build_first,
+        ..args(base)
+    };
+    let mut runs = Vec::new();
+    for build_first in [false, true] {
+        let app = spawn().await;
+        let args = troubled(&app.base, build_first);
+        let report = run(&app, args.clone()).await;
+        assert_ground_truth(&args.shape(), &summaries(&app).await);
+        runs.push(report);
+    }
+    let counts = |r: &Report| (r.requests, r.sent, r.accepted, r.rejected, r.segments.len());
+    assert_eq!(counts(&runs[0]), counts(&runs[1]));
+    assert!(runs[1].sent.bad > 0 && runs[1].sent.corrections > 0);
+    assert_eq!(runs[1].segments.len(), 2, "a first and a second pass");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_items_are_rejected_and_counted_as_the_target_counts_them() {
     let app = spawn().await;
