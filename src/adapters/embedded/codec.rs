@@ -32,6 +32,18 @@ pub fn decode(codec: i64, base: i64, bytes: &[u8]) -> Result<Vec<Point>, String>
     }
 }
 
+/// Points as rows written before schema 6 hold them: what tests put in place of such a row.
+#[cfg(test)]
+pub fn encode_raw(points: &[Point]) -> Vec<u8> {
+    let mut raw = Vec::with_capacity(points.len() * RAW_POINT_BYTES);
+    for p in points {
+        raw.extend_from_slice(&p.ts.to_le_bytes());
+        raw.extend_from_slice(&p.value.to_bits().to_le_bytes());
+        raw.extend_from_slice(&p.stamp.to_le_bytes());
+    }
+    raw
+}
+
 fn decode_raw(bytes: &[u8]) -> Result<Vec<Point>, String> {
     if !bytes.len().is_multiple_of(RAW_POINT_BYTES) {
         return Err(format!(
@@ -87,12 +99,7 @@ mod tests {
     #[test]
     fn rows_written_before_schema_6_still_decode() {
         let points = points();
-        let mut raw = Vec::new();
-        for p in &points {
-            raw.extend_from_slice(&p.ts.to_le_bytes());
-            raw.extend_from_slice(&p.value.to_bits().to_le_bytes());
-            raw.extend_from_slice(&p.stamp.to_le_bytes());
-        }
+        let raw = encode_raw(&points);
         assert_eq!(decode(RAW, 0, &raw).unwrap(), points);
         assert!(decode(RAW, 0, &[0; 25]).is_err());
         assert!(decode(3, 0, &raw).is_err());

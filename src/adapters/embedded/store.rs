@@ -65,6 +65,38 @@ impl EmbeddedStore {
         Self { db, clock }
     }
 
+    /// Runs `each` on every item, [`DAYS_PER_TRANSACTION`] items to a committed transaction,
+    /// one call on the shared connection per slice; the results in item order.
+    async fn in_slices<I, O>(
+        &self,
+        context: &'static str,
+        items: Vec<I>,
+        each: impl Fn(&Transaction<'_>, &I) -> rusqlite::Result<O> + Clone + Send + 'static,
+    ) -> PortResult<Vec<O>>
+    where
+        I: Clone + Send + 'static,
+        O: Send + 'static,
+    {
+        let mut results = Vec::with_capacity(items.len());
+        for slice in items.chunks(DAYS_PER_TRANSACTION) {
+            let (slice, each) = (slice.to_vec(), each.clone());
+            let done = self
+                .db
+                .call(context, move |c| {
+                    let tx = c.transaction()?;
+                    let done = slice
+                        .iter()
+                        .map(|item| each(&tx, item))
+                        .collect::<rusqlite::Result<Vec<_>>>()?;
+                    tx.commit()?;
+                    Ok(done)
+                })
+                .await?;
+            results.extend(done);
+        }
+        Ok(results)
+    }
+
     /// The embedded TTL: deletes the days the expiry covers. Like Cosmos DB's TTL it counts
     /// from the last write, so a day that still receives data is kept; unlike it, it also
     /// counts from the day's end, so a day written early (say, a forecast) is kept until it
@@ -328,22 +360,10 @@ fn parse_day(text: String) -> rusqlite::Result<NaiveDate> {
 #[async_trait]
 impl SeriesDayStore for EmbeddedStore {
     async fn prepare(&self, days: &[DayPoints]) -> PortResult<Vec<PreparedMerge>> {
-        let mut prepared = Vec::with_capacity(days.len());
-        for slice in days.chunks(DAYS_PER_TRANSACTION) {
-            let slice = slice.to_vec();
-            let read = self
-                .db
-                .call("reading series-days to merge", move |c| {
-                    let tx = c.transaction()?;
-                    slice
-                        .iter()
-                        .map(|day| prepare_one(&tx, day))
-                        .collect::<rusqlite::Result<Vec<_>>>()
-                })
-                .await?;
-            prepared.extend(read);
-        }
-        Ok(prepared)
+        self.in_slices("reading series-days to merge", days.to_vec(), |tx, day| {
+            prepare_one(tx, day)
+        })
+        .await
     }
 
     async fn commit(&self, merges: &[PreparedMerge]) -> PortResult<Vec<WriteOutcome>> {
@@ -355,24 +375,10 @@ impl SeriesDayStore for EmbeddedStore {
             .map(|m| m.writes.open::<DayWrites>())
             .collect::<PortResult<Vec<_>>>()?;
         let now = millis(self.clock.now());
-        let mut outcomes = Vec::with_capacity(merges.len());
-        for slice in merges.chunks(DAYS_PER_TRANSACTION) {
-            let slice = slice.to_vec();
-            let written = self
-                .db
-                .call("writing merged series-days", move |c| {
-                    let tx = c.transaction()?;
-                    let outcomes = slice
-                        .iter()
-                        .map(|m| commit_one(&tx, m, now))
-                        .collect::<rusqlite::Result<Vec<_>>>()?;
-                    tx.commit()?;
-                    Ok(outcomes)
-                })
-                .await?;
-            outcomes.extend(written);
-        }
-        Ok(outcomes)
+        self.in_slices("writing merged series-days", merges, move |tx, merge| {
+            commit_one(tx, merge, now)
+        })
+        .await
     }
 
     async fn read_states(
@@ -517,12 +523,7 @@ mod tests {
             stamp: 7,
         };
         // An hour as schema 5 stored it: 24 bytes a point, no codec column yet (default 1).
-        let mut raw = Vec::new();
-        for p in [point(hour(0), 1.5), point(hour(0) + 60_000_000_000, 2.5)] {
-            raw.extend_from_slice(&p.ts.to_le_bytes());
-            raw.extend_from_slice(&p.value.to_bits().to_le_bytes());
-            raw.extend_from_slice(&p.stamp.to_le_bytes());
-        }
+        let raw = codec::encode_raw(&[point(hour(0), 1.5), point(hour(0) + 60_000_000_000, 2.5)]);
         let key = SeriesDayKey::new(key().series, "2026-01-14".parse().unwrap());
         let (series, day) = (key.series.to_string(), key.day.to_string());
         store
