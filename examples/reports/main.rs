@@ -5,7 +5,7 @@
 //! cargo run --release --example reports -- cosmos_ru [--series N ...]   # Cosmos DB RU and goodput
 //! cargo run --release --example reports -- handler_figures             # the custom handler
 //! cargo run --release --example reports -- servicebus_ops [--series N]  # Service Bus operations
-//! cargo run --release --example reports -- sink_bench [SERIES POINTS]   # the SQL sinks
+//! cargo run --release --example reports -- sink_bench [--series N ...]  # the SQL sinks
 //! cargo run --release --example reports -- telemetry_bytes [SERIES...]  # telemetry per message
 //! cargo run --release --example reports -- w1_vs_batch [--series N ...] # W1 vs the batch design
 //! ```
@@ -18,6 +18,7 @@ mod azure_stack;
 mod cosmos_ru;
 mod flags;
 mod handler_figures;
+mod rounds;
 mod servicebus_ops;
 mod sink_bench;
 mod telemetry_bytes;

@@ -4,14 +4,19 @@
 //!
 //! ```sh
 //! EVENTIDE_TEST_POSTGRES=postgres://user:pw@127.0.0.1/db \
-//!   cargo run --release --example reports -- sink_bench [SERIES POINTS]
+//!   cargo run --release --example reports -- sink_bench [--series N] [--points N] [--rounds N]
 //! ```
-//! Defaults: 10,000 series-days of 1,440 points. The documents live in a temporary embedded
-//! database; each PostgreSQL run writes into a fresh schema of its own, dropped afterwards.
+//! Defaults: 10,000 series-days of 1,440 points, 3 rounds. The documents live in a temporary
+//! embedded database; each PostgreSQL run writes into a fresh schema of its own, dropped
+//! afterwards. A round reads the documents, then runs the whole end of day into SQLite and into
+//! PostgreSQL, each sink emptied first so that every row is written; the shares are taken within
+//! their round and summed up by their medians.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::flags::{self, Flag};
+use crate::rounds::median;
 use anyhow::Context;
 use chrono::{NaiveDate, TimeZone, Utc};
 use eventide::adapters::embedded::Embedded;
@@ -21,6 +26,7 @@ use eventide::app::{App, Driver};
 use eventide::domain::series::SeriesId;
 use eventide::domain::series_day::{DayState, Point, Revision, SeriesDayKey};
 use eventide::domain::stats::SummaryRow;
+use eventide::pipeline::Pipeline;
 use eventide::pipeline::clock::ManualClock;
 use eventide::pipeline::ports::{DayPoints, SeriesDayStore, StateWrite, SummarySink};
 use eventide::pipeline::summarize::DaySummaryReport;
@@ -29,11 +35,45 @@ use sqlx::{AssertSqlSafe, Executor};
 
 const BATCH: usize = 256;
 
+/// The knobs of the report.
+struct Options {
+    series: usize,
+    points: usize,
+    rounds: usize,
+}
+
+fn options(argv: Vec<String>) -> Options {
+    let mut options = Options {
+        series: 10_000,
+        points: 1_440,
+        rounds: 3,
+    };
+    for Flag { name, value } in flags::numbers(argv) {
+        let value = value as usize;
+        match name.as_str() {
+            "--series" => options.series = value,
+            "--points" => options.points = value,
+            "--rounds" => options.rounds = value.max(1),
+            other => flags::unknown(other, "--series, --points, --rounds"),
+        }
+    }
+    options
+}
+
+/// The end-of-day rates of one round (series-days per second), measured one after another.
+struct Round {
+    read_only: f64,
+    into_sqlite: f64,
+    into_postgres: f64,
+}
+
 #[tokio::main]
 pub async fn run(argv: Vec<String>) -> anyhow::Result<()> {
-    let mut args = argv.into_iter();
-    let series: usize = args.next().map_or(Ok(10_000), |a| a.parse())?;
-    let points: usize = args.next().map_or(Ok(1_440), |a| a.parse())?;
+    let Options {
+        series,
+        points,
+        rounds,
+    } = options(argv);
     let url = std::env::var("EVENTIDE_TEST_POSTGRES").context(
         "set EVENTIDE_TEST_POSTGRES to a PostgreSQL URL (scripts/lib/postgres.sh starts one)",
     )?;
@@ -54,28 +94,6 @@ pub async fn run(argv: Vec<String>) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
 
-    // Reading the documents only, in the batches the end of day uses.
-    let keys = embedded.store.series_of_day(day).await?;
-    let mut read_points = 0;
-    let started = Instant::now();
-    for batch in keys.chunks(BATCH) {
-        for stored in embedded.store.read_days(batch).await?.into_iter().flatten() {
-            read_points += stored.points.len();
-        }
-    }
-    let read_only = rate(keys.len(), started.elapsed());
-    assert_eq!(read_points, series * points);
-
-    // The whole end of day (read, compute, upsert) into the embedded SQLite table.
-    let pipeline = app.pipeline.clone();
-    let started = Instant::now();
-    let DaySummaryReport {
-        computed, written, ..
-    } = pipeline.summarize_day(day).await?;
-    let into_sqlite = rate(computed, started.elapsed());
-    assert_eq!((computed, written), (series, series));
-
-    // The same into PostgreSQL.
     let connect: PgConnectOptions = url.parse()?;
     let admin = PgPoolOptions::new()
         .max_connections(1)
@@ -94,32 +112,77 @@ pub async fn run(argv: Vec<String>) -> anyhow::Result<()> {
         inner: Arc::new(sink.clone()),
         spent: std::sync::Mutex::new(Duration::ZERO),
     });
+    let pipeline = app.pipeline.clone();
     let mut to_postgres = pipeline.clone();
     to_postgres.ports.sink = timed.clone();
-    let started = Instant::now();
-    let DaySummaryReport {
-        computed, written, ..
-    } = to_postgres.summarize_day(day).await?;
-    let took = started.elapsed();
-    let into_postgres = rate(computed, took);
-    assert_eq!((computed, written), (series, series));
-    let in_sink = *timed.spent.lock().unwrap();
 
-    println!("\nend of day, {series} series-days × {points} points (series-days per second):");
-    println!("  read documents only          {read_only:>10.0}");
     println!(
-        "  full job into SQLite         {into_sqlite:>10.0}  ({:.2} of read-only)",
-        into_sqlite / read_only
+        "\nend of day, {series} series-days × {points} points, in batches of {BATCH} (series-days per second):"
+    );
+    let mut measured = Vec::new();
+    for round in 1..=rounds {
+        // Reading the documents only, in the batches the end of day uses.
+        let keys = embedded.store.series_of_day(day).await?;
+        let mut read_points = 0;
+        let started = Instant::now();
+        for batch in keys.chunks(BATCH) {
+            for stored in embedded.store.read_days(batch).await?.into_iter().flatten() {
+                read_points += stored.points.len();
+            }
+        }
+        let read_only = rate(keys.len(), started.elapsed());
+        assert_eq!(read_points, series * points);
+
+        // The whole end of day (read, compute, upsert) into the embedded SQLite table.
+        embedded
+            .db
+            .call("emptying the summary table", |c| {
+                c.execute("DELETE FROM daily_summary", [])
+            })
+            .await?;
+        let into_sqlite = rate(series, end_of_day(&pipeline, day, series).await?);
+
+        // The same into PostgreSQL.
+        admin
+            .execute(AssertSqlSafe(format!(
+                "TRUNCATE \"{schema}\".daily_summary"
+            )))
+            .await?;
+        *timed.spent.lock().unwrap() = Duration::ZERO;
+        let took = end_of_day(&to_postgres, day, series).await?;
+        let into_postgres = rate(series, took);
+        let in_sink = *timed.spent.lock().unwrap();
+
+        println!(
+            "  round {round}: read only {read_only:>6.0}   into SQLite {into_sqlite:>6.0} ({:.2})   into PostgreSQL {into_postgres:>6.0} ({:.2}), {:.2} s of {:.2} s waiting for PostgreSQL",
+            into_sqlite / read_only,
+            into_postgres / read_only,
+            in_sink.as_secs_f64(),
+            took.as_secs_f64()
+        );
+        measured.push(Round {
+            read_only,
+            into_sqlite,
+            into_postgres,
+        });
+    }
+    let median_of = |f: &dyn Fn(&Round) -> f64| median(measured.iter().map(f).collect());
+    println!("medians of {rounds} rounds (each share within its round):");
+    println!(
+        "  read documents only          {:>10.0}",
+        median_of(&|r| r.read_only)
     );
     println!(
-        "  full job into PostgreSQL     {into_postgres:>10.0}  ({:.2} of read-only)",
-        into_postgres / read_only
+        "  full job into SQLite         {:>10.0}  ({:.2} of read-only)",
+        median_of(&|r| r.into_sqlite),
+        median_of(&|r| r.into_sqlite / r.read_only)
     );
     println!(
-        "    of which waiting for PostgreSQL: {:.2} s of {:.2} s",
-        in_sink.as_secs_f64(),
-        took.as_secs_f64()
+        "  full job into PostgreSQL     {:>10.0}  ({:.2} of read-only)",
+        median_of(&|r| r.into_postgres),
+        median_of(&|r| r.into_postgres / r.read_only)
     );
+    println!();
 
     // The sink alone, on the rows just computed, against COPY of the same rows.
     let rows = pipeline.ports.sink.read(None, Some(day)).await?;
@@ -200,6 +263,25 @@ pub async fn run(argv: Vec<String>) -> anyhow::Result<()> {
 
 fn rate(n: usize, took: Duration) -> f64 {
     n as f64 / took.as_secs_f64()
+}
+
+/// Runs the whole end of day through `pipeline` into its sink, which holds none of the day's
+/// rows yet, and says how long it took.
+async fn end_of_day(
+    pipeline: &Pipeline,
+    day: NaiveDate,
+    series: usize,
+) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    let DaySummaryReport {
+        computed, written, ..
+    } = pipeline.summarize_day(day).await?;
+    let took = started.elapsed();
+    anyhow::ensure!(
+        (computed, written) == (series, series),
+        "computed {computed} and wrote {written} of {series} series-days"
+    );
+    Ok(took)
 }
 
 /// Writes `series` days of `points` points each straight into the embedded store.

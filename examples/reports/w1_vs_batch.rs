@@ -25,6 +25,7 @@
 //! taken within its round, and the report ends with the medians over the rounds (3 by default).
 
 use crate::flags::{self, Flag};
+use crate::rounds::median;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
@@ -162,16 +163,6 @@ pub async fn run(argv: Vec<String>) -> anyhow::Result<()> {
         median_of(&|r| r.w1 / r.w60)
     );
     Ok(())
-}
-
-/// The middle value (the mean of the two middle ones for an even count).
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let mid = values.len() / 2;
-    match values.len() % 2 {
-        0 => (values[mid - 1] + values[mid]) / 2.0,
-        _ => values[mid],
-    }
 }
 
 /// The loadgen's arguments for a run at `points_per_message` against `target`.

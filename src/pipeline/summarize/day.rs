@@ -2,14 +2,20 @@
 //! summarized now, whatever is scheduled, and a series whose row can never be written is
 //! reported rather than keeping the others from being written.
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
+use futures::{StreamExt, stream};
 
 use crate::domain::series_day::SeriesDayKey;
 use crate::domain::stats::SummaryRow;
 
 use super::isolation::DayRead;
 use crate::pipeline::Pipeline;
-use crate::pipeline::ports::PortResult;
+use crate::pipeline::ports::{PortError, PortResult};
+
+/// Batches in flight in each stage of a manual run. Four lets the reading go on while a write
+/// waits for a commit to reach the disk, for at most four batches of read days held in memory
+/// (about 9 MB each at 256 days of 1,440 points); two left the store idle behind such writes.
+const STAGE_DEPTH: usize = 4;
 
 /// What a manual run of one day did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -43,71 +49,63 @@ impl Pipeline {
     /// runs). Rows are still guarded by revision, so this never replaces newer data; the day
     /// states are left alone.
     ///
-    /// Batch by batch, the next batch is read and computed while the rows of the one before are
-    /// written: a remote sink's round trips then overlap the reading instead of following it.
+    /// The batches flow through three stages at once: the store reads one batch while the one
+    /// before is computed on the blocking pool and the rows before that are written. Computing
+    /// off the async task matters: a sink's replies are then handled as they arrive instead of
+    /// waiting for a batch's statistics, and the store is kept busy, since reading is the
+    /// stage every sink waits for.
     pub async fn summarize_day(&self, day: NaiveDate) -> PortResult<DaySummaryReport> {
         let now = self.ports.clock.now();
         let keys = self.ports.store.series_of_day(day).await?;
+        let mut written = stream::iter(keys.chunks(self.settings.summarize_batch.max(1)))
+            .map(|batch| self.compute_batch(batch, now))
+            .buffered(STAGE_DEPTH)
+            .map(|computed| async move { self.write_batch(computed?).await })
+            .buffered(STAGE_DEPTH);
         let mut report = DaySummaryReport::default();
-        let mut pending: Option<ComputedBatch> = None;
-        for batch in keys.chunks(self.settings.summarize_batch.max(1)) {
-            let computed = match pending.take() {
-                None => self.compute_batch(batch, now).await?,
-                Some(previous) => {
-                    let (computed, written) = tokio::join!(
-                        self.compute_batch(batch, now),
-                        self.write_batch(previous, &mut report)
-                    );
-                    written?;
-                    computed?
-                }
-            };
-            pending = Some(computed);
-        }
-        if let Some(last) = pending {
-            self.write_batch(last, &mut report).await?;
+        while let Some(part) = written.next().await {
+            report.add(part?);
         }
         Ok(report)
     }
 
-    /// Reads a batch of series-days and computes their rows.
+    /// Reads a batch of series-days and computes their rows on the blocking pool.
     async fn compute_batch(
         &self,
         batch: &[SeriesDayKey],
-        now: chrono::DateTime<chrono::Utc>,
+        now: DateTime<Utc>,
     ) -> PortResult<ComputedBatch> {
-        let mut computed = ComputedBatch {
-            rows: Vec::new(),
-            refused: Vec::new(),
-        };
-        for (key, day) in batch.iter().zip(self.read_days(batch).await?) {
-            match day {
-                DayRead::Stored(day) => {
-                    computed
-                        .rows
-                        .extend(SummaryRow::of_day(&day.key, &day.points, now))
+        let days = self.read_days(batch).await?;
+        let keys = batch.to_vec();
+        tokio::task::spawn_blocking(move || {
+            let mut computed = ComputedBatch {
+                rows: Vec::new(),
+                refused: Vec::new(),
+            };
+            for (key, day) in keys.into_iter().zip(days) {
+                match day {
+                    DayRead::Stored(day) => {
+                        computed
+                            .rows
+                            .extend(SummaryRow::of_day(&day.key, &day.points, now))
+                    }
+                    DayRead::Missing => {}
+                    DayRead::Unreadable(reason) => computed.refused.push(RefusedDay {
+                        key,
+                        reason: format!("the stored series-day cannot be read: {reason}"),
+                    }),
                 }
-                DayRead::Missing => {}
-                DayRead::Unreadable(reason) => computed.refused.push(RefusedDay {
-                    key: key.clone(),
-                    reason: format!("the stored series-day cannot be read: {reason}"),
-                }),
             }
-        }
-        Ok(computed)
+            computed
+        })
+        .await
+        .map_err(|e| PortError::transient("computing a batch of daily statistics", e))
     }
 
-    /// Writes a computed batch and adds what happened to `report`.
-    async fn write_batch(
-        &self,
-        batch: ComputedBatch,
-        report: &mut DaySummaryReport,
-    ) -> PortResult<()> {
+    /// Writes a computed batch and reports what happened to it.
+    async fn write_batch(&self, batch: ComputedBatch) -> PortResult<DaySummaryReport> {
         let ComputedBatch { rows, mut refused } = batch;
         let outcome = self.write_rows(&rows).await?;
-        report.computed += rows.len();
-        report.written += outcome.written;
-        report.out_of_range += outcome.out_of_range;
         refused.extend(
             outcome
                 .refused
@@ -118,7 +116,21 @@ impl Pipeline {
                 }),
         );
         refused.sort_by(|a, b| a.key.cmp(&b.key));
-        report.refused.extend(refused);
-        Ok(())
+        Ok(DaySummaryReport {
+            computed: rows.len(),
+            written: outcome.written,
+            out_of_range: outcome.out_of_range,
+            refused,
+        })
+    }
+}
+
+impl DaySummaryReport {
+    /// Adds what happened to a later batch; batches are in key order, so `refused` stays sorted.
+    fn add(&mut self, batch: DaySummaryReport) {
+        self.computed += batch.computed;
+        self.written += batch.written;
+        self.out_of_range += batch.out_of_range;
+        self.refused.extend(batch.refused);
     }
 }
