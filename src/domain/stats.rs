@@ -165,26 +165,24 @@ struct CompensatedSum {
 /// Running sums of a [`CompensatedSum`].
 const LANES: usize = 4;
 
+/// `f` of every point, [`LANES`] points at a time; lanes past the last point are 0.
+fn in_lanes(points: &[Point], f: impl Fn(&Point) -> f64) -> impl Iterator<Item = [f64; LANES]> {
+    points
+        .chunks(LANES)
+        .map(move |chunk| std::array::from_fn(|i| chunk.get(i).map_or(0.0, &f)))
+}
+
 impl CompensatedSum {
-    /// The compensated sum of `values`.
-    fn of(values: impl ExactSizeIterator<Item = f64>) -> f64 {
+    /// The compensated sum of `f` over `points`.
+    fn of(points: &[Point], f: impl Fn(&Point) -> f64) -> f64 {
         let mut sum = CompensatedSum::default();
-        sum.extend(values);
+        for xs in in_lanes(points, f) {
+            sum.add(xs);
+        }
         sum.total()
     }
 
-    /// Adds `values`, dealt round-robin to the lanes.
-    fn extend(&mut self, mut values: impl ExactSizeIterator<Item = f64>) {
-        while values.len() >= LANES {
-            self.add(std::array::from_fn(|_| values.next().unwrap_or(0.0)));
-        }
-        let mut rest = [0.0; LANES];
-        for (slot, v) in rest.iter_mut().zip(values) {
-            *slot = v;
-        }
-        self.add(rest);
-    }
-
+    /// Adds one value to each lane.
     fn add(&mut self, xs: [f64; LANES]) {
         for ((sum, compensation), x) in self.sums.iter_mut().zip(&mut self.compensations).zip(xs) {
             let t = *sum + x;
@@ -292,20 +290,22 @@ impl Moments {
     /// results are scaled back; one that does not fit `f64` is `None`.
     fn compute(points: &[Point], min: f64, max: f64) -> Moments {
         let exponent = scale_exponent(min.abs().max(max.abs()));
-        let scaled = || {
-            points
-                .iter()
-                .map(|p| times_power_of_two(p.value, -exponent))
-        };
+        let scaled = |p: &Point| times_power_of_two(p.value, -exponent);
         let count = points.len();
-        let total = CompensatedSum::of(scaled());
+        let total = CompensatedSum::of(points, scaled);
         let mean = total / count as f64;
         let stddev = (count >= 2).then(|| {
-            let squares = CompensatedSum::of(scaled().map(|v| (v - mean) * (v - mean)));
-            let deviations = CompensatedSum::of(scaled().map(|v| v - mean));
+            let mut squares = CompensatedSum::default();
+            let mut deviations = CompensatedSum::default();
+            // Lanes past the last point hold a deviation of 0, which adds nothing to either.
+            for d in in_lanes(points, |p| scaled(p) - mean) {
+                squares.add(d.map(|d| d * d));
+                deviations.add(d);
+            }
             // The second term corrects for the rounding error left in `mean`.
             let n = count as f64;
-            let variance = (squares - deviations * deviations / n) / (n - 1.0);
+            let variance =
+                (squares.total() - deviations.total() * deviations.total() / n) / (n - 1.0);
             variance.max(0.0).sqrt()
         });
         let unscale = |x: f64| Some(times_power_of_two(x, exponent)).filter(|x| x.is_finite());
@@ -523,7 +523,10 @@ mod tests {
                 .chain(values.iter().map(|&v| v as f64))
                 .chain(std::iter::once(-big))
                 .collect();
-            prop_assert_eq!(CompensatedSum::of(floats.into_iter()), values.iter().sum::<i64>() as f64);
+            prop_assert_eq!(
+                CompensatedSum::of(&points(&floats), |p| p.value),
+                values.iter().sum::<i64>() as f64
+            );
         }
     }
 }

@@ -74,12 +74,18 @@ impl EmbeddedStore {
         each: impl Fn(&Transaction<'_>, &I) -> rusqlite::Result<O> + Clone + Send + 'static,
     ) -> PortResult<Vec<O>>
     where
-        I: Clone + Send + 'static,
+        I: Send + 'static,
         O: Send + 'static,
     {
         let mut results = Vec::with_capacity(items.len());
-        for slice in items.chunks(DAYS_PER_TRANSACTION) {
-            let (slice, each) = (slice.to_vec(), each.clone());
+        let mut items = items.into_iter();
+        loop {
+            // Moved out, not copied: the items may be whole days of points.
+            let slice: Vec<I> = items.by_ref().take(DAYS_PER_TRANSACTION).collect();
+            if slice.is_empty() {
+                break;
+            }
+            let each = each.clone();
             let done = self
                 .db
                 .call(context, move |c| {

@@ -345,7 +345,7 @@ impl PostgresSink {
     ///
     /// A lane of one statement runs it alone, since a statement is its own transaction: one
     /// round trip instead of three (`BEGIN`, the statement, `COMMIT`). The end of day's batches
-    /// of 256 rows are four statements, so that is what its lanes usually hold.
+    /// of 256 rows are four statements when series names are about 20 bytes long, one a lane.
     async fn upsert_lane(&self, lane: &[&[&SummaryRow]]) -> Result<u64, sqlx::Error> {
         let upsert = |chunk: &[&SummaryRow]| {
             Columns::from_rows(chunk)
